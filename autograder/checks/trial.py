@@ -1,0 +1,112 @@
+"""`t`, the one argument of every check: the student's code, the reference,
+seeded inputs, and the assertions, with the machinery kept out of sight."""
+
+from __future__ import annotations
+
+import torch
+
+from autograder.checks import compare, gradients
+from autograder.checks.failures import CheckFailed
+from autograder.checks.tape import ReferenceProxy, Tape
+
+
+class Trial:
+    def __init__(self, session, reference: ReferenceProxy, tape: Tape, seed: int):
+        self.session = session
+        self.student = session.student
+        self.reference = reference
+        self.tape = tape
+        self.generator = torch.Generator().manual_seed(seed)
+
+    # --- inputs (recorded in public bundles, so a replay sees the same ones) ---
+
+    def randn(self, *shape: int, dtype: torch.dtype = torch.float64, scale: float = 1.0, away_from_zero: float = 0.0):
+        """Normal samples; with away_from_zero=m every |x| >= m, keeping inputs off a kink at 0."""
+        spec = {"fn": "randn", "shape": list(shape), "dtype": str(dtype), "scale": scale, "away": away_from_zero}
+
+        def produce():
+            x = torch.randn(shape, generator=self.generator, dtype=torch.float64) * scale
+            if away_from_zero:
+                x = torch.where(x >= 0, x + away_from_zero, x - away_from_zero)
+            return x.to(dtype)
+
+        return self.tape.draw("input", spec, produce)
+
+    def uniform(self, *shape: int, low: float = 0.0, high: float = 1.0, dtype: torch.dtype = torch.float64):
+        spec = {"fn": "uniform", "shape": list(shape), "dtype": str(dtype), "low": low, "high": high}
+        produce = lambda: (low + (high - low) * torch.rand(shape, generator=self.generator, dtype=torch.float64)).to(dtype)  # noqa: E731
+        return self.tape.draw("input", spec, produce)
+
+    def randint(self, low: int, high: int, *shape: int):
+        spec = {"fn": "randint", "shape": list(shape), "low": low, "high": high}
+        return self.tape.draw("input", spec, lambda: torch.randint(low, high, shape, generator=self.generator))
+
+    # --- the student's process ---
+
+    @property
+    def last_call(self) -> str:
+        return self.session.last_call
+
+    def fixture(self, name: str):
+        """A trusted helper layer (autograder.protocol.fixtures) built inside the worker."""
+        return self.session.fixture(name)
+
+    def put(self, value):
+        """Place value in the student's process and get a handle to it (to see in-place changes)."""
+        return self.session.put(value)
+
+    def fetch(self, handle):
+        return self.session.fetch(handle)
+
+    # --- assertions ---
+
+    def expect_close(self, actual, expected, *, what: str | None = None, dtype=None, rtol=None, atol=None):
+        compare.expect_close(actual, expected, what=what or self.last_call, dtype=dtype, rtol=rtol, atol=atol)
+
+    def expect_equal(self, actual, expected, *, what: str | None = None):
+        compare.expect_equal(actual, expected, what=what or self.last_call)
+
+    def expect(self, condition: bool, message: str, summary: str | None = None):
+        if not condition:
+            raise CheckFailed(message, summary)
+
+    def expect_finite(self, actual, *, what: str | None = None):
+        what = what or self.last_call
+        tensor = compare.expect_tensor(actual, what=what)
+        bad = ~torch.isfinite(tensor)
+        if bad.any():
+            index = tuple(int(i) for i in bad.nonzero()[0])
+            raise CheckFailed(
+                f"{what}: {int(bad.sum())} of {tensor.numel()} values are not finite, "
+                f"e.g. {tensor[index].item()} at index {index}",
+                f"{what}: {int(bad.sum())} of {tensor.numel()} values are not finite",
+            )
+
+    def gradcheck(self, forward, inputs: dict, backward, *, what: str | None = None):
+        """Finite differences of forward(**inputs) against backward(upstream) -> {name: gradient}.
+
+        backward is called once, right after forward at the unperturbed inputs,
+        with a random upstream gradient shaped like the output.
+        """
+        output = compare.expect_tensor(forward(**inputs), what=self.last_call)
+        what = what or self.last_call
+        upstream = self.randn(*output.shape)
+        analytic = backward(upstream)
+        gradients.check_gradients(
+            forward, inputs, analytic, upstream, what=what, random_direction=lambda shape: self.randn(*shape)
+        )
+
+    def expect_inputs_kept(self, method, *inputs: torch.Tensor, what: str | None = None):
+        """Call method(*inputs) with the inputs living in the student's process; they must not change."""
+        handles = [self.put(x) for x in inputs]
+        result = method(*handles)
+        what = what or self.last_call
+        for position, (handle, original) in enumerate(zip(handles, inputs)):
+            after = self.fetch(handle)
+            if not (after.shape == original.shape and torch.equal(after, original)):
+                raise CheckFailed(
+                    f"{what} modified its input #{position + 1} in place (units must not change their inputs); "
+                    f"before: {original.flatten()[:6].tolist()}, after: {after.flatten()[:6].tolist()}",
+                    f"{what} modified its input #{position + 1} in place",
+                )
+        return result

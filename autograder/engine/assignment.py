@@ -1,0 +1,119 @@
+"""An assignment as the engine sees it: its checks, the forbidden APIs of each
+unit, and where expected values come from (the reference, or a recorded bundle)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.checks.registry import CheckList, CheckSpec
+from autograder.checks.tape import ReferenceProxy, ReplayTape, Tape
+
+PUBLIC_CHECKS = "public_checks.py"
+HIDDEN_CHECKS = "hidden_checks.py"
+BUNDLE_DIR = "public_checks"
+BUNDLE_CODE = "checks.py"
+BUNDLE_MANIFEST = "manifest.json"
+
+
+class AssignmentError(Exception):
+    """The assignment's material is missing or broken: grading cannot run."""
+
+
+@dataclass
+class Assignment:
+    name: str
+    checks: list[CheckSpec]
+    forbidden: dict[str, list[str]]  # unit -> forbidden qualified names
+    modules: list[str]  # the student's files (stems), in check order
+    reference_dir: Path | None = None  # None when replaying a bundle
+    recordings: dict[str, list] = field(default_factory=dict)  # check id -> tape entries (bundle)
+    _reference: object = None
+
+    @property
+    def max_score(self) -> float:
+        return sum(spec.points for spec in self.checks)
+
+    def tape_for(self, check_id: str) -> Tape:
+        return ReplayTape(self.recordings[check_id]) if self.reference_dir is None else Tape()
+
+    def reference_root(self, tape: Tape) -> ReferenceProxy:
+        if self.reference_dir is not None and self._reference is None:
+            package = _package_for(self.name, self.reference_dir)
+            namespace = types.SimpleNamespace()
+            for stem in self.modules:
+                setattr(namespace, stem, _import(f"{package}.{stem}", self.reference_dir / f"{stem}.py"))
+            self._reference = namespace
+        return ReferenceProxy(self._reference, "", tape)
+
+
+def load_reference(name: str, reference_dir: Path) -> Assignment:
+    """The full assignment, public and hidden checks, graded against the reference."""
+    if not (reference_dir / PUBLIC_CHECKS).is_file():
+        raise AssignmentError(f"{reference_dir / PUBLIC_CHECKS} not found: is {name!r} an assignment of this course?")
+    package = _package_for(name, reference_dir)
+    public = _import(f"{package}.public_checks", reference_dir / PUBLIC_CHECKS)
+    specs = _specs(public)
+    if (reference_dir / HIDDEN_CHECKS).is_file():
+        specs += _specs(_import(f"{package}.hidden_checks", reference_dir / HIDDEN_CHECKS))
+    return _assemble(name, specs, getattr(public, "FORBIDDEN", {}), reference_dir=reference_dir)
+
+
+def load_bundle(name: str, bundle_dir: Path) -> Assignment:
+    """The public checks only, replayed from a released bundle (no reference needed)."""
+    manifest_path, code_path = bundle_dir / BUNDLE_MANIFEST, bundle_dir / BUNDLE_CODE
+    if not (manifest_path.is_file() and code_path.is_file()):
+        raise AssignmentError(
+            f"no public check bundle in {bundle_dir} (expected {BUNDLE_MANIFEST} and {BUNDLE_CODE}); "
+            f"copy the whole assignments/{name} folder, including {BUNDLE_DIR}/"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("assignment") != name:
+        raise AssignmentError(f"{bundle_dir} holds the checks of {manifest.get('assignment')!r}, not {name!r}")
+    module = _import(f"_autograder_bundle_{name}", code_path)
+    specs = [spec for spec in _specs(module) if spec.id in manifest["recordings"]]
+    assignment = _assemble(name, specs, getattr(module, "FORBIDDEN", {}), reference_dir=None)
+    assignment.recordings = manifest["recordings"]
+    return assignment
+
+
+def _assemble(name, specs, forbidden, reference_dir) -> Assignment:
+    order = {}
+    for spec in specs:  # group by file, then by unit, in order of first appearance
+        order.setdefault(spec.module, {}).setdefault(spec.unit, len(order.get(spec.module, {})))
+    modules = list(order)
+    ranked = sorted(specs, key=lambda s: (modules.index(s.module), order[s.module][s.unit]))
+    return Assignment(name, ranked, dict(forbidden), modules, reference_dir)
+
+
+def _specs(module) -> list[CheckSpec]:
+    return [spec for value in vars(module).values() if isinstance(value, CheckList) for spec in value.specs]
+
+
+def _package_for(name: str, directory: Path) -> str:
+    """A private package over the reference folder, so its files can import each other relatively."""
+    package = f"_autograder_reference_{name}_{hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:8]}"
+    if package not in sys.modules:
+        module = types.ModuleType(package)
+        module.__path__ = [str(directory)]
+        sys.modules[package] = module
+    return package
+
+
+def _import(qualified: str, path: Path):
+    if qualified in sys.modules:
+        return sys.modules[qualified]
+    spec = importlib.util.spec_from_file_location(qualified, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[qualified]
+        raise
+    return module

@@ -1,0 +1,51 @@
+"""The one result model every rendering reads."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+STATUSES = ("passed", "failed", "error", "timeout", "skipped")
+
+
+@dataclass
+class CheckResult:
+    id: str
+    score: float
+    max_score: float
+    status: str
+    message: str
+    visibility: str
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}")
+
+
+@dataclass
+class SubmissionResult:
+    assignment: str
+    student: str
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return _total(c.score for c in self.checks)
+
+    @property
+    def max_score(self) -> float:
+        return _total(c.max_score for c in self.checks)
+
+    def to_dict(self) -> dict:
+        return {
+            "assignment": self.assignment,
+            "student": self.student,
+            "score": self.score,
+            "max_score": self.max_score,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def _total(points) -> float:
+    # Points are sums of quarters and the like; fsum keeps them exact, round hides 1e-16 dust.
+    return round(math.fsum(points), 9)

@@ -1,0 +1,169 @@
+"""Grade one submission: every check in a fresh child of one warm worker.
+
+Before any check runs, each student file is imported once on its own (a broken
+file then costs its units a single clear error, not one time-out per check) and
+scanned statically for forbidden APIs. A check's verdict comes from the first
+thing that went wrong: the file did not import, the unit uses a forbidden API,
+the check's assertions failed, the student's code raised, hung, or killed its
+process. Nothing a check does can touch another check's result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.checks import forbidden
+from autograder.checks.failures import CheckFailed
+from autograder.checks.registry import AUTOGRAD_APIS, CheckSpec
+from autograder.checks.seeds import PUBLIC_STUDENT, check_seed
+from autograder.checks.trial import Trial
+from autograder.engine.assignment import Assignment
+from autograder.engine.results import CheckResult, SubmissionResult
+from autograder.protocol.client import CallTimeout, StudentError, Worker, WorkerFailure
+from autograder.protocol.wire import ProtocolError
+
+log = logging.getLogger("autograder")
+
+IMPORT_TIMEOUT = 10.0
+OUTPUT_SHOWN = 1500
+SOURCE_CAP = 1 << 20
+
+
+@dataclass
+class Verdict:
+    status: str
+    message: str  # may show values: public checks and instructors
+    summary: str  # value-free: what students see of a hidden check
+
+
+def grade(
+    assignment: Assignment,
+    submission: Path,
+    sandbox,
+    student: str,
+    *,
+    visibilities=("public", "hidden"),
+    reveal_hidden: bool = False,
+    on_result=None,
+) -> SubmissionResult:
+    submission = Path(submission).resolve()
+    result = SubmissionResult(assignment.name, student)
+    specs = [spec for spec in assignment.checks if spec.visibility in visibilities]
+    with Worker(sandbox, submission) as worker:
+        broken_files = {m: probe_import(worker, m) for m in assignment.modules if any(s.module == m for s in specs)}
+        banned = scan_forbidden(assignment, submission, specs)
+        for spec in specs:
+            verdict = (
+                broken_files.get(spec.module)
+                or banned.get(spec.unit)
+                or run_check(assignment, spec, worker, student)
+            )
+            shown = verdict.message if spec.visibility == "public" or reveal_hidden else verdict.summary
+            check = CheckResult(
+                id=spec.id,
+                score=spec.points if verdict.status == "passed" else 0.0,
+                max_score=spec.points,
+                status=verdict.status,
+                message=shown,
+                visibility=spec.visibility,
+            )
+            result.checks.append(check)
+            if on_result:
+                on_result(check)
+    return result
+
+
+def probe_import(worker: Worker, module: str) -> Verdict | None:
+    """Import module alone in a fresh child; a Verdict for its checks if that fails."""
+    session = worker.session(seed=0, forbid=[], call_timeout=IMPORT_TIMEOUT, deadline=time.monotonic() + IMPORT_TIMEOUT)
+    try:
+        getattr(session.student, module)
+        return None
+    except WorkerFailure as exc:
+        verdict = failure_verdict(exc)
+    finally:
+        report = session.end()
+    message = f"{module}.py could not be imported, so none of its checks ran: {verdict.message}"
+    return Verdict(verdict.status, with_output(message, report), f"{module}.py could not be imported: {verdict.summary}")
+
+
+def scan_forbidden(assignment: Assignment, submission: Path, specs: list[CheckSpec]) -> dict[str, Verdict]:
+    """unit -> a failing Verdict for every unit whose source names a forbidden API."""
+    verdicts = {}
+    for module in {spec.module for spec in specs}:
+        path = submission / f"{module}.py"
+        try:
+            if path.is_symlink() or path.stat().st_size > SOURCE_CAP:
+                continue
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # the import probe reports what is wrong with the file
+        units = {spec.unit for spec in specs if spec.module == module}
+        rules = {unit.split(".", 1)[1]: assignment.forbidden.get(unit, []) + AUTOGRAD_APIS for unit in units}
+        for name, violations in forbidden.scan_source(source, rules).items():
+            if violations:
+                listed = "; ".join(str(v) for v in violations[:5])
+                text = f"{module}.{name} uses a forbidden API ({listed}); implement it with plain tensor operations"
+                verdicts[f"{module}.{name}"] = Verdict("failed", text, text)
+    return verdicts
+
+
+def run_check(assignment: Assignment, spec: CheckSpec, worker: Worker, student: str, tape=None) -> Verdict:
+    seed = check_seed(student if spec.visibility == "hidden" else PUBLIC_STUDENT, assignment.name, spec.id)
+    forbid = assignment.forbidden.get(spec.unit, []) + AUTOGRAD_APIS
+    session = worker.session(
+        seed=seed, forbid=forbid, call_timeout=spec.call_timeout, deadline=time.monotonic() + spec.timeout
+    )
+    tape = tape or assignment.tape_for(spec.id)
+    verdict = None
+    try:
+        spec.run(Trial(session, assignment.reference_root(tape), tape, seed))
+    except CheckFailed as exc:
+        verdict = Verdict("failed", exc.message, exc.summary)
+    except WorkerFailure as exc:
+        verdict = failure_verdict(exc)
+    except ProtocolError as exc:
+        verdict = Verdict("error", f"protocol error: {exc}", "protocol error")
+    except Exception as exc:  # a bug in the check itself: say so, never blame the student silently
+        log.error("check %s crashed:\n%s", spec.id, traceback.format_exc())
+        verdict = Verdict("error", f"internal error in check {spec.id}: {type(exc).__name__}: {exc}", "internal error")
+    verdict = forbidden_at_runtime(session, spec) or verdict or Verdict("passed", "", "")
+    report = session.end()
+    if verdict.status != "passed":
+        verdict.message = with_output(verdict.message, report)
+    return verdict
+
+
+def forbidden_at_runtime(session, spec: CheckSpec) -> Verdict | None:
+    if session.exit is not None:
+        return None
+    try:
+        found = session.violations()
+    except WorkerFailure:
+        return None
+    if not found:
+        return None
+    text = f"{spec.unit} called a forbidden API: {'; '.join(found[:3])}"
+    return Verdict("failed", text, f"{spec.unit} called a forbidden API")
+
+
+def failure_verdict(exc: WorkerFailure) -> Verdict:
+    if isinstance(exc, StudentError):
+        detail = f"{exc}\n{exc.traceback}".rstrip()
+        return Verdict("error", detail, exc.summary)
+    if isinstance(exc, CallTimeout):
+        return Verdict("timeout", str(exc), str(exc))
+    return Verdict("error", str(exc), str(exc))
+
+
+def with_output(message: str, report: dict) -> str:
+    output = (report.get("output") or "").strip()
+    if not output:
+        return message
+    if len(output) > OUTPUT_SHOWN:
+        output = output[:OUTPUT_SHOWN] + f"\n... ({len(output) - OUTPUT_SHOWN} more characters)"
+    return f"{message}\n--- output of your code ---\n{output}"

@@ -1,0 +1,44 @@
+"""Small trusted layers the grader can build inside the worker, so that a unit
+that combines other units (Sequential) is graded on its own logic, not on the
+student's other layers."""
+
+import torch
+
+
+class Scale:
+    """y = x * factor; factor is a trainable 0-dim parameter."""
+
+    def __init__(self, factor: float):
+        self.factor = torch.tensor(float(factor), dtype=torch.float64)
+        self.dfactor = torch.zeros((), dtype=torch.float64)
+
+    def forward(self, x):
+        self.x = x
+        return x * self.factor
+
+    def backward(self, grad_out):
+        self.dfactor = (grad_out * self.x).sum()
+        return grad_out * self.factor
+
+    def parameters(self):
+        return [self.factor]
+
+    def gradients(self):
+        return [self.dfactor]
+
+
+class Square:
+    """y = x ** 2, no parameters: makes the order of layers matter."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, grad_out):
+        return 2 * self.x * grad_out
+
+    def parameters(self):
+        return []
+
+    def gradients(self):
+        return []

@@ -1,0 +1,433 @@
+"""The worker: the untrusted side of the trust boundary.
+
+Process model (the one place it is written down):
+
+  grader ──stdin/stdout pipes──> zygote ──socketpair──> child (one per check)
+                                   │  <──output pipe─── child's fd 1 and 2
+
+* The zygote is started by a sandbox with the submission directory as its
+  argument. It imports torch once (one thread, so forked children don't hang)
+  and never imports or runs student code itself.
+* For each check the grader sends the zygote a `fork` frame. The zygote forks a
+  child in a process group of its own, connected by a fresh socketpair; the
+  child's stdout/stderr go to a pipe the zygote reads and caps. The child
+  installs the run-time guard for the check's forbidden APIs, seeds its RNGs,
+  then serves requests (import, get, set, call, put, fetch, fixture,
+  violations), importing student modules on demand.
+* The zygote relays frames both ways, parsing each one with the protocol's caps,
+  so a child that sends garbage or too much is killed and cannot corrupt the
+  stream. Frames from the zygote itself carry a "zygote" key; a child frame
+  with that key is a protocol violation.
+* `end` (or the child's death, or a protocol violation) makes the zygote kill
+  the child's whole process group, reap it, and report `exited` with the exit
+  status and the captured output. The zygote is then ready for the next fork.
+* The grader trusts none of this: it re-checks every frame, times every call,
+  and kills the zygote if it stops answering.
+
+Only the standard library, torch, and the protocol's own modules are imported
+here, so a sandbox needs to expose nothing else of the package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+import types
+
+from autograder.protocol import wire
+
+OUTPUT_CAP = 64 << 10
+READ_CHUNK = 1 << 20
+
+
+def main(argv: list[str]) -> None:
+    submission = os.path.realpath(argv[0])
+    # Keep the protocol pipes on private fds; stray prints go to stderr.
+    to_grader = os.dup(1)
+    from_grader = os.dup(0)
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.dont_write_bytecode = True
+
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    Zygote(submission, from_grader, to_grader).run()
+
+
+class Zygote:
+    def __init__(self, submission: str, from_grader: int, to_grader: int):
+        self.submission = submission
+        self.from_grader = from_grader
+        self.to_grader = to_grader
+        self.grader_frames = wire.FrameReader()
+        self.to_grader_buffer = bytearray()
+        self.child: Child | None = None
+
+    def run(self) -> None:
+        self.say("ready", pid=os.getpid())
+        while True:
+            readable, writable = [self.from_grader], []
+            if self.to_grader_buffer:
+                writable.append(self.to_grader)
+            if self.child:
+                readable += self.child.readable()
+                writable += self.child.writable()
+            ready_r, ready_w, _ = select.select(readable, writable, [])
+            if self.to_grader in ready_w:
+                sent = os.write(self.to_grader, self.to_grader_buffer[:READ_CHUNK])
+                del self.to_grader_buffer[:sent]
+            if self.from_grader in ready_r:
+                data = os.read(self.from_grader, READ_CHUNK)
+                if not data:  # the grader is gone
+                    self.reap("the grader closed the connection")
+                    return
+                for frame in self.grader_frames.feed(data):
+                    self.on_grader_frame(frame)
+            if self.child:
+                problem = self.child.pump(ready_r, ready_w, self.to_grader_buffer)
+                if problem:
+                    self.reap(problem)
+
+    def on_grader_frame(self, frame: wire.Frame) -> None:
+        command = frame.header.get("zygote")
+        if command == "fork":
+            if self.child:
+                self.reap("a new check started")
+            self.child = Child.fork(self.submission, frame.header, self.close_in_child())
+        elif command == "end":
+            self.reap(None)
+        elif command is None and self.child:
+            self.child.send(frame.raw)
+        elif command is None:
+            self.say("error", message="no check is running")
+        else:
+            self.say("error", message=f"unknown command {command!r:.40}")
+
+    def close_in_child(self) -> list[int]:
+        return [self.from_grader, self.to_grader]
+
+    def reap(self, problem: str | None) -> None:
+        if not self.child:
+            self.say("exited", status="none", problem=problem, output="")
+            return
+        status, output = self.child.kill()
+        self.child = None
+        self.say("exited", status=status, problem=problem, output=output)
+
+    def say(self, event: str, **fields) -> None:
+        self.to_grader_buffer += wire.encode_frame({"zygote": event, **fields})
+
+
+class Child:
+    """The zygote's view of one forked child."""
+
+    def __init__(self, pid: int, sock: socket.socket, output_fd: int):
+        self.pid = pid
+        self.sock = sock
+        self.output_fd = output_fd
+        self.frames = wire.FrameReader()
+        self.outbox = bytearray()
+        self.output = bytearray()
+        self.output_dropped = 0
+        self.output_open = True
+        self.closed = False
+
+    @classmethod
+    def fork(cls, submission: str, request: dict, zygote_fds: list[int]) -> "Child":
+        ours, theirs = socket.socketpair()
+        output_r, output_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                os.setpgid(0, 0)
+                ours.close()
+                os.close(output_r)
+                for fd in zygote_fds:
+                    os.close(fd)
+                os.dup2(output_w, 1)
+                os.dup2(output_w, 2)
+                os.close(output_w)
+                serve(theirs, submission, request)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                flush_student_output()
+                os._exit(code)
+        theirs.close()
+        os.close(output_w)
+        try:
+            os.setpgid(pid, pid)  # also here: whichever runs first wins the race
+        except OSError:
+            pass
+        ours.setblocking(False)
+        os.set_blocking(output_r, False)
+        return cls(pid, ours, output_r)
+
+    def readable(self) -> list:
+        fds = [self.output_fd] if self.output_open else []
+        if not self.closed:
+            fds.append(self.sock)
+        return fds
+
+    def writable(self) -> list:
+        return [self.sock] if self.outbox and not self.closed else []
+
+    def send(self, raw: bytes) -> None:
+        self.outbox += raw
+
+    def pump(self, ready_r, ready_w, to_grader: bytearray) -> str | None:
+        """Move bytes; a non-None result is why the child must die."""
+        if self.output_fd in ready_r:
+            self.capture()
+        if self.sock in ready_w:
+            try:
+                sent = self.sock.send(self.outbox[:READ_CHUNK])
+                del self.outbox[:sent]
+            except OSError:
+                self.closed = True
+        if self.sock in ready_r:
+            try:
+                data = self.sock.recv(READ_CHUNK)
+            except OSError:
+                data = b""
+            if not data:
+                self.closed = True
+                return "the check's process closed its connection or exited"
+            try:
+                for frame in self.frames.feed(data):
+                    if "zygote" in frame.header:
+                        return "protocol error: the check's process forged a control frame"
+                    to_grader += frame.raw
+            except wire.ProtocolError as exc:
+                return f"protocol error: {exc}"
+        return None
+
+    def capture(self) -> None:
+        try:
+            while data := os.read(self.output_fd, READ_CHUNK):
+                room = OUTPUT_CAP - len(self.output)
+                self.output += data[:room]
+                self.output_dropped += max(0, len(data) - room)
+            self.output_open = False  # end of file: the child closed its stdout and stderr
+        except BlockingIOError:
+            pass
+
+    def kill(self) -> tuple[str, str]:
+        for target in (lambda: os.killpg(self.pid, signal.SIGKILL), lambda: os.kill(self.pid, signal.SIGKILL)):
+            try:
+                target()
+            except OSError:
+                pass
+        _, raw_status = os.waitpid(self.pid, 0)
+        self.capture()
+        self.sock.close()
+        os.close(self.output_fd)
+        output = self.output.decode("utf-8", errors="replace")
+        if self.output_dropped:
+            output += f"\n... ({self.output_dropped} more bytes of output dropped)"
+        return describe_status(raw_status), output
+
+
+def describe_status(raw_status: int) -> str:
+    if os.WIFSIGNALED(raw_status):
+        number = os.WTERMSIG(raw_status)
+        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
+        return f"signal {name}"
+    return f"exit {os.WEXITSTATUS(raw_status)}"
+
+
+# --- the child: serves one check ---------------------------------------------
+
+
+def serve(sock: socket.socket, submission: str, request: dict) -> None:
+    import random
+
+    import torch
+
+    from autograder.protocol.guard import Guard
+
+    sys.dont_write_bytecode = True
+    seed = int(request.get("seed", 0)) % (1 << 63)
+    torch.manual_seed(seed)
+    random.seed(seed)
+    try:
+        import numpy
+
+        numpy.random.seed(seed % (1 << 32))
+    except ImportError:
+        pass
+    guard = Guard([str(n) for n in request.get("forbid", [])], submission)
+    guard.install()
+    Server(sock, submission, guard).loop()
+
+
+class Server:
+    def __init__(self, sock: socket.socket, submission: str, guard):
+        self.sock = sock
+        self.submission = submission
+        self.guard = guard
+        self.frames = wire.FrameReader()
+        self.pending: list[wire.Frame] = []
+        self.objects: dict[int, object] = {}
+        self.ids: dict[int, int] = {}  # id(object) -> ref id, so one object keeps one handle
+        sys.path.insert(0, submission)
+
+    def loop(self) -> None:
+        while True:
+            frame = self.receive()
+            if frame is None:
+                return
+            try:
+                reply, buffers = self.handle(frame), []
+                body = {"ok": wire.encode_value(reply, buffers, self.handle_for)}
+            except BaseException as exc:  # student code may raise anything, SystemExit included
+                body, buffers = {"error": self.describe_error(exc)}, []
+            flush_student_output()
+            self.sock.sendall(wire.encode_frame(body, buffers))
+
+    def receive(self) -> wire.Frame | None:
+        while not self.pending:
+            data = self.sock.recv(READ_CHUNK)
+            if not data:
+                return None
+            self.pending += self.frames.feed(data)
+        return self.pending.pop(0)
+
+    def handle(self, frame: wire.Frame):
+        header = frame.header
+        op = header.get("op")
+        args = wire.decode_value(header.get("args", []), frame.buffers, self.resolve)
+        if op == "import":
+            return self.import_module(header["module"])
+        if op == "get":
+            return getattr(self.resolve_id(header["ref"]), str(header["name"]))
+        if op == "set":
+            setattr(self.resolve_id(header["ref"]), str(header["name"]), args[0])
+            return None
+        if op == "call":
+            kwargs = wire.decode_value(header.get("kwargs", {"$dict": {}}), frame.buffers, self.resolve)
+            target = self.resolve_id(header["ref"])
+            result = target(*args, **kwargs)
+            return result if isinstance(target, type) or is_plain(result) else wire.Opaque(type_name(result))
+        if op == "put":
+            return self.handle_for(args[0])
+        if op == "fetch":
+            return self.resolve_id(header["ref"])
+        if op == "fixture":
+            from autograder.protocol import fixtures
+
+            return getattr(fixtures, header["name"])
+        if op == "violations":
+            return list(self.guard.violations)
+        raise ValueError(f"unknown op {op!r:.40}")
+
+    def import_module(self, name: str) -> types.ModuleType:
+        if not (isinstance(name, str) and name.isidentifier()):
+            raise ValueError(f"bad module name {name!r:.40}")
+        if name in sys.modules and getattr(sys.modules[name], "__file__", "") == self.path_of(name):
+            return sys.modules[name]
+        path = self.path_of(name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{name}.py is missing: the submission must contain {name}.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # so the student's own `import activations` finds this one
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return module
+
+    def path_of(self, name: str) -> str:
+        return os.path.join(self.submission, name + ".py")
+
+    def handle_for(self, value) -> wire.Ref:
+        key = id(value)
+        if key not in self.ids:
+            ref = len(self.objects) + 1
+            self.objects[ref] = value
+            self.ids[key] = ref
+        ref = self.ids[key]
+        return wire.Ref(ref, kind_of(value), type_name(value))
+
+    def resolve(self, ref: wire.Ref):
+        return self.resolve_id(ref.id)
+
+    def resolve_id(self, ref) -> object:
+        if ref not in self.objects:
+            raise ValueError(f"unknown object handle {ref!r:.20}")
+        return self.objects[ref]
+
+    def describe_error(self, exc: BaseException) -> dict:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if self.is_student_file(f.filename)]
+        where = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+        if isinstance(exc, SyntaxError) and exc.filename and self.is_student_file(exc.filename):
+            where = f"{os.path.basename(exc.filename)}:{exc.lineno}"
+        lines = traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc)
+        return {
+            "type": type(exc).__name__,
+            "message": safe_str(exc)[:2000],
+            "where": where,
+            "traceback": "".join(lines)[-4000:],
+        }
+
+    def is_student_file(self, filename: str) -> bool:
+        return os.path.realpath(filename).startswith(self.submission + os.sep)
+
+
+def is_plain(value, depth: int = 0) -> bool:
+    import torch
+
+    if depth > wire.MAX_NESTING:
+        return False
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return True
+    if type(value) in (list, tuple):
+        return all(is_plain(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and is_plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def kind_of(value) -> str:
+    if isinstance(value, types.ModuleType):
+        return "module"
+    if isinstance(value, type):
+        return "class"
+    return "callable" if callable(value) else "object"
+
+
+def type_name(value) -> str:
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except BaseException:
+        return f"<{type(exc).__name__} whose message could not be printed>"
+
+
+def flush_student_output() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,130 @@
+"""`autograder release <hw>`: reference/<hw>/ -> assignments/<hw>/.
+
+* stubs: each solution file with its `# BEGIN SOLUTION` ... `# END SOLUTION`
+  regions replaced by `raise NotImplementedError(...)`;
+* README.md: reference/<hw>/README.md with the points table filled in;
+* public_checks/: the public checks' code and, in manifest.json, everything they
+  drew from the tape (inputs, and the reference's answers) when run against the
+  reference, so `autograder check` can replay them without the reference.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+from autograder.checks.seeds import PUBLIC_STUDENT
+from autograder.checks.tape import RecordingTape
+from autograder.engine.assignment import (
+    BUNDLE_CODE,
+    BUNDLE_DIR,
+    BUNDLE_MANIFEST,
+    PUBLIC_CHECKS,
+    Assignment,
+    load_reference,
+)
+from autograder.engine.runner import run_check
+from autograder.protocol.client import Worker
+
+BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
+POINTS_MARKER = "<!-- POINTS -->"
+
+
+class ReleaseError(Exception):
+    pass
+
+
+def release(name: str, root: Path, sandbox, out: Path | None = None) -> list[Path]:
+    reference_dir = root / "reference" / name
+    out = out or root / "assignments" / name
+    assignment = load_reference(name, reference_dir)
+    files: dict[str, str] = {}
+    for module in assignment.modules:
+        files[f"{module}.py"] = make_stub((reference_dir / f"{module}.py").read_text(), f"{module}.py")
+    template = reference_dir / "README.md"
+    if template.is_file():
+        files["README.md"] = template.read_text().replace(POINTS_MARKER, points_table(assignment))
+    files[f"{BUNDLE_DIR}/{BUNDLE_CODE}"] = (reference_dir / PUBLIC_CHECKS).read_text()
+    files[f"{BUNDLE_DIR}/{BUNDLE_MANIFEST}"] = json.dumps(
+        {"assignment": name, "recordings": record_public(assignment, sandbox)}, indent=1, sort_keys=True
+    ) + "\n"
+    if out.exists():
+        shutil.rmtree(out)
+    written = []
+    for relative, text in files.items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def make_stub(source: str, filename: str) -> str:
+    """source with every solution region replaced by a NotImplementedError naming its function."""
+    owners = _function_names_by_line(source, filename)
+    lines, out, region_start = source.splitlines(keepends=True), [], None
+    for number, line in enumerate(lines, start=1):
+        marker = line.strip()
+        if marker == BEGIN:
+            if region_start is not None:
+                raise ReleaseError(f"{filename}:{number}: {BEGIN} inside another solution region")
+            region_start = number
+            indent = line[: len(line) - len(line.lstrip())]
+            where = owners.get(number, filename)
+            out.append(f'{indent}raise NotImplementedError("{where}: write your solution here")\n')
+        elif marker == END:
+            if region_start is None:
+                raise ReleaseError(f"{filename}:{number}: {END} without a {BEGIN}")
+            region_start = None
+        elif region_start is None:
+            out.append(line)
+    if region_start is not None:
+        raise ReleaseError(f"{filename}:{region_start}: {BEGIN} is never closed")
+    stub = "".join(out)
+    ast.parse(stub, filename)  # a stub that does not parse would cost students every point
+    return stub
+
+
+def _function_names_by_line(source: str, filename: str) -> dict[int, str]:
+    names: dict[int, str] = {}
+
+    def visit(node, prefix: str):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                qualified = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    for line in range(child.lineno, child.end_lineno + 1):
+                        names[line] = qualified
+                visit(child, qualified + ".")
+
+    visit(ast.parse(source, filename), "")
+    return names
+
+
+def points_table(assignment: Assignment) -> str:
+    points: dict[str, dict[str, float]] = defaultdict(lambda: {"public": 0.0, "hidden": 0.0})
+    for spec in assignment.checks:
+        points[spec.unit][spec.visibility] += spec.points
+    rows = ["| unit | public checks | hidden checks | points |", "|---|---|---|---|"]
+    for unit, split in points.items():
+        rows.append(f"| `{unit}` | {split['public']:g} | {split['hidden']:g} | {split['public'] + split['hidden']:g} |")
+    rows.append(f"| **total** | | | **{assignment.max_score:g}** |")
+    return "\n".join(rows)
+
+
+def record_public(assignment: Assignment, sandbox) -> dict[str, list]:
+    """Run each public check against the reference itself, recording what it drew."""
+    recordings = {}
+    with Worker(sandbox, assignment.reference_dir) as worker:
+        for spec in assignment.checks:
+            if spec.visibility != "public":
+                continue
+            tape = RecordingTape()
+            verdict = run_check(assignment, spec, worker, PUBLIC_STUDENT, tape=tape)
+            if verdict.status != "passed":
+                raise ReleaseError(f"public check {spec.id} does not pass on the reference: {verdict.message}")
+            recordings[spec.id] = tape.entries
+    return recordings

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import subprocess
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+
+class SandboxUnavailable(RuntimeError):
+    """The requested sandbox cannot run on this host."""
+
+
+class Sandbox(ABC):
+    name: str
+
+    @classmethod
+    def available(cls) -> bool:
+        return True
+
+    @abstractmethod
+    def start(self, submission: Path) -> subprocess.Popen:
+        """Start the worker on submission with stdin/stdout pipes (binary, unbuffered).
+
+        The returned process has a `log` attribute: a file holding the worker's stderr.
+        """
