@@ -1,0 +1,292 @@
+"""The worker protocol against real worker processes: what crosses, what does not,
+and how every way a child can misbehave ends up as one check's clear failure."""
+
+import json
+import struct
+import textwrap
+import time
+
+import pytest
+import torch
+
+from autograder.protocol import wire
+from autograder.protocol.client import CallTimeout, StudentError, Worker, WorkerDied
+from autograder.protocol.proxy import Remote
+from autograder.sandboxes import get_sandbox
+
+STUDENT = '''
+import os, sys, signal, time, socket
+import torch
+
+class Layer:
+    def __init__(self, scale=2.0):
+        self.scale = scale
+        self.W = torch.ones(2, 3)
+
+    def forward(self, x):
+        return x * self.scale
+
+    def twice(self, other, x):
+        return other.forward(other.forward(x))
+
+def add(a, b=1):
+    return a + b
+
+def shout(n):
+    print("x" * n)
+    return n
+
+def loop_forever():
+    while True:
+        pass
+
+def exit_now(code):
+    os._exit(code)
+
+def crash():
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+def raise_value_error():
+    raise ValueError("bad input 42")
+
+def give_numpy():
+    import numpy
+    return numpy.zeros(3)
+
+def give_object():
+    return object()
+
+def give_nested():
+    return {"a": (1, 2.5, None, True), "b": [torch.arange(3), "text"], "c": float("nan")}
+
+class Sub(torch.Tensor):
+    pass
+
+def give_subclass():
+    return torch.ones(2).as_subclass(Sub)
+
+def give_complex():
+    return torch.ones(2, dtype=torch.complex64)
+
+def give_huge():
+    return torch.zeros(80 * 1024 * 1024)  # 320 MB, over the payload cap
+
+def spawn_and_return():
+    pid = os.fork()
+    if pid == 0:  # a grandchild that tries to outlive the check
+        time.sleep(30)
+        os._exit(0)
+    return pid
+
+def forge_control_frame():
+    import json, struct
+    for fd in range(3, 64):
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        body = json.dumps({"zygote": "exited", "status": "exit 0", "buffers": []}).encode()
+        try:
+            sock.sendall(struct.pack(">I", len(body)) + body)
+        except OSError:
+            pass
+    return 1
+
+def mutate(x):
+    x.add_(1)
+    return None
+
+def counter():
+    global COUNT
+    COUNT = globals().get("COUNT", 0) + 1
+    return COUNT
+'''
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory):
+    submission = tmp_path_factory.mktemp("submission")
+    (submission / "student.py").write_text(STUDENT)
+    with Worker(get_sandbox("process"), submission) as w:
+        yield w
+
+
+def session(worker, call_timeout=5.0, total=20.0, forbid=()):
+    return worker.session(seed=1, forbid=list(forbid), call_timeout=call_timeout, deadline=time.monotonic() + total)
+
+
+def test_values_round_trip_through_the_codec():
+    value = {"t": torch.randn(3, 4, dtype=torch.float64), "i": torch.arange(5), "b": torch.tensor([True, False]),
+             "h": torch.ones(2, dtype=torch.bfloat16), "e": torch.zeros(0, 3), "s": torch.tensor(2.5),
+             "nested": [(1, "two", None, False, float("inf"))]}
+    buffers = []
+    encoded = wire.encode_value(value, buffers)
+    frame = wire.FrameReader().feed(wire.encode_frame({"v": encoded}, buffers))[0]
+    back = wire.decode_value(frame.header["v"], frame.buffers)
+    for key in ("t", "i", "b", "h", "e", "s"):
+        assert back[key].dtype == value[key].dtype and torch.equal(back[key], value[key])
+    assert back["nested"] == [(1, "two", None, False, float("inf"))]
+
+
+@pytest.mark.parametrize("bad", [
+    {"$tensor": 0, "dtype": "float64", "shape": [3], "device": "cpu"},  # buffer has 8 bytes, needs 24
+    {"$tensor": 0, "dtype": "complex64", "shape": [1], "device": "cpu"},
+    {"$tensor": 0, "dtype": "float64", "shape": [-1], "device": "cpu"},
+    {"$tensor": 5, "dtype": "float64", "shape": [1], "device": "cpu"},
+    {"$tensor": 0, "dtype": "float64", "shape": [1], "device": "tpu"},
+    {"$pickle": "gASV"},
+    {"$tuple": [1], "extra": 2},
+])
+def test_malformed_values_are_protocol_errors(bad):
+    with pytest.raises(wire.ProtocolError):
+        wire.decode_value(bad, [memoryview(bytes(8))])
+
+
+def test_frame_caps():
+    with pytest.raises(wire.ProtocolError, match="header"):
+        wire.FrameReader().feed(struct.pack(">I", wire.MAX_HEADER_BYTES + 1))
+    body = json.dumps({"buffers": [1 << 40]}).encode()
+    with pytest.raises(wire.ProtocolError, match="payload"):
+        wire.FrameReader().feed(struct.pack(">I", len(body)) + body)
+    with pytest.raises(wire.ProtocolError, match="JSON"):
+        wire.FrameReader().feed(struct.pack(">I", 3) + b"{{{")
+
+
+def test_frames_cut_from_pieces():
+    data = wire.encode_frame({"a": 1}, [bytes(range(10))]) + wire.encode_frame({"b": 2})
+    reader, frames = wire.FrameReader(), []
+    for i in range(len(data)):
+        frames += reader.feed(data[i : i + 1])
+    assert [f.header["a" if i == 0 else "b"] for i, f in enumerate(frames)] == [1, 2]
+    assert bytes(frames[0].buffers[0]) == bytes(range(10))
+
+
+def test_calls_objects_and_attributes(worker):
+    s = session(worker)
+    layer = s.student.student.Layer(scale=3.0)
+    assert isinstance(layer, Remote)
+    x = torch.arange(4, dtype=torch.float64)
+    assert torch.equal(layer.forward(x), x * 3)
+    assert s.last_call == "student.Layer(scale=3.0).forward(float64[4])"
+    assert torch.equal(layer.W, torch.ones(2, 3))
+    layer.scale = 0.5
+    assert torch.equal(layer.forward(x), x * 0.5)
+    other = s.student.student.Layer()
+    assert torch.equal(layer.twice(other, x), x * 4)  # handles travel as arguments
+    assert s.student.student.add(2, b=5) == 7
+    assert s.student.student.give_nested()["b"][1] == "text"
+    assert s.end()["status"] == "signal SIGKILL"
+
+
+def test_each_session_is_a_fresh_process(worker):
+    for _ in range(2):
+        s = session(worker)
+        assert s.student.student.counter() == 1
+        s.end()
+
+
+def test_student_exception_is_reported_with_location(worker):
+    s = session(worker)
+    with pytest.raises(StudentError) as info:
+        s.student.student.raise_value_error()
+    assert info.value.type == "ValueError" and "bad input 42" in str(info.value)
+    assert info.value.where.startswith("student.py:")
+    assert "42" not in info.value.summary  # the value-free form for hidden checks
+    s.end()
+
+
+def test_non_plain_results_do_not_cross(worker):
+    s = session(worker)
+    assert isinstance(s.student.student.give_numpy(), wire.Opaque)
+    assert repr(s.student.student.give_object()) == "<object of type 'object', not plain data>"
+    subclass = s.student.student.give_subclass()
+    assert type(subclass) is torch.Tensor and torch.equal(subclass, torch.ones(2))
+    with pytest.raises(StudentError, match="complex64"):
+        s.student.student.give_complex()
+    s.end()
+
+
+def test_timeout_kills_only_that_check(worker):
+    s = session(worker, call_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(CallTimeout, match="did not return within 0.5"):
+        s.student.student.loop_forever()
+    assert time.monotonic() - started < 3
+    assert s.exit is not None
+    fresh = session(worker)
+    assert fresh.student.student.add(1) == 2
+    fresh.end()
+
+
+def test_check_deadline_bounds_the_sum_of_calls(worker):
+    s = session(worker, call_timeout=5.0, total=0.3)
+    with pytest.raises(CallTimeout):
+        s.student.student.loop_forever()
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda m: m.exit_now(3), "exit 3"),
+    (lambda m: m.crash(), "SIGSEGV"),
+    (lambda m: m.give_huge(), "protocol error"),
+    (lambda m: m.forge_control_frame(), "forged a control frame"),
+])
+def test_child_death_is_an_error_of_that_check(worker, call, expected):
+    s = session(worker)
+    with pytest.raises(WorkerDied, match=expected):
+        call(s.student.student)
+    fresh = session(worker)
+    assert fresh.student.student.add(1) == 2
+    fresh.end()
+
+
+def test_output_is_captured_apart_and_capped(worker):
+    s = session(worker)
+    assert s.student.student.shout(10) == 10
+    assert s.student.student.shout(200_000) == 200_000
+    output = s.end()["output"]
+    assert output.startswith("x" * 10 + "\n")
+    assert "more bytes of output dropped" in output and len(output) < 70_000
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "\nState:\tZ" not in status.read()  # a zombie is dead, just not yet reaped
+    except FileNotFoundError:
+        return False
+
+
+def test_grandchildren_die_with_the_check(worker):
+    s = session(worker)
+    grandchild = s.student.student.spawn_and_return()
+    assert _alive(grandchild)
+    s.end()
+    deadline = time.monotonic() + 3
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild)
+
+
+def test_put_and_fetch_show_in_place_changes(worker):
+    s = session(worker)
+    handle = s.put(torch.zeros(3))
+    s.student.student.mutate(handle)
+    assert torch.equal(s.fetch(handle), torch.ones(3))
+    s.end()
+
+
+def test_missing_module_and_bad_import(worker, tmp_path):
+    s = session(worker)
+    with pytest.raises(StudentError, match="nothere.py is missing"):
+        s.student.nothere
+    s.end()
+
+
+def test_forbidden_api_guard_runs_in_the_child(tmp_path):
+    (tmp_path / "student.py").write_text("import torch\ndef f(x):\n    return torch.sigmoid(x)\n")
+    with Worker(get_sandbox("process"), tmp_path) as w:
+        s = session(w, forbid=["torch.sigmoid"])
+        with pytest.raises(StudentError, match="ForbiddenAPIError"):
+            s.student.student.f(torch.zeros(2))
+        assert any("torch.sigmoid" in v for v in s.violations())
+        s.end()
