@@ -13,7 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m autograder.demo
+	@echo "== the reference solution of hw1: every check passes =="
+	$(BIN)/autograder grade hw1 reference/hw1 --student demo
+	@echo "== the released stubs: 0 points, every check fails cleanly =="
+	$(BIN)/autograder grade hw1 assignments/hw1 --student demo --format json \
+	  | $(BIN)/python -c "import json, sys; r = json.load(sys.stdin); print(r['score'], '/', r['max_score'], 'points;', len(r['checks']), 'checks')"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -175,7 +175,7 @@ def test_calls_objects_and_attributes(worker):
     assert torch.equal(layer.twice(other, x), x * 4)  # handles travel as arguments
     assert s.student.student.add(2, b=5) == 7
     assert s.student.student.give_nested()["b"][1] == "text"
-    assert s.end()["status"] == "signal SIGKILL"
+    assert s.end()["status"] == "ended"
 
 
 def test_each_session_is_a_fresh_process(worker):

@@ -196,7 +196,7 @@ def _first_difference(actual, expected, where: str) -> tuple[str, str] | None:
         return None
     return (
         f"wrong value{at}: expected {_short_repr(expected)}, got {_short_repr(actual)}",
-        f"wrong value{at} (a {type(expected).__name__})",
+        f"wrong value{at} ({_with_article(type(expected).__name__)})",
     )
 
 
@@ -247,7 +247,7 @@ def _format_number(value, dtype: torch.dtype) -> str:
 
 
 def _with_article(description: str) -> str:
-    """"a float", "an int64[3]", "None"."""
+    """The description with "a" or "an" in front (an int64[3]); None stays None."""
     if description == "None":
         return description
     return f"{'an' if description[0] in 'aeiou' else 'a'} {description}"

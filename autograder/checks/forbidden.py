@@ -16,7 +16,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-# Larger files are not scanned; importing them is refused elsewhere.
+# Larger files are not scanned (source is capped before parsing it); the
+# run-time guard still applies to them.
 MAX_SOURCE_BYTES = 1_000_000
 
 

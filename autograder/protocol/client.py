@@ -172,6 +172,7 @@ class Session:
         self.student = StudentModules(self)
 
     def request(self, op: str, *, args=(), kwargs=None, describe: str = "", **fields):
+        """Send one request to the child and return its decoded answer; raise on every failure."""
         if self.exit is not None:
             raise WorkerDied(f"{describe or op}: the check's process has already ended")
         buffers: list = []
@@ -202,9 +203,12 @@ class Session:
             self.abandon()
             raise WorkerDied(f"{describe or op}: protocol error: {exc}") from None
 
-    def call(self, target: Remote, args, kwargs):
-        self.last_call = describe_call(target, args, kwargs)
-        return self.request("call", ref=target._ref.id, args=args, kwargs=kwargs, describe=self.last_call)
+    def call(self, target: Remote, method: str | None, args, kwargs):
+        """target(*args, **kwargs), or target.method(...) in the same round trip."""
+        path = f"{target._path}.{method}" if method else target._path
+        self.last_call = describe_call(path, args, kwargs)
+        fields = {"op": "callmethod", "name": method} if method else {"op": "call"}
+        return self.request(ref=target._ref.id, args=args, kwargs=kwargs, describe=self.last_call, **fields)
 
     def put(self, value) -> Remote:
         return self.request("put", args=[value], describe="put")

@@ -43,8 +43,12 @@ class Guard:
                 self._guard_attribute(name, owner, attribute)
 
     def _guard_module(self, module: types.ModuleType) -> None:
-        # __all__ is the module's own public API; dir() would also list
-        # re-exports such as torch.Tensor, which must stay usable.
+        """Guard the module's public functions, and the classes defined in it.
+
+        A function is replaced in this module's namespace only, so guarding
+        re-exports is harmless. A class is changed everywhere, so classes
+        only re-exported here (torch.nn.functional's Tensor) are left alone.
+        """
         public = getattr(module, "__all__", None)
         if public is None:
             public = [name for name in vars(module) if not name.startswith("_")]
@@ -52,8 +56,9 @@ class Guard:
             target = getattr(module, attribute, None)
             qualified = f"{module.__name__}.{attribute}"
             if inspect.isclass(target):
-                self._guard_class(qualified, target)
-            elif callable(target):
+                if (target.__module__ + ".").startswith(module.__name__ + "."):
+                    self._guard_class(qualified, target)
+            elif inspect.isroutine(target):
                 self._guard_attribute(qualified, module, attribute)
 
     def _guard_class(self, api: str, cls: type) -> None:

@@ -27,12 +27,13 @@ class Remote:
             raise AttributeError(name)
         if name in self._callables:
             return self._callables[name]
+        if name in self._ref.methods:
+            self._callables[name] = RemoteMethod(self, name)
+            return self._callables[name]
         path = f"{self._path}.{name}"
         value = self._session.request("get", ref=self._ref.id, name=name, describe=path)
-        if isinstance(value, Remote):
-            object.__setattr__(value, "_path", path)
-            if value._ref.kind in ("callable", "class", "module"):
-                self._callables[name] = value  # methods don't change between calls; data may
+        if isinstance(value, Remote) and value._ref.kind in ("callable", "class", "module"):
+            self._callables[name] = value  # functions and classes don't change between calls; data may
         return value
 
     def __setattr__(self, name: str, value) -> None:
@@ -40,13 +41,28 @@ class Remote:
         self._session.request("set", ref=self._ref.id, name=name, args=[value], describe=f"setting {self._path}.{name}")
 
     def __call__(self, *args, **kwargs):
-        value = self._session.call(self, args, kwargs)
+        value = self._session.call(self, None, args, kwargs)
         if isinstance(value, Remote):
-            object.__setattr__(value, "_path", describe_call(self, args, kwargs, shapes=False))
+            object.__setattr__(value, "_path", describe_call(self._path, args, kwargs, shapes=False))
         return value
 
     def __repr__(self) -> str:
         return f"<student {self._ref.kind} {self._path} ({self._ref.type})>"
+
+
+class RemoteMethod:
+    """`obj.forward` of a student object: calling it is one round trip."""
+
+    __slots__ = ("owner", "name")
+
+    def __init__(self, owner: Remote, name: str):
+        self.owner, self.name = owner, name
+
+    def __call__(self, *args, **kwargs):
+        return self.owner._session.call(self.owner, self.name, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<student method {self.owner._path}.{self.name}>"
 
 
 class StudentModules:
@@ -68,10 +84,10 @@ class StudentModules:
         return self._modules[name]
 
 
-def describe_call(target: Remote, args, kwargs, shapes: bool = True) -> str:
+def describe_call(path: str, args, kwargs, shapes: bool = True) -> str:
     parts = [describe_value(a, shapes) for a in args]
     parts += [f"{k}={describe_value(v, shapes)}" for k, v in kwargs.items()]
-    return f"{target._path}({', '.join(parts)})"
+    return f"{path}({', '.join(parts)})"
 
 
 def describe_value(value, shapes: bool = True) -> str:

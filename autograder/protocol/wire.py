@@ -24,6 +24,7 @@ MAX_BUFFERS = 4096
 MAX_PAYLOAD_BYTES = 256 << 20
 MAX_NESTING = 32
 MAX_NDIM = 16
+MAX_METHODS = 256
 
 DTYPES: dict[str, torch.dtype] = {
     "float64": torch.float64,
@@ -63,6 +64,7 @@ class Ref:
     id: int
     kind: str  # module, class, callable, object
     type: str
+    methods: tuple[str, ...] = ()  # an object's public methods, callable without a lookup
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def encode_value(value, buffers: list, objects=None, depth: int = 0):
     if isinstance(value, torch.Tensor):
         return _encode_tensor(value, buffers)
     if isinstance(value, Ref):
-        return {"$ref": value.id, "kind": value.kind, "type": value.type}
+        return {"$ref": value.id, "kind": value.kind, "type": value.type, "methods": list(value.methods)}
     if isinstance(value, Opaque):
         return {"$object": value.type}
     if type(value) is list:
@@ -202,7 +204,10 @@ def decode_value(obj, buffers: list, resolve_ref=None, depth: int = 0):
     if "$tensor" in obj:
         return _decode_tensor(obj, buffers)
     if "$ref" in obj:
-        ref = Ref(_expect(obj, "$ref", int), _expect(obj, "kind", str), _expect(obj, "type", str))
+        methods = obj.get("methods", [])
+        if not (isinstance(methods, list) and len(methods) <= MAX_METHODS and all(type(m) is str for m in methods)):
+            raise ProtocolError("a handle's 'methods' must be a list of at most %d names" % MAX_METHODS)
+        ref = Ref(_expect(obj, "$ref", int), _expect(obj, "kind", str), _expect(obj, "type", str)[:200], tuple(methods))
         return resolve_ref(ref) if resolve_ref else ref
     if "$object" in obj and len(obj) == 1:
         return Opaque(_expect(obj, "$object", str)[:200])

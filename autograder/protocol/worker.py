@@ -54,13 +54,27 @@ def main(argv: list[str]) -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    sys.dont_write_bytecode = True
+
+    import tempfile
 
     import torch
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
+    preload()
+    # Student files are compiled once per worker, into a private cache, never beside them.
+    sys.pycache_prefix = tempfile.mkdtemp(prefix="autograder-pycache-")
+    sys.dont_write_bytecode = False
     Zygote(submission, from_grader, to_grader).run()
+
+
+def preload() -> None:
+    """Import here, once, what every child needs: a child then starts in a few milliseconds."""
+    import random  # noqa: F401
+
+    import numpy  # noqa: F401
+
+    from autograder.protocol import fixtures, guard  # noqa: F401
 
 
 class Zygote:
@@ -70,9 +84,11 @@ class Zygote:
         self.to_grader = to_grader
         self.grader_frames = wire.FrameReader()
         self.to_grader_buffer = bytearray()
-        self.child: Child | None = None
+        self.child: Child | None = None  # serving the current check
+        self.spare: Child | None = None  # forked ahead of time, waiting for the next check
 
     def run(self) -> None:
+        self.spare = self.fork()
         self.say("ready", pid=os.getpid())
         while True:
             readable, writable = [self.from_grader], []
@@ -88,7 +104,9 @@ class Zygote:
             if self.from_grader in ready_r:
                 data = os.read(self.from_grader, READ_CHUNK)
                 if not data:  # the grader is gone
-                    self.reap("the grader closed the connection")
+                    for child in (self.child, self.spare):
+                        if child:
+                            child.kill()
                     return
                 for frame in self.grader_frames.feed(data):
                     self.on_grader_frame(frame)
@@ -97,12 +115,16 @@ class Zygote:
                 if problem:
                     self.reap(problem)
 
+    def fork(self) -> "Child":
+        return Child.fork(self.submission, [self.from_grader, self.to_grader])
+
     def on_grader_frame(self, frame: wire.Frame) -> None:
         command = frame.header.get("zygote")
         if command == "fork":
             if self.child:
                 self.reap("a new check started")
-            self.child = Child.fork(self.submission, frame.header, self.close_in_child())
+            self.child, self.spare = self.spare or self.fork(), None
+            self.child.send(frame.raw)  # the child's first frame: the check's seed and forbidden APIs
         elif command == "end":
             self.reap(None)
         elif command is None and self.child:
@@ -112,19 +134,30 @@ class Zygote:
         else:
             self.say("error", message=f"unknown command {command!r:.40}")
 
-    def close_in_child(self) -> list[int]:
-        return [self.from_grader, self.to_grader]
-
     def reap(self, problem: str | None) -> None:
-        if not self.child:
+        """End the current child and report; then fork the next one while the grader moves on."""
+        child, self.child = self.child, None
+        if child is None:
             self.say("exited", status="none", problem=problem, output="")
-            return
-        status, output = self.child.kill()
-        self.child = None
-        self.say("exited", status=status, problem=problem, output=output)
+        elif problem is None:  # a normal end: its status is of no interest, answer before reaping
+            child.signal_group()
+            self.say("exited", status="ended", problem=None, output=child.collect_output())
+            self.flush()
+            child.reap()
+            child.close()
+        else:
+            status, output = child.kill()
+            self.say("exited", status=status, problem=problem, output=output)
+        if self.spare is None:
+            self.spare = self.fork()
 
     def say(self, event: str, **fields) -> None:
         self.to_grader_buffer += wire.encode_frame({"zygote": event, **fields})
+
+    def flush(self) -> None:
+        while self.to_grader_buffer:
+            sent = os.write(self.to_grader, self.to_grader_buffer[:READ_CHUNK])
+            del self.to_grader_buffer[:sent]
 
 
 class Child:
@@ -142,7 +175,7 @@ class Child:
         self.closed = False
 
     @classmethod
-    def fork(cls, submission: str, request: dict, zygote_fds: list[int]) -> "Child":
+    def fork(cls, submission: str, zygote_fds: list[int]) -> "Child":
         ours, theirs = socket.socketpair()
         output_r, output_w = os.pipe()
         pid = os.fork()
@@ -157,7 +190,7 @@ class Child:
                 os.dup2(output_w, 1)
                 os.dup2(output_w, 2)
                 os.close(output_w)
-                serve(theirs, submission, request)
+                serve(theirs, submission)
                 code = 0
             except BaseException:
                 traceback.print_exc()
@@ -223,20 +256,34 @@ class Child:
         except BlockingIOError:
             pass
 
-    def kill(self) -> tuple[str, str]:
-        for target in (lambda: os.killpg(self.pid, signal.SIGKILL), lambda: os.kill(self.pid, signal.SIGKILL)):
+    def signal_group(self) -> None:
+        for kill in (lambda: os.killpg(self.pid, signal.SIGKILL), lambda: os.kill(self.pid, signal.SIGKILL)):
             try:
-                target()
+                kill()
             except OSError:
                 pass
-        _, raw_status = os.waitpid(self.pid, 0)
+
+    def collect_output(self) -> str:
         self.capture()
-        self.sock.close()
-        os.close(self.output_fd)
         output = self.output.decode("utf-8", errors="replace")
         if self.output_dropped:
             output += f"\n... ({self.output_dropped} more bytes of output dropped)"
-        return describe_status(raw_status), output
+        return output
+
+    def reap(self) -> str:
+        _, raw_status = os.waitpid(self.pid, 0)
+        return describe_status(raw_status)
+
+    def close(self) -> None:
+        self.sock.close()
+        os.close(self.output_fd)
+
+    def kill(self) -> tuple[str, str]:
+        self.signal_group()
+        status = self.reap()
+        output = self.collect_output()
+        self.close()
+        return status, output
 
 
 def describe_status(raw_status: int) -> str:
@@ -250,14 +297,18 @@ def describe_status(raw_status: int) -> str:
 # --- the child: serves one check ---------------------------------------------
 
 
-def serve(sock: socket.socket, submission: str, request: dict) -> None:
+def serve(sock: socket.socket, submission: str) -> None:
     import random
 
     import torch
 
     from autograder.protocol.guard import Guard
 
-    sys.dont_write_bytecode = True
+    server = Server(sock, submission)
+    setup = server.receive()  # the zygote forwards the grader's fork request as the first frame
+    if setup is None:
+        return
+    request = setup.header
     seed = int(request.get("seed", 0)) % (1 << 63)
     torch.manual_seed(seed)
     random.seed(seed)
@@ -267,16 +318,16 @@ def serve(sock: socket.socket, submission: str, request: dict) -> None:
         numpy.random.seed(seed % (1 << 32))
     except ImportError:
         pass
-    guard = Guard([str(n) for n in request.get("forbid", [])], submission)
-    guard.install()
-    Server(sock, submission, guard).loop()
+    server.guard = Guard([str(n) for n in request.get("forbid", [])], submission)
+    server.guard.install()
+    server.loop()
 
 
 class Server:
-    def __init__(self, sock: socket.socket, submission: str, guard):
+    def __init__(self, sock: socket.socket, submission: str):
         self.sock = sock
         self.submission = submission
-        self.guard = guard
+        self.guard = None
         self.frames = wire.FrameReader()
         self.pending: list[wire.Frame] = []
         self.objects: dict[int, object] = {}
@@ -315,10 +366,13 @@ class Server:
         if op == "set":
             setattr(self.resolve_id(header["ref"]), str(header["name"]), args[0])
             return None
-        if op == "call":
+        if op in ("call", "callmethod"):
             kwargs = wire.decode_value(header.get("kwargs", {"$dict": {}}), frame.buffers, self.resolve)
             target = self.resolve_id(header["ref"])
+            if op == "callmethod":
+                target = getattr(target, str(header["name"]))
             result = target(*args, **kwargs)
+            # Only a class call yields a handle; anything else must be plain data to mean something.
             return result if isinstance(target, type) or is_plain(result) else wire.Opaque(type_name(result))
         if op == "put":
             return self.handle_for(args[0])
@@ -340,6 +394,7 @@ class Server:
         path = self.path_of(name)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{name}.py is missing: the submission must contain {name}.py")
+        check_encoding(path)
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # so the student's own `import activations` finds this one
@@ -359,8 +414,8 @@ class Server:
             ref = len(self.objects) + 1
             self.objects[ref] = value
             self.ids[key] = ref
-        ref = self.ids[key]
-        return wire.Ref(ref, kind_of(value), type_name(value))
+        ref, kind = self.ids[key], kind_of(value)
+        return wire.Ref(ref, kind, type_name(value), methods_of(value) if kind == "object" else ())
 
     def resolve(self, ref: wire.Ref):
         return self.resolve_id(ref.id)
@@ -387,6 +442,24 @@ class Server:
         return os.path.realpath(filename).startswith(self.submission + os.sep)
 
 
+def check_encoding(path: str) -> None:
+    """Say plainly when a file is not in its declared encoding (UTF-8 unless a coding cookie says otherwise)."""
+    import tokenize
+
+    with open(path, "rb") as source_file:
+        encoding, _ = tokenize.detect_encoding(source_file.readline)
+        source_file.seek(0)
+        source = source_file.read()
+    try:
+        source.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = source[: exc.start].count(b"\n") + 1
+        raise UnicodeError(
+            f"{os.path.basename(path)} is not valid {encoding.upper()}: byte 0x{source[exc.start]:02x} on line {line}; "
+            "save the file as UTF-8"
+        ) from None
+
+
 def is_plain(value, depth: int = 0) -> bool:
     import torch
 
@@ -407,6 +480,15 @@ def kind_of(value) -> str:
     if isinstance(value, type):
         return "class"
     return "callable" if callable(value) else "object"
+
+
+def methods_of(value) -> tuple[str, ...]:
+    """The public methods of an object's class: the grader calls them in one round trip."""
+    names = []
+    for name in dir(type(value))[: wire.MAX_METHODS * 4]:
+        if not name.startswith("_") and callable(getattr(type(value), name, None)):
+            names.append(name)
+    return tuple(names[: wire.MAX_METHODS])
 
 
 def type_name(value) -> str:

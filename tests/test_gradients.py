@@ -1,0 +1,205 @@
+import re
+
+import pytest
+import torch
+
+from autograder.checks.failures import CheckFailed
+from autograder.checks.gradients import check_gradients
+
+DOUBLE = torch.float64
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def random_direction_from(generator: torch.Generator):
+    return lambda shape: torch.randn(shape, generator=generator, dtype=DOUBLE)
+
+
+def randn(*shape, generator) -> torch.Tensor:
+    return torch.randn(*shape, generator=generator, dtype=DOUBLE)
+
+
+def sigmoid_case(shape, seed=0):
+    generator = seeded(seed)
+    x = randn(*shape, generator=generator)
+    upstream = randn(*shape, generator=generator)
+    s = torch.sigmoid(x)
+    return x, upstream, upstream * s * (1 - s)
+
+
+def test_correct_sigmoid_gradient_passes_elementwise_and_directionally():
+    for shape in [(3, 4), (20, 30)]:
+        x, upstream, gradient = sigmoid_case(shape)
+        check_gradients(
+            torch.sigmoid, {"input": x}, {"input": gradient}, upstream,
+            what="Sigmoid.backward", random_direction=random_direction_from(seeded(1)),
+        )
+
+
+def test_correct_linear_gradients_pass():
+    generator = seeded(2)
+    x, W, b = randn(5, 3, generator=generator), randn(3, 4, generator=generator), randn(4, generator=generator)
+    upstream = randn(5, 4, generator=generator)
+    analytic = {"x": upstream @ W.T, "W": x.T @ upstream, "b": upstream.sum(0)}
+    check_gradients(
+        lambda x, W, b: x @ W + b, {"x": x, "W": W, "b": b}, analytic, upstream,
+        what="Linear.backward", random_direction=random_direction_from(seeded(3)), max_elementwise=12,
+    )
+
+
+def test_correct_softmax_gradient_passes():
+    generator = seeded(4)
+    x, upstream = randn(3, 5, generator=generator), randn(3, 5, generator=generator)
+    y = torch.softmax(x, dim=1)
+    gradient = y * (upstream - (upstream * y).sum(dim=1, keepdim=True))
+    check_gradients(
+        lambda x: torch.softmax(x, dim=1), {"x": x}, {"x": gradient}, upstream,
+        what="softmax.backward", random_direction=random_direction_from(seeded(5)),
+    )
+
+
+def test_wrong_element_is_reported_with_its_index_and_values():
+    x, upstream, gradient = sigmoid_case((3, 4))
+    wrong = gradient.clone()
+    wrong[1, 2] += 0.1
+    with pytest.raises(CheckFailed) as caught:
+        check_gradients(
+            torch.sigmoid, {"x": x}, {"x": wrong}, upstream,
+            what="Sigmoid.backward", random_direction=random_direction_from(seeded(1)),
+        )
+    message = caught.value.message
+    assert message.startswith(
+        f"Sigmoid.backward: gradient wrt x is wrong at index (1, 2): analytic {wrong[1, 2].item()!r}, numeric "
+    )
+    numeric = float(re.search(r"numeric (\S+),", message).group(1))
+    assert numeric == pytest.approx(gradient[1, 2].item(), abs=1e-8)
+    assert "relative error" in message
+    assert message.endswith("(checked element by element, central differences, h=1e-06)")
+    assert caught.value.summary == "Sigmoid.backward: gradient wrt x is wrong (1 of 12 elements)"
+
+
+def test_the_worst_element_is_reported():
+    x, upstream, gradient = sigmoid_case((4,))
+    wrong = gradient.clone()
+    wrong[0] += 0.01
+    wrong[3] += 1.0
+    with pytest.raises(CheckFailed, match=r"wrong at index \(3,\)") as caught:
+        check_gradients(torch.sigmoid, {"x": x}, {"x": wrong}, upstream, what="f", random_direction=None)
+    assert caught.value.summary == "f: gradient wrt x is wrong (2 of 4 elements)"
+
+
+def test_wrong_gradient_fails_directionally():
+    x, upstream, gradient = sigmoid_case((10, 10))
+    wrong = gradient.clone()
+    wrong[4, 7] += 5.0
+    with pytest.raises(CheckFailed) as caught:
+        check_gradients(
+            torch.sigmoid, {"x": x}, {"x": wrong}, upstream,
+            what="Sigmoid.backward", random_direction=random_direction_from(seeded(1)),
+        )
+    assert caught.value.message.startswith(
+        "Sigmoid.backward: gradient wrt x is wrong along a random direction: analytic "
+    )
+    assert "checked along 3 random directions" in caught.value.message
+    assert re.fullmatch(
+        r"Sigmoid.backward: gradient wrt x is wrong \(along [123] of 3 random directions\)", caught.value.summary
+    )
+
+
+def test_directions_are_normalized():
+    # A huge direction would make x + h*v leave the region where the
+    # linearization holds; normalized, the check passes.
+    x, upstream, gradient = sigmoid_case((10, 10))
+    check_gradients(
+        torch.sigmoid, {"x": x}, {"x": gradient}, upstream,
+        what="f", random_direction=lambda shape: 1e6 * torch.ones(shape, dtype=DOUBLE),
+    )
+
+
+def test_the_first_wrong_input_in_dict_order_is_reported():
+    generator = seeded(6)
+    x, W, b = randn(2, 3, generator=generator), randn(3, 2, generator=generator), randn(2, generator=generator)
+    upstream = randn(2, 2, generator=generator)
+    analytic = {"x": upstream @ W.T, "W": x.T @ upstream, "b": upstream.sum(0) + 1}
+    analytic["W"][0, 1] += 1
+    with pytest.raises(CheckFailed, match=r"gradient wrt W is wrong at index \(0, 1\)"):
+        check_gradients(
+            lambda x, W, b: x @ W + b, {"x": x, "W": W, "b": b}, analytic, upstream,
+            what="Linear.backward", random_direction=None,
+        )
+
+
+def test_gradient_of_the_wrong_shape_or_type():
+    x, upstream, gradient = sigmoid_case((3, 4))
+    for bad, description in [(gradient[0], "float64[4]"), (gradient.tolist(), "list of 3: [list of 4, list of 4, list of 4]"),
+                             (None, "None")]:
+        with pytest.raises(CheckFailed) as caught:
+            check_gradients(torch.sigmoid, {"W": x}, {"W": bad}, upstream, what="f", random_direction=None)
+        assert caught.value.message == f"f: gradient wrt W: backward returned {description}, expected shape [3, 4]"
+
+
+def test_forward_that_returns_no_tensor_or_the_wrong_shape():
+    x, upstream, gradient = sigmoid_case((3,))
+    with pytest.raises(CheckFailed, match=r"f returned a list of 3: \[float, float, float\], expected a torch.Tensor"):
+        check_gradients(lambda x: x.tolist(), {"x": x}, {"x": gradient}, upstream, what="f", random_direction=None)
+    with pytest.raises(CheckFailed, match=r"f: returned float64\[1, 3\], expected float64\[3\]"):
+        check_gradients(lambda x: x[None], {"x": x}, {"x": gradient}, upstream, what="f", random_direction=None)
+    with pytest.raises(CheckFailed, match=r"f: returned float32\[3\], expected float64\[3\]"):
+        check_gradients(lambda x: x.float(), {"x": x}, {"x": gradient}, upstream, what="f", random_direction=None)
+
+
+def test_exceptions_of_the_function_propagate():
+    x, upstream, gradient = sigmoid_case((3,))
+
+    def broken(x):
+        raise ZeroDivisionError("student bug")
+
+    with pytest.raises(ZeroDivisionError):
+        check_gradients(broken, {"x": x}, {"x": gradient}, upstream, what="f", random_direction=None)
+
+
+def test_inputs_are_never_modified():
+    x, upstream, gradient = sigmoid_case((3, 4))
+    before = x.clone()
+
+    def modifies_its_input(x):
+        out = torch.sigmoid(x)
+        x.zero_()  # must neither reach the caller nor the next evaluation
+        return out
+
+    check_gradients(modifies_its_input, {"x": x}, {"x": gradient}, upstream, what="f", random_direction=None)
+    assert torch.equal(x, before)
+
+    generator = seeded(7)
+    x, W = randn(2, 3, generator=generator), randn(3, 2, generator=generator)
+    x_before, W_before = x.clone(), W.clone()
+    upstream = randn(2, 2, generator=generator)
+
+    def modifies_the_other_input(x, W):
+        out = x @ W
+        x.mul_(2)
+        W.mul_(2)
+        return out
+
+    analytic = {"x": upstream @ W.T, "W": x.T @ upstream}
+    check_gradients(
+        modifies_the_other_input, {"x": x, "W": W}, analytic, upstream, what="f", random_direction=None
+    )
+    assert torch.equal(x, x_before) and torch.equal(W, W_before)
+
+
+def test_nan_in_the_analytic_gradient_fails():
+    x, upstream, gradient = sigmoid_case((3,))
+    gradient[1] = float("nan")
+    with pytest.raises(CheckFailed, match=r"wrong at index \(1,\): analytic nan"):
+        check_gradients(torch.sigmoid, {"x": x}, {"x": gradient}, upstream, what="f", random_direction=None)
+
+
+def test_zero_dim_input():
+    x = torch.tensor(0.3, dtype=DOUBLE)
+    upstream = torch.tensor(2.0, dtype=DOUBLE)
+    check_gradients(lambda x: x**2, {"x": x}, {"x": 2 * x * upstream}, upstream, what="square", random_direction=None)
+    with pytest.raises(CheckFailed, match=r"wrong at index \(\): analytic 0.6"):
+        check_gradients(lambda x: x**2, {"x": x}, {"x": 2 * x}, upstream, what="square", random_direction=None)

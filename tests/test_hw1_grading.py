@@ -1,0 +1,201 @@
+"""hw1 graded end to end through real workers: the reference, the stubs, a
+differently written correct solution, single-bug variants, and broken files.
+
+All submissions are graded once, concurrently (the grader mostly waits on its
+workers), and the tests below assert on the results.
+"""
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from autograder.engine.assignment import load_reference
+from autograder.engine.runner import grade
+from autograder.sandboxes import get_sandbox
+from hw1_variants import VARIANTS
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "reference" / "hw1"
+STUDENT_FILES = ("neurons.py", "activations.py", "backprop.py", "optimizers.py")
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A submission whose one file is broken in a way that must cost only that file's (or unit's) points."""
+
+    name: str
+    file: str
+    content: bytes | None  # None: the file is missing
+    broken: frozenset
+    status: str  # what the broken checks must report
+    says: str  # what their message must mention
+
+
+BROKEN_FILES = [
+    Broken("missing_file", "optimizers.py", None, frozenset({"optimizers"}), "error", "optimizers.py is missing"),
+    Broken("syntax_error", "activations.py", b"import torch\nclass Sigmoid(:\n    pass\n", frozenset({"activations"}), "error", "SyntaxError"),
+    Broken("raises_at_import", "backprop.py", b"import torch\nraise RuntimeError('half-finished')\n", frozenset({"backprop"}), "error", "half-finished"),
+    Broken("not_utf8", "neurons.py", b'"""Neurons, by Ren\xe9 (saved as Latin-1)."""\n' + (REFERENCE / "neurons.py").read_bytes(), frozenset({"neurons"}), "error", "not valid UTF-8"),
+    Broken("import_never_returns", "optimizers.py", b"while True:\n    pass\n", frozenset({"optimizers"}), "timeout", "did not return"),
+]
+
+
+def submission_from_reference(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    for name in STUDENT_FILES:
+        shutil.copy(REFERENCE / name, directory / name)
+    return directory
+
+
+def patched(directory: Path, variant) -> Path:
+    submission_from_reference(directory)
+    path = directory / variant.file
+    source = path.read_text()
+    assert source.count(variant.old) == 1, f"{variant.name}: the text to replace must occur exactly once"
+    path.write_text(source.replace(variant.old, variant.new))
+    return directory
+
+
+def with_broken_file(directory: Path, case: Broken) -> Path:
+    submission_from_reference(directory)
+    if case.content is None:
+        (directory / case.file).unlink()
+    else:
+        (directory / case.file).write_bytes(case.content)
+    return directory
+
+
+def wrong_signature(directory: Path) -> Path:
+    submission_from_reference(directory)
+    path = directory / "neurons.py"
+    source = path.read_text()
+    start = source.index("def threshold_neuron(")
+    end = source.index(":\n", start)
+    path.write_text(source[:start] + "def threshold_neuron(x, w)" + source[end:])
+    return directory
+
+
+@pytest.fixture(scope="session")
+def assignment():
+    return load_reference("hw1", REFERENCE)
+
+
+@pytest.fixture(scope="session")
+def graded(assignment, tmp_path_factory):
+    base = tmp_path_factory.mktemp("hw1")
+    jobs = {
+        "reference": (REFERENCE, "alice"),
+        "stubs": (ROOT / "assignments" / "hw1", "alice"),
+        "alternative": (ROOT / "tests" / "submissions" / "hw1_alternative", "alice"),
+        "wrong_signature": (wrong_signature(base / "wrong_signature"), "alice"),
+        "regrade_a": (patched(base / "regrade", _variant("gelu_tanh_approximation")), "alice"),
+        "regrade_b": (base / "regrade", "alice"),
+        "other_student": (base / "regrade", "bob"),
+    }
+    for variant in VARIANTS:
+        jobs[variant.name] = (patched(base / variant.name, variant), "alice")
+    for case in BROKEN_FILES:
+        jobs[case.name] = (with_broken_file(base / case.name, case), "alice")
+    sandbox = get_sandbox("process")
+
+    def run(job):
+        directory, student = job
+        return grade(assignment, directory, sandbox, student, reveal_hidden=True)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(jobs, pool.map(run, jobs.values())))
+
+
+def _variant(name):
+    return next(v for v in VARIANTS if v.name == name)
+
+
+def lost(result) -> dict[str, float]:
+    """check id -> points lost."""
+    return {c.id: c.max_score - c.score for c in result.checks if c.score < c.max_score}
+
+
+def unit_of(check_id: str) -> str:
+    return ".".join(check_id.split(".")[:2])
+
+
+def test_reference_gets_full_marks(graded):
+    result = graded["reference"]
+    assert (result.score, result.max_score) == (15.0, 15.0)
+    assert all(c.status == "passed" for c in result.checks)
+
+
+def test_points_follow_the_course_split(assignment):
+    per_file = {}
+    for spec in assignment.checks:
+        per_file[spec.module] = per_file.get(spec.module, 0) + spec.points
+    assert per_file == {"neurons": 3, "activations": 4, "backprop": 5, "optimizers": 3}
+    assert {spec.visibility for spec in assignment.checks} == {"public", "hidden"}
+
+
+def test_stubs_get_zero_without_crashing(graded):
+    result = graded["stubs"]
+    assert result.score == 0 and result.max_score == 15
+    assert all(c.status in ("error", "failed") for c in result.checks)
+    assert not any("internal error" in c.message for c in result.checks)
+    assert any("NotImplementedError" in c.message for c in result.checks)
+
+
+def test_correct_solution_written_differently_gets_full_marks(graded):
+    result = graded["alternative"]
+    assert result.score == 15.0, {c.id: c.message for c in result.checks if c.status != "passed"}
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
+def test_single_bug_loses_only_its_unit(graded, variant):
+    result = graded[variant.name]
+    lost_points = lost(result)
+    assert lost_points, f"{variant.name} was not detected: {variant.why}"
+    outside = {check: points for check, points in lost_points.items() if unit_of(check) not in variant.broken}
+    assert not outside, f"{variant.name} also cost {outside}"
+    assert not any("internal error" in c.message for c in result.checks)
+
+
+@pytest.mark.parametrize("case", BROKEN_FILES, ids=lambda c: c.name)
+def test_broken_file_costs_only_its_units(graded, case):
+    result = graded[case.name]
+    for check in result.checks:
+        if check.id.split(".")[0] in case.broken:
+            assert check.status == case.status and case.says in check.message, (check.id, check.message)
+        else:
+            assert check.status == "passed", (check.id, check.message)
+
+
+def test_wrong_signature_costs_only_that_unit(graded):
+    result = graded["wrong_signature"]
+    assert {unit_of(c) for c in lost(result)} == {"neurons.threshold_neuron"}
+    messages = [c.message for c in result.checks if c.status != "passed"]
+    assert all("TypeError" in m and "threshold_neuron" in m for m in messages)
+
+
+def test_forbidden_api_message_names_the_call(graded):
+    static = {c.id: c for c in graded["sigmoid_forbidden_torch_sigmoid"].checks}
+    assert "torch.sigmoid" in static["activations.Sigmoid.forward"].message
+    at_runtime = {c.id: c for c in graded["tanh_forbidden_tensor_method"].checks}
+    assert "torch.Tensor.tanh" in at_runtime["activations.Tanh.forward"].message
+
+
+def test_regrade_is_identical_and_students_get_different_inputs(graded):
+    first, again, other = graded["regrade_a"], graded["regrade_b"], graded["other_student"]
+    assert first.to_dict()["checks"] == again.to_dict()["checks"]  # messages show values: same inputs
+    hidden = lambda r: {c.id: c.message for c in r.checks if c.visibility == "hidden" and c.status != "passed"}  # noqa: E731
+    public = lambda r: {c.id: c.message for c in r.checks if c.visibility == "public"}  # noqa: E731
+    assert hidden(first) and hidden(first).keys() == hidden(other).keys()
+    assert all(hidden(first)[k] != hidden(other)[k] for k in hidden(first))  # other values
+    assert public(first) == public(other)  # public checks are the same for everybody
+
+
+def test_hidden_messages_show_no_values(assignment, tmp_path):
+    directory = patched(tmp_path / "gelu", _variant("gelu_tanh_approximation"))
+    result = grade(assignment, directory, get_sandbox("process"), "alice")
+    for check in result.checks:
+        if check.visibility == "hidden" and check.status != "passed":
+            assert "expected" not in check.message and "got" not in check.message, check.message
