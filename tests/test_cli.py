@@ -11,7 +11,7 @@ REFERENCE = ROOT / "reference" / "hw1"
 
 
 def autograder(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "autograder.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_grade_json_prints_exactly_one_object_even_when_the_student_prints(tmp_path):

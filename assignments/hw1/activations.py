@@ -1,4 +1,4 @@
-"""hw1 reference solution: activation functions with hand-written backward passes.
+"""hw1, `activations.py`: activation functions with hand-written backward passes.
 
 Each class works like a micrograd node: `forward(x)` computes y = f(x) and
 caches what the derivative needs; `backward(grad_out)` returns

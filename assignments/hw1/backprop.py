@@ -1,4 +1,4 @@
-"""hw1 reference solution: layers and losses with hand-written backward passes.
+"""hw1, `backprop.py`: layers and losses with hand-written backward passes.
 
 A layer's `forward` caches what its backward needs; `backward(grad_out)` takes
 the gradient of the loss with respect to the layer's output and returns the

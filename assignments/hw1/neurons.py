@@ -1,4 +1,4 @@
-"""hw1 reference solution: single neurons and the classic linear models.
+"""hw1, `neurons.py`: single neurons and the classic linear models.
 
 A McCulloch-Pitts threshold unit, Rosenblatt's perceptron rule, least-squares
 linear regression with an intercept, and the loss and gradient of logistic

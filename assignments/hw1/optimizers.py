@@ -1,4 +1,4 @@
-"""hw1 reference solution: first-order optimizers, step for step as in torch.optim.
+"""hw1, `optimizers.py`: first-order optimizers, step for step as in torch.optim.
 
 An optimizer owns a list of parameter tensors (`self.params`) and whatever
 running state its rule needs (velocities, squared-gradient averages, a step

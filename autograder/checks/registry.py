@@ -26,6 +26,7 @@ AUTOGRAD_APIS = [
     "torch.autograd.backward",
     "torch.autograd.functional",
     "torch.autograd.Function",
+    "torch.autograd.Function.apply",  # a custom Function is used through apply, never __init__
     "torch.func",
 ]
 

@@ -89,7 +89,7 @@ class Trial:
         with a random upstream gradient shaped like the output.
         """
         output = compare.expect_tensor(forward(**inputs), what=self.last_call)
-        what = what or self.last_call
+        what = what or f"backward of {self.last_call}"
         upstream = self.randn(*output.shape)
         analytic = backward(upstream)
         gradients.check_gradients(

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from autograder.protocol import wire
-from autograder.protocol.proxy import Remote, StudentModules, describe_call
+from autograder.protocol.proxy import Remote, StudentModules, describe_call, describe_value
 
 START_TIMEOUT = 120.0  # importing torch on a loaded machine can take a while
 END_TIMEOUT = 5.0
@@ -211,7 +211,7 @@ class Session:
         return self.request(ref=target._ref.id, args=args, kwargs=kwargs, describe=self.last_call, **fields)
 
     def put(self, value) -> Remote:
-        return self.request("put", args=[value], describe="put")
+        return self.request("put", args=[value], describe=describe_value(value))
 
     def fetch(self, handle: Remote):
         return self.request("fetch", ref=handle._ref.id, describe=f"fetch {handle._path}")

@@ -447,9 +447,11 @@ def check_encoding(path: str) -> None:
     import tokenize
 
     with open(path, "rb") as source_file:
-        encoding, _ = tokenize.detect_encoding(source_file.readline)
-        source_file.seek(0)
         source = source_file.read()
+    try:
+        encoding, _ = tokenize.detect_encoding(iter(source.splitlines(keepends=True)[:2]).__next__)
+    except (SyntaxError, StopIteration):  # undecodable first lines: UTF-8 is what applies
+        encoding = "utf-8"
     try:
         source.decode(encoding)
     except UnicodeDecodeError as exc:
