@@ -13,6 +13,7 @@ from autograder.protocol import wire
 from autograder.protocol.client import CallTimeout, StudentError, Worker, WorkerDied
 from autograder.protocol.proxy import Remote
 from autograder.sandboxes import get_sandbox
+from autograder.sandboxes.process import ProcessSandbox
 
 STUDENT = '''
 import os, sys, signal, time, socket
@@ -92,6 +93,14 @@ def forge_control_frame():
             pass
     return 1
 
+def give_garbage():
+    for fd in range(3, 64):  # whatever the connection is, write nonsense on it
+        try:
+            os.write(fd, b"\\xff\\xff\\xff\\xff garbage")
+        except OSError:
+            pass
+    time.sleep(5)
+
 def mutate(x):
     x.add_(1)
     return None
@@ -103,11 +112,12 @@ def counter():
 '''
 
 
-@pytest.fixture(scope="module")
-def worker(tmp_path_factory):
+@pytest.fixture(scope="module", params=["socket", "pipes"])
+def worker(request, tmp_path_factory):
+    """Both ways a worker is linked: checks' sockets handed over directly, or relayed by the zygote."""
     submission = tmp_path_factory.mktemp("submission")
     (submission / "student.py").write_text(STUDENT)
-    with Worker(get_sandbox("process"), submission) as w:
+    with Worker(ProcessSandbox(link=request.param), submission) as w:
         yield w
 
 
@@ -229,6 +239,7 @@ def test_check_deadline_bounds_the_sum_of_calls(worker):
     (lambda m: m.crash(), "SIGSEGV"),
     (lambda m: m.give_huge(), "protocol error"),
     (lambda m: m.forge_control_frame(), "forged a control frame"),
+    (lambda m: m.give_garbage(), "protocol error"),
 ])
 def test_child_death_is_an_error_of_that_check(worker, call, expected):
     s = session(worker)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
+import stat
 import time
 from pathlib import Path
 
@@ -54,14 +56,19 @@ class WorkerUnavailable(Exception):
 
 
 class Connection:
-    """Frames over a pair of pipes, every read and write bounded by a deadline."""
+    """Frames over a socket or a pair of pipes, every read and write bounded by a deadline.
 
-    def __init__(self, read_fd: int, write_fd: int):
-        self.read_fd, self.write_fd = read_fd, write_fd
+    On a Unix socket, file descriptors that arrive with the bytes (SCM_RIGHTS)
+    are kept in `passed`, in order.
+    """
+
+    def __init__(self, read_fd: int, write_fd: int, sock: socket.socket | None = None):
+        self.read_fd, self.write_fd, self.sock = read_fd, write_fd, sock
         os.set_blocking(read_fd, False)
         os.set_blocking(write_fd, False)
         self.reader = wire.FrameReader()
         self.frames: list[wire.Frame] = []
+        self.passed: list[int] = []
 
     def send(self, header: dict, buffers: list, deadline: float) -> None:
         data = memoryview(wire.encode_frame(header, buffers))
@@ -80,9 +87,11 @@ class Connection:
             if not select.select([self.read_fd], [], [], _left(deadline))[0]:
                 raise CallTimeout("no answer in time")
             try:
-                data = os.read(self.read_fd, 1 << 20)
+                data = self._read()
             except BlockingIOError:
                 continue
+            except OSError as exc:
+                raise WorkerDied(f"the connection broke ({exc.strerror or exc})") from None
             if not data:
                 raise WorkerDied("the worker exited")
             try:
@@ -90,6 +99,26 @@ class Connection:
             except wire.ProtocolError as exc:
                 raise WorkerDied(f"protocol error: {exc}") from None
         return self.frames.pop(0)
+
+    def _read(self) -> bytes:
+        if self.sock is None:
+            return os.read(self.read_fd, 1 << 20)
+        data, fds, _, _ = socket.recv_fds(self.sock, 1 << 20, 4)
+        self.passed += fds
+        return data
+
+    def close_passed(self) -> None:
+        for fd in self.passed:
+            os.close(fd)
+        self.passed = []
+
+    def close(self) -> None:
+        self.close_passed()
+        for fd in {self.read_fd, self.write_fd}:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _left(deadline: float) -> float:
@@ -103,7 +132,8 @@ class Worker:
         self.sandbox = sandbox
         self.submission = Path(submission).resolve()
         self.proc = None
-        self.connection: Connection | None = None
+        self.control: Connection | None = None
+        self.direct = False  # children's sockets are handed to us (a Unix socket to the zygote)
         self.starts = 0
 
     def __enter__(self) -> "Worker":
@@ -113,12 +143,17 @@ class Worker:
         self.close()
 
     def ensure_started(self) -> Connection:
-        if self.connection is None:
+        if self.control is None:
             self.proc = self.sandbox.start(self.submission)
-            self.connection = Connection(self.proc.stdout.fileno(), self.proc.stdin.fileno())
+            channel = getattr(self.proc, "channel", None)
+            self.direct = channel is not None
+            if self.direct:
+                self.control = Connection(channel.fileno(), channel.fileno(), channel)
+            else:
+                self.control = Connection(self.proc.stdout.fileno(), self.proc.stdin.fileno())
             self.starts += 1
             try:
-                frame = self.connection.receive(time.monotonic() + START_TIMEOUT)
+                frame = self.control.receive(time.monotonic() + START_TIMEOUT)
             except WorkerFailure as exc:
                 log = self.log_tail()
                 self.close()
@@ -126,17 +161,33 @@ class Worker:
             if frame.header.get("zygote") != "ready":
                 self.close()
                 raise WorkerUnavailable(f"the worker sent {str(frame.header)[:200]} instead of ready")
-        return self.connection
+        return self.control
 
     def session(self, *, seed: int, forbid: list[str], call_timeout: float, deadline: float) -> "Session":
-        connection = self.ensure_started()
-        try:
-            connection.send({"zygote": "fork", "seed": seed, "forbid": forbid}, [], time.monotonic() + END_TIMEOUT)
-        except WorkerFailure:
-            self.close()
-            connection = self.ensure_started()
-            connection.send({"zygote": "fork", "seed": seed, "forbid": forbid}, [], time.monotonic() + END_TIMEOUT)
-        return Session(self, connection, call_timeout, deadline)
+        request = {"zygote": "fork", "seed": seed, "forbid": forbid}
+        for attempt in (1, 2):  # a zygote that died since the last check is restarted once
+            control = self.ensure_started()
+            try:
+                control.send(request, [], time.monotonic() + END_TIMEOUT)
+                data = self._data_channel(control)
+                return Session(self, control, data, call_timeout, deadline)
+            except WorkerFailure:
+                self.close()
+                if attempt == 2:
+                    raise
+
+    def _data_channel(self, control: Connection) -> Connection:
+        if not self.direct:
+            return control
+        frame = control.receive(time.monotonic() + END_TIMEOUT)
+        if frame.header.get("zygote") != "forked" or not control.passed:
+            raise WorkerDied(f"the worker sent {str(frame.header)[:200]} instead of forked")
+        fd = control.passed.pop(0)
+        control.close_passed()  # anything else the zygote sent along is not ours to keep
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise WorkerDied("the worker handed over something that is not a socket")
+        return Connection(fd, fd)
 
     def log_tail(self) -> str:
         if self.proc is None or not hasattr(self.proc, "log"):
@@ -153,28 +204,35 @@ class Worker:
                 pass
             self.proc.kill()
             self.proc.wait()
-            for stream in (self.proc.stdin, self.proc.stdout):
-                stream.close()
+            for stream in (self.proc.stdin, self.proc.stdout, getattr(self.proc, "channel", None)):
+                if stream is not None:
+                    stream.close()
         self.proc = None
-        self.connection = None
+        self.control = None
 
 
 class Session:
     """One check's conversation with its own forked child."""
 
-    def __init__(self, worker: Worker, connection: Connection, call_timeout: float, deadline: float):
+    def __init__(self, worker: Worker, control: Connection, data: Connection, call_timeout: float, deadline: float):
         self.worker = worker
-        self.connection = connection
+        self.control = control  # to the zygote
+        self.data = data  # to the child: its own socket (direct), or the zygote's relay
         self.call_timeout = call_timeout
         self.deadline = deadline
         self.exit: dict | None = None  # the zygote's `exited` report, once the child is gone
         self.last_call = ""
         self.student = StudentModules(self)
 
+    @property
+    def relayed(self) -> bool:
+        return self.data is self.control
+
     def request(self, op: str, *, args=(), kwargs=None, describe: str = "", **fields):
         """Send one request to the child and return its decoded answer; raise on every failure."""
+        what = describe or op
         if self.exit is not None:
-            raise WorkerDied(f"{describe or op}: the check's process has already ended")
+            raise WorkerDied(f"{what}: the check's process has already ended")
         buffers: list = []
         header = {"op": op, **fields, "args": wire.encode_value(list(args), buffers, _handle)}
         if kwargs:
@@ -182,26 +240,34 @@ class Session:
         start = time.monotonic()
         deadline = min(self.deadline, start + self.call_timeout)
         try:
-            self.connection.send(header, buffers, deadline)
-            frame = self.connection.receive(deadline)
+            self.data.send(header, buffers, deadline)
+            frame = self.data.receive(deadline)
         except CallTimeout:
-            self.abandon()
-            raise CallTimeout(f"{describe or op} did not return within {deadline - start:.3g} s") from None
+            self.end()
+            raise CallTimeout(f"{what} did not return within {deadline - start:.3g} s") from None
         except WorkerDied as exc:
-            self.worker.close()
-            self.exit = {"status": "unknown", "problem": str(exc), "output": ""}
-            raise WorkerDied(f"{describe or op}: {exc}") from None
+            raise WorkerDied(f"{what}: {self._died(str(exc))}") from None
         if "zygote" in frame.header:
-            self.exit = frame.header
-            raise WorkerDied(f"{describe or op}: {_death(frame.header)}")
+            if self.relayed:  # the zygote reports the child's end
+                self.exit = _report(frame.header)
+                raise WorkerDied(f"{what}: {_death(self.exit)}")
+            raise WorkerDied(f"{what}: {self._died('protocol error: the check process forged a control frame')}")
         if "error" in frame.header:
             error = frame.header["error"]
-            raise StudentError(error if isinstance(error, dict) else {}, describe or op)
+            raise StudentError(error if isinstance(error, dict) else {}, what)
         try:
             return wire.decode_value(frame.header.get("ok"), frame.buffers, lambda ref: Remote(self, ref, describe))
         except wire.ProtocolError as exc:
-            self.abandon()
-            raise WorkerDied(f"{describe or op}: protocol error: {exc}") from None
+            raise WorkerDied(f"{what}: {self._died(f'protocol error: {exc}')}") from None
+
+    def _died(self, problem: str) -> str:
+        """The child's connection broke: end it and say why, with its exit status when known."""
+        if self.relayed and "protocol error" not in problem:  # the zygote itself is gone
+            self.worker.close()
+            self.exit = {"status": "unknown", "problem": problem, "output": ""}
+        else:
+            self.exit = dict(self._end(wait=True), problem=problem)
+        return _death(self.exit)
 
     def call(self, target: Remote, method: str | None, args, kwargs):
         """target(*args, **kwargs), or target.method(...) in the same round trip."""
@@ -223,28 +289,29 @@ class Session:
         found = self.request("violations", describe="violations")
         return [str(v) for v in found] if isinstance(found, list) else []
 
-    def abandon(self) -> None:
-        """Kill the child now; restart the whole worker if the zygote does not confirm."""
-        if self.exit is None:
-            self.exit = self._end()
-
     def end(self) -> dict:
         """Kill the child and return the zygote's report: status, problem, output."""
         if self.exit is None:
-            self.exit = self._end()
+            self.exit = self._end(wait=False)
         return self.exit
 
-    def _end(self) -> dict:
+    def _end(self, wait: bool) -> dict:
+        if not self.relayed:
+            self.data.close()
         deadline = time.monotonic() + END_TIMEOUT
         try:
-            self.connection.send({"zygote": "end"}, [], deadline)
-            while True:  # late replies of the killed child may come first
-                frame = self.connection.receive(deadline)
+            self.control.send({"zygote": "end", "wait": wait}, [], deadline)
+            while True:  # in relay mode, late replies of the killed child may come first
+                frame = self.control.receive(deadline)
                 if frame.header.get("zygote") == "exited":
-                    return {k: frame.header.get(k) for k in ("status", "problem", "output")}
+                    return _report(frame.header)
         except WorkerFailure as exc:
             self.worker.close()
             return {"status": "unknown", "problem": f"the worker stopped answering ({exc}); restarted", "output": ""}
+
+
+def _report(header: dict) -> dict:
+    return {"status": header.get("status"), "problem": header.get("problem"), "output": str(header.get("output") or "")}
 
 
 def _handle(value) -> wire.Ref:

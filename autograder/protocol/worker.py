@@ -2,8 +2,9 @@
 
 Process model (the one place it is written down):
 
-  grader ──stdin/stdout pipes──> zygote ──socketpair──> child (one per check)
-                                   │  <──output pipe─── child's fd 1 and 2
+  grader ══stdin/stdout══> zygote ──socketpair──> child (one per check)
+    ║                        │  <──output pipe─── child's fd 1 and 2
+    ╚═══════ direct: the child's socket, handed to the grader ═══╝
 
 * The zygote is started by a sandbox with the submission directory as its
   argument. It imports torch once (one thread, so forked children don't hang)
@@ -14,13 +15,20 @@ Process model (the one place it is written down):
   installs the run-time guard for the check's forbidden APIs, seeds its RNGs,
   then serves requests (import, get, set, call, put, fetch, fixture,
   violations), importing student modules on demand.
-* The zygote relays frames both ways, parsing each one with the protocol's caps,
-  so a child that sends garbage or too much is killed and cannot corrupt the
-  stream. Frames from the zygote itself carry a "zygote" key; a child frame
-  with that key is a protocol violation.
-* `end` (or the child's death, or a protocol violation) makes the zygote kill
-  the child's whole process group, reap it, and report `exited` with the exit
-  status and the captured output. The zygote is then ready for the next fork.
+* Two ways to carry the child's frames. Direct, when the sandbox connects
+  grader and zygote by a Unix socket (process, namespace): the zygote passes
+  the child's end of the socketpair to the grader (SCM_RIGHTS) with a `forked`
+  frame and stays out of the data path. Relay, over plain pipes (docker -i):
+  the zygote relays frames both ways, parsing each with the protocol's caps, so
+  a child that sends garbage or too much is killed without corrupting the
+  stream. Either way the zygote's own frames carry a "zygote" key, and a child
+  frame with that key is a protocol violation.
+* `end` makes the zygote kill the child's whole process group and report
+  `exited` with the captured output: at once with status `ended`, reaping
+  later, or, when the grader says the child died on its own (`wait`), after
+  reaping, with the real exit status. A child that dies or breaks the protocol
+  in relay mode is reported the same way. Meanwhile the zygote has forked a
+  spare child, ready for the next check.
 * The grader trusts none of this: it re-checks every frame, times every call,
   and kills the zygote if it stops answering.
 
@@ -35,6 +43,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import sys
 import traceback
 import types
@@ -65,11 +74,13 @@ def main(argv: list[str]) -> None:
     # Student files are compiled once per worker, into a private cache, never beside them.
     sys.pycache_prefix = tempfile.mkdtemp(prefix="autograder-pycache-")
     sys.dont_write_bytecode = False
-    Zygote(submission, from_grader, to_grader).run()
+    Zygote(submission, from_grader, to_grader, direct=stat.S_ISSOCK(os.fstat(to_grader).st_mode)).run()
 
 
 def preload() -> None:
     """Import here, once, what every child needs: a child then starts in a few milliseconds."""
+    import tokenize  # noqa: F401  (check_encoding)
+
     from autograder.protocol import fixtures, guard  # noqa: F401
 
     seed_everything(0)  # a first call imports and builds lazily (15 ms in numpy.random)
@@ -87,10 +98,11 @@ def seed_everything(seed: int) -> None:
 
 
 class Zygote:
-    def __init__(self, submission: str, from_grader: int, to_grader: int):
+    def __init__(self, submission: str, from_grader: int, to_grader: int, direct: bool):
         self.submission = submission
         self.from_grader = from_grader
         self.to_grader = to_grader
+        self.grader_socket = socket.socket(fileno=to_grader) if direct else None
         self.grader_frames = wire.FrameReader()
         self.to_grader_buffer = bytearray()
         self.child: Child | None = None  # serving the current check
@@ -135,9 +147,12 @@ class Zygote:
             if self.child:
                 self.reap("a new check started")
             self.child, self.spare = self.spare or self.fork(), None
-            self.child.send(frame.raw)  # the child's first frame: the check's seed and forbidden APIs
+            if self.grader_socket:
+                self.hand_over(self.child, frame.raw)
+            else:
+                self.child.send(frame.raw)  # the child's first frame: the check's seed and forbidden APIs
         elif command == "end":
-            self.reap(None)
+            self.reap(None, wait=bool(frame.header.get("wait")))
         elif command is None and self.child:
             self.child.send(frame.raw)
         elif command is None:
@@ -145,12 +160,21 @@ class Zygote:
         else:
             self.say("error", message=f"unknown command {command!r:.40}")
 
-    def reap(self, problem: str | None) -> None:
+    def hand_over(self, child: "Child", setup: bytes) -> None:
+        """Give the grader the child's socket, its setup frame already queued on it."""
+        child.sock.setblocking(True)
+        child.sock.sendall(setup)
+        self.flush()
+        socket.send_fds(self.grader_socket, [wire.encode_frame({"zygote": "forked"})], [child.sock.fileno()])
+        child.sock.close()
+        child.closed = True
+
+    def reap(self, problem: str | None, wait: bool = False) -> None:
         """End the current child and report; then fork the next one while the grader moves on."""
         child, self.child = self.child, None
         if child is None:
             self.say("exited", status="none", problem=problem, output="")
-        elif problem is None:  # a normal end: its status is of no interest, answer without waiting for it
+        elif problem is None and not wait:  # a normal end: its status is of no interest, answer at once
             child.signal_group()
             self.say("exited", status="ended", problem=None, output=child.collect_output())
             self.flush()

@@ -18,7 +18,10 @@ class Sandbox(ABC):
 
     @abstractmethod
     def start(self, submission: Path) -> subprocess.Popen:
-        """Start the worker on submission with stdin/stdout pipes (binary, unbuffered).
+        """Start the worker on submission, speaking the protocol on its stdin/stdout.
 
-        The returned process has a `log` attribute: a file holding the worker's stderr.
+        The returned process has a `log` attribute (a file holding the worker's
+        stderr) and either `channel`, a Unix socket that is the worker's stdin
+        and stdout (checks' processes are then handed over directly), or
+        binary, unbuffered `stdin`/`stdout` pipes (the worker relays).
         """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,7 +16,16 @@ PACKAGE_PARENT = str(Path(autograder.__file__).resolve().parent.parent)
 
 
 class ProcessSandbox(Sandbox):
+    """link="socket": grader and worker share a Unix socket, so each check's
+    process is handed to the grader directly; "pipes": plain stdin/stdout, the
+    worker relays (what a docker worker does)."""
+
     name = "process"
+
+    def __init__(self, link: str = "socket"):
+        if link not in ("socket", "pipes"):
+            raise ValueError(f"link must be 'socket' or 'pipes', not {link!r}")
+        self.link = link
 
     def start(self, submission: Path) -> subprocess.Popen:
         env = {
@@ -27,10 +37,11 @@ class ProcessSandbox(Sandbox):
             "HOME": tempfile.gettempdir(),
         }
         log = tempfile.TemporaryFile()
+        ours, theirs = socket.socketpair() if self.link == "socket" else (None, None)
         proc = subprocess.Popen(
             [sys.executable, "-m", "autograder.protocol.worker", str(submission)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            stdin=theirs or subprocess.PIPE,
+            stdout=theirs or subprocess.PIPE,
             stderr=log,
             cwd=submission,
             env=env,
@@ -38,4 +49,7 @@ class ProcessSandbox(Sandbox):
             start_new_session=True,
         )
         proc.log = log  # the zygote's own stderr, read back when it dies
+        if theirs is not None:
+            theirs.close()
+            proc.channel = ours
         return proc
