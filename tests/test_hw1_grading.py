@@ -5,6 +5,7 @@ All submissions are graded once, concurrently (the grader mostly waits on its
 workers), and the tests below assert on the results.
 """
 
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -193,9 +194,29 @@ def test_regrade_is_identical_and_students_get_different_inputs(graded):
     assert public(first) == public(other)  # public checks are the same for everybody
 
 
-def test_hidden_messages_show_no_values(assignment, tmp_path):
-    directory = patched(tmp_path / "gelu", _variant("gelu_tanh_approximation"))
+EXFILTRATE = """
+def perceptron_fit(X, y, lr=1.0, epochs=10):
+    print("inputs:", X.tolist())
+    return [X.tolist(), y.tolist()]
+
+def threshold_neuron(x, w, theta):
+    raise ValueError(f"leak {x.tolist()} {theta}")
+
+def linear_regression_fit(X, y):
+    return X
+"""
+
+
+def test_hidden_checks_give_away_no_values(assignment, tmp_path):
+    """Not the expected values, and not the inputs, however a submission tries to bring them back."""
+    directory = patched(tmp_path / "leaky", _variant("gelu_tanh_approximation"))
+    with open(directory / "neurons.py", "a") as neurons:
+        neurons.write(EXFILTRATE)
     result = grade(assignment, directory, get_sandbox("process"), "alice")
-    for check in result.checks:
-        if check.visibility == "hidden" and check.status != "passed":
-            assert "expected" not in check.message and "got" not in check.message, check.message
+    hidden = [c for c in result.checks if c.visibility == "hidden" and c.status != "passed"]
+    assert {unit_of(c.id) for c in hidden} >= {"activations.GELU", "neurons.perceptron_fit", "neurons.threshold_neuron"}
+    for check in hidden:
+        assert not re.search(r"\d\.\d{3}", check.message), check.message  # no float values at all
+        assert "leak" not in check.message and "inputs:" not in check.message, check.message
+    public = {c.id: c.message for c in result.checks if c.visibility == "public"}
+    assert "leak" in public["neurons.threshold_neuron.output"]  # public checks show everything

@@ -67,8 +67,16 @@ class Trial:
         compare.expect_equal(actual, expected, what=what or self.last_call)
 
     def expect(self, condition: bool, message: str, summary: str | None = None):
+        """A property check; give a value-free summary when message shows values (hidden checks show it)."""
         if not condition:
             raise CheckFailed(message, summary)
+
+    def expect_sequence(self, value, kind: type, length: int, *, what: str):
+        """value must be a kind (list or tuple) of length items; the message names types and shapes only,
+        since a malformed result could otherwise carry hidden inputs back to the student."""
+        if not (type(value) is kind and len(value) == length):
+            raise CheckFailed(f"{what} must be a {kind.__name__} of {length}, got {compare.describe(value)}")
+        return value
 
     def expect_finite(self, actual, *, what: str | None = None):
         what = what or self.last_call

@@ -118,6 +118,7 @@ def run_check(assignment: Assignment, spec: CheckSpec, worker: Worker, student: 
     session = worker.session(
         seed=seed, forbid=forbid, call_timeout=spec.call_timeout, deadline=time.monotonic() + spec.timeout
     )
+    session.show_scalars = spec.visibility == "public"
     tape = tape or assignment.tape_for(spec.id)
     verdict = None
     try:

@@ -222,6 +222,7 @@ class Session:
         self.deadline = deadline
         self.exit: dict | None = None  # the zygote's `exited` report, once the child is gone
         self.last_call = ""
+        self.show_scalars = True  # call descriptions show scalar arguments (not in hidden checks)
         self.student = StudentModules(self)
 
     @property
@@ -272,12 +273,12 @@ class Session:
     def call(self, target: Remote, method: str | None, args, kwargs):
         """target(*args, **kwargs), or target.method(...) in the same round trip."""
         path = f"{target._path}.{method}" if method else target._path
-        self.last_call = describe_call(path, args, kwargs)
+        self.last_call = describe_call(path, args, kwargs, scalars=self.show_scalars)
         fields = {"op": "callmethod", "name": method} if method else {"op": "call"}
         return self.request(ref=target._ref.id, args=args, kwargs=kwargs, describe=self.last_call, **fields)
 
     def put(self, value) -> Remote:
-        return self.request("put", args=[value], describe=describe_value(value))
+        return self.request("put", args=[value], describe=describe_value(value, scalars=self.show_scalars))
 
     def fetch(self, handle: Remote):
         return self.request("fetch", ref=handle._ref.id, describe=f"fetch {handle._path}")

@@ -43,7 +43,8 @@ class Remote:
     def __call__(self, *args, **kwargs):
         value = self._session.call(self, None, args, kwargs)
         if isinstance(value, Remote):
-            object.__setattr__(value, "_path", describe_call(self._path, args, kwargs, shapes=False))
+            path = describe_call(self._path, args, kwargs, shapes=False, scalars=self._session.show_scalars)
+            object.__setattr__(value, "_path", path)
         return value
 
     def __repr__(self) -> str:
@@ -84,14 +85,15 @@ class StudentModules:
         return self._modules[name]
 
 
-def describe_call(path: str, args, kwargs, shapes: bool = True) -> str:
-    parts = [describe_value(a, shapes) for a in args]
-    parts += [f"{k}={describe_value(v, shapes)}" for k, v in kwargs.items()]
+def describe_call(path: str, args, kwargs, shapes: bool = True, scalars: bool = True) -> str:
+    parts = [describe_value(a, shapes, scalars) for a in args]
+    parts += [f"{k}={describe_value(v, shapes, scalars)}" for k, v in kwargs.items()]
     return f"{path}({', '.join(parts)})"
 
 
-def describe_value(value, shapes: bool = True) -> str:
-    """Short description for messages: tensors by dtype and shape, small scalars by value."""
+def describe_value(value, shapes: bool = True, scalars: bool = True) -> str:
+    """Short description for messages: tensors by dtype and shape; scalars by value when
+    `scalars` (public checks), else by type, since a hidden check's scalars are inputs too."""
     if isinstance(value, torch.Tensor):
         if not shapes:
             return "..."
@@ -100,7 +102,7 @@ def describe_value(value, shapes: bool = True) -> str:
     if isinstance(value, Remote):
         return value._path
     if isinstance(value, (list, tuple)):
-        inner = ", ".join(describe_value(v, shapes) for v in value[:4]) + (", ..." if len(value) > 4 else "")
+        inner = ", ".join(describe_value(v, shapes, scalars) for v in value[:4]) + (", ..." if len(value) > 4 else "")
         return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
     text = repr(value)
-    return text if len(text) <= 24 else f"{type(value).__name__}"
+    return text if scalars and len(text) <= 24 else type(value).__name__

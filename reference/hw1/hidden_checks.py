@@ -183,8 +183,8 @@ def _(t):
     model.backward(g)
     what = "Sequential(Scale(2), Square(), Scale(-0.5))"
     params, grads = model.parameters(), model.gradients()
-    t.expect(isinstance(params, list) and len(params) == 2, f"{what}.parameters() must list the 2 factors in layer order, got {params!r:.80}")
-    t.expect(isinstance(grads, list) and len(grads) == 2, f"{what}.gradients() must list 2 gradients in layer order, got {grads!r:.80}")
+    t.expect_sequence(params, list, 2, what=f"{what}.parameters() (the 2 factors in layer order)")
+    t.expect_sequence(grads, list, 2, what=f"{what}.gradients() (their gradients in layer order)")
     for i, factor in enumerate(factors):
         t.expect_close(params[i], factor.detach(), what=f"{what}.parameters()[{i}]")
         t.expect_close(grads[i], factor.grad, what=f"{what}.gradients()[{i}]")
@@ -197,7 +197,7 @@ def _(t):
     layer, y = dropout_output(t, p, x)
     g = t.randn(*x.shape)
     dx = t.expect_inputs_kept(layer.backward, g)
-    t.expect_close(dx, torch.where(y == 0, 0.0, g / (1 - p)), what=f"Dropout({p}).backward must reuse the mask of the last forward")
+    t.expect_close(dx, torch.where(y == 0, 0.0, g / (1 - p)), what="Dropout(p).backward must reuse the mask of the last forward")
 
 
 @checks.hidden("backprop.BatchNorm1d.eval", points=0.25)

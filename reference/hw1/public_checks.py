@@ -67,7 +67,7 @@ def _(t):
 def perceptron(t, X, y, **options):
     got = t.student.neurons.perceptron_fit(X, y, **options)
     expected = t.reference.neurons.perceptron_fit(X, y, **options)
-    t.expect(isinstance(got, tuple) and len(got) == 2, f"{t.last_call} must return a pair (w, b), got {got!r:.80}")
+    t.expect_sequence(got, tuple, 2, what=f"the result (w, b) of {t.last_call}")
     t.expect_close(got[0], expected[0], what=f"w of {t.last_call}")
     t.expect_close(got[1], expected[1], what=f"b of {t.last_call}")
 
@@ -92,7 +92,7 @@ def _(t):
 def logistic(t, X, y, w, b):
     got = t.student.neurons.logistic_regression_loss_grad(X, y, w, b)
     expected = t.reference.neurons.logistic_regression_loss_grad(X, y, w, b)
-    t.expect(isinstance(got, tuple) and len(got) == 3, f"{t.last_call} must return (loss, dw, db), got {got!r:.80}")
+    t.expect_sequence(got, tuple, 3, what=f"the result (loss, dw, db) of {t.last_call}")
     for name, g, e in zip(("loss", "dw", "db"), got, expected):
         t.expect_close(g, e, what=f"{name} of {t.last_call}")
 
@@ -181,8 +181,8 @@ def _(t):
     layer.forward(x)
     layer.backward(g)
     params, grads = layer.parameters(), layer.gradients()
-    t.expect(isinstance(params, list) and len(params) == 2, f"Linear.parameters() must return [W, b], got {params!r:.80}")
-    t.expect(isinstance(grads, list) and len(grads) == 2, f"Linear.gradients() must return [dW, db], got {grads!r:.80}")
+    t.expect_sequence(params, list, 2, what="Linear.parameters(), [W, b],")
+    t.expect_sequence(grads, list, 2, what="Linear.gradients(), [dW, db],")
     t.expect_close(params[0], W, what="Linear.parameters()[0] (W)")
     t.expect_close(params[1], b, what="Linear.parameters()[1] (b)")
     t.expect_close(grads[0], x.T @ g, what="Linear.gradients()[0] (dW)")
@@ -239,9 +239,13 @@ def _(t):
 def dropout_output(t, p, x):
     layer = t.student.backprop.Dropout(p)
     y = layer.forward(x)
-    t.expect_close(y, torch.where(y == 0, 0.0, x / (1 - p)), dtype=x.dtype, what=f"Dropout({p}).forward: kept entries must be x / (1 - p)")
+    t.expect_close(y, torch.where(y == 0, 0.0, x / (1 - p)), dtype=x.dtype, what="Dropout(p).forward: kept entries must be x / (1 - p)")
     rate = (y == 0).double().mean().item()
-    t.expect(abs(rate - p) < 0.03, f"Dropout({p}).forward zeroed {rate:.3f} of the entries, expected about {p}")
+    t.expect(
+        abs(rate - p) < 0.03,
+        f"Dropout({p}).forward zeroed {rate:.3f} of the entries, expected about {p}",
+        "Dropout.forward zeroed too many or too few entries",
+    )
     return layer, y
 
 
@@ -327,7 +331,7 @@ def optimizer_steps(t, name, steps=5, **hyper):
             p.grad = g.clone()
         theirs.step()
         got = mine.params
-        t.expect(isinstance(got, list) and len(got) == 2, f"{name}.params must be the list of 2 parameters, got {got!r:.80}")
+        t.expect_sequence(got, list, 2, what=f"{name}.params after step {step}")
         for i, (g, e) in enumerate(zip(got, torch_params)):
             t.expect_close(g, e.detach(), what=f"{name}({setting}): params[{i}] after step {step}")
 
