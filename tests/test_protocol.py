@@ -301,3 +301,18 @@ def test_forbidden_api_guard_runs_in_the_child(tmp_path):
             s.student.student.f(torch.zeros(2))
         assert any("torch.sigmoid" in v for v in s.violations())
         s.end()
+
+
+@pytest.mark.parametrize("link", ["socket", "pipes"])
+def test_a_dead_zygote_is_restarted_for_the_next_check(tmp_path, link):
+    (tmp_path / "student.py").write_text(STUDENT)
+    with Worker(ProcessSandbox(link=link), tmp_path) as w:
+        s = session(w)
+        assert s.student.student.add(1) == 2
+        w.proc.kill()  # the whole worker dies under a running check
+        w.proc.wait()
+        with pytest.raises(WorkerDied):
+            s.student.student.add(1)
+        fresh = session(w)
+        assert fresh.student.student.add(2) == 3
+        fresh.end()

@@ -93,3 +93,19 @@ def test_stub_raises_at_the_region_indentation():
     source = 'class A:\n    def f(self, x):\n        """doc"""\n        # BEGIN SOLUTION\n        y = x\n        return y\n        # END SOLUTION\n'
     stub = make_stub(source, "a.py")
     assert stub == 'class A:\n    def f(self, x):\n        """doc"""\n        raise NotImplementedError("A.f: write your solution here")\n'
+
+
+def test_a_replay_that_diverges_fails_the_check_cleanly(fresh, tmp_path):
+    """A wrong output shape makes the gradient check ask for another upstream shape than recorded."""
+    for name in ("neurons.py", "activations.py", "backprop.py", "optimizers.py"):
+        (tmp_path / name).write_text((ROOT / "reference" / "hw1" / name).read_text())
+    source = (tmp_path / "activations.py").read_text()
+    (tmp_path / "activations.py").write_text(source.replace(
+        "self.y = torch.where(x >= 0, 1 / (1 + e), e / (1 + e))\n        return self.y",
+        "self.y = torch.where(x >= 0, 1 / (1 + e), e / (1 + e))\n        return self.y.sum(-1)"))
+    bundle = load_bundle("hw1", fresh / "public_checks")
+    result = grade(bundle, tmp_path, get_sandbox("process"), "local", visibilities=("public",))
+    lost = {c.id: c for c in result.checks if c.status != "passed"}
+    assert set(lost) == {"activations.Sigmoid.forward", "activations.Sigmoid.backward"}
+    assert all(c.status == "failed" for c in lost.values())
+    assert "shape" in lost["activations.Sigmoid.forward"].message

@@ -28,12 +28,15 @@ REPLAYED_OBJECT = object()  # what a replay gives back for it
 
 class Tape:
     replaying = False
+    keeps_specs = False  # whether what was asked must be written down (record) or compared (replay)
 
     def draw(self, kind: str, spec: dict, produce):
         return produce()
 
 
 class RecordingTape(Tape):
+    keeps_specs = True
+
     def __init__(self):
         self.entries: list[dict] = []
 
@@ -46,6 +49,7 @@ class RecordingTape(Tape):
 
 class ReplayTape(Tape):
     replaying = True
+    keeps_specs = True
 
     def __init__(self, entries: list[dict]):
         self.entries = entries
@@ -59,10 +63,10 @@ class ReplayTape(Tape):
 
     def draw(self, kind: str, spec: dict, produce=None):
         if self.position >= len(self.entries):
-            raise ReplayMismatch(f"{kind} {spec}", "the end of the recording")
+            raise ReplayMismatch(_describe(kind, spec), "nothing more")
         entry = self.entries[self.position]
         if entry["kind"] != kind or entry["spec"] != spec:
-            raise ReplayMismatch(f"{kind} {spec}", f"{entry['kind']} {entry['spec']}")
+            raise ReplayMismatch(_describe(kind, spec), _describe(entry["kind"], entry["spec"]))
         self.position += 1
         return REPLAYED_OBJECT if entry["value"] == OBJECT else wire.load_value(entry["value"])
 
@@ -70,10 +74,17 @@ class ReplayTape(Tape):
 class ReplayMismatch(CheckFailed):
     def __init__(self, asked: str, recorded: str):
         super().__init__(
-            "this public check took a different path than when it was recorded "
-            f"(it asked for {asked:.200}, the recording has {recorded:.200}); "
-            "an earlier result probably had the wrong shape, type or value"
+            f"this check went another way than when it was recorded: it asked for {asked:.200}, "
+            f"the recording has {recorded:.200}. An earlier result of yours probably has the wrong "
+            "shape or type; see the other failed checks of this unit"
         )
+
+
+def _describe(kind: str, spec: dict) -> str:
+    if kind == "input":
+        shape = ", ".join(str(n) for n in spec.get("shape", []))
+        return f"a {spec.get('fn')} input {spec.get('dtype', 'torch.int64').removeprefix('torch.')}[{shape}]"
+    return f"the reference's {spec.get('path')}"
 
 
 def is_plain(value) -> bool:
@@ -138,7 +149,7 @@ class ReferenceProxy:
 
     def __call__(self, *args, **kwargs):
         path = f"{self._path}(...)"
-        spec = {"path": path, "args": digest(args, kwargs)}
+        spec = {"path": path, "args": digest(args, kwargs) if self._tape.keeps_specs else None}
         if self._tape.replaying:
             return self._wrap(self._tape.draw("reference", spec), path)
         produce = lambda: self._wrap(_copy(self._target(*_unwrap(args), **_unwrap(kwargs))), path)  # noqa: E731

@@ -134,7 +134,6 @@ class Worker:
         self.proc = None
         self.control: Connection | None = None
         self.direct = False  # children's sockets are handed to us (a Unix socket to the zygote)
-        self.starts = 0
 
     def __enter__(self) -> "Worker":
         return self
@@ -151,7 +150,6 @@ class Worker:
                 self.control = Connection(channel.fileno(), channel.fileno(), channel)
             else:
                 self.control = Connection(self.proc.stdout.fileno(), self.proc.stdin.fileno())
-            self.starts += 1
             try:
                 frame = self.control.receive(time.monotonic() + START_TIMEOUT)
             except WorkerFailure as exc:

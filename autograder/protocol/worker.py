@@ -79,6 +79,7 @@ def main(argv: list[str]) -> None:
 
 def preload() -> None:
     """Import here, once, what every child needs: a child then starts in a few milliseconds."""
+    import ctypes  # noqa: F401  (die_with_parent)
     import tokenize  # noqa: F401  (check_encoding)
 
     from autograder.protocol import fixtures, guard  # noqa: F401
@@ -213,10 +214,12 @@ class Child:
     def fork(cls, submission: str, zygote_fds: list[int]) -> "Child":
         ours, theirs = socket.socketpair()
         output_r, output_w = os.pipe()
+        zygote = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child
             code = 1
             try:
+                die_with_parent(zygote)
                 os.setpgid(0, 0)
                 ours.close()
                 os.close(output_r)
@@ -322,6 +325,17 @@ class Child:
         output = self.collect_output()
         self.close()
         return status, output
+
+
+def die_with_parent(parent: int) -> None:
+    """A child must not outlive its zygote: nobody would be left to kill it (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the zygote died before the request took effect
+        os._exit(1)
 
 
 def describe_status(raw_status: int) -> str:
