@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import torch
 from rich.console import Console
+from rich.progress import Progress
 
 import autograder
 from autograder.engine.assignment import BUNDLE_DIR, AssignmentError, load_bundle, load_reference
@@ -111,10 +112,17 @@ def grade(assignment, directory, student, output_format, reveal_hidden, root, sa
 
 
 def _run(material, directory: Path, sandbox: str, student: str, **options):
-    try:
-        return grade_submission(material, directory, _sandbox(sandbox), student, **options)
-    except WorkerUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
+    """Grade, with a progress bar on stderr when a person is watching it."""
+    visible = options.get("visibilities", ("public", "hidden"))
+    total = sum(1 for spec in material.checks if spec.visibility in visible)
+    with Progress(console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task(f"grading {material.name}", total=total)
+        try:
+            return grade_submission(
+                material, directory, _sandbox(sandbox), student, on_result=lambda _: progress.advance(task), **options
+            )
+        except WorkerUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def _sandbox(name: str):
