@@ -127,6 +127,9 @@ def _run(material, directory: Path, sandbox: str, student: str, **options):
 
 def _sandbox(name: str):
     try:
-        return get_sandbox(name)
+        sandbox = get_sandbox(name)
     except SandboxUnavailable as exc:
         raise click.BadParameter(str(exc), param_hint="--sandbox") from None
+    if name == "auto":
+        click.echo(f"sandbox: {sandbox.name} (the strongest available here)", err=True)
+    return sandbox
