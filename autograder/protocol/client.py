@@ -9,6 +9,7 @@ import select
 import signal
 import socket
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from autograder.protocol.proxy import Remote, StudentModules, describe_call, des
 
 START_TIMEOUT = 120.0  # importing torch on a loaded machine can take a while
 END_TIMEOUT = 5.0
+CLOSE_GRACE = 2.0  # for a worker to kill its children and remove its cache when grading is over
 
 
 class WorkerFailure(Exception):
@@ -139,7 +141,7 @@ class Worker:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        self.close(grace=CLOSE_GRACE)
 
     def ensure_started(self) -> Connection:
         if self.control is None:
@@ -194,17 +196,22 @@ class Worker:
         text = self.proc.log.read()[-2000:].decode("utf-8", errors="replace").strip()
         return f"\nworker log:\n{text}" if text else ""
 
-    def close(self) -> None:
+    def close(self, grace: float = 0.0) -> None:
+        """Stop the worker: after grace seconds to clean up on its own (it sees its input close), by force."""
         if self.proc is not None:
+            for stream in (self.proc.stdin, self.proc.stdout, getattr(self.proc, "channel", None)):
+                if stream is not None:
+                    stream.close()
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except OSError:
                 pass
             self.proc.kill()
             self.proc.wait()
-            for stream in (self.proc.stdin, self.proc.stdout, getattr(self.proc, "channel", None)):
-                if stream is not None:
-                    stream.close()
         self.proc = None
         self.control = None
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import select
+import shutil
 import signal
 import socket
 import stat
@@ -74,7 +75,10 @@ def main(argv: list[str]) -> None:
     # Student files are compiled once per worker, into a private cache, never beside them.
     sys.pycache_prefix = tempfile.mkdtemp(prefix="autograder-pycache-")
     sys.dont_write_bytecode = False
-    Zygote(submission, from_grader, to_grader, direct=stat.S_ISSOCK(os.fstat(to_grader).st_mode)).run()
+    try:
+        Zygote(submission, from_grader, to_grader, direct=stat.S_ISSOCK(os.fstat(to_grader).st_mode)).run()
+    finally:
+        shutil.rmtree(sys.pycache_prefix, ignore_errors=True)
 
 
 def preload() -> None:
