@@ -3,7 +3,8 @@
 Every test runs once per implementation directory (`reference/hw1` and
 `tests/submissions/hw1_alternative`): the same checks must pass for any
 correct solution, which is what keeps them honest. The files are loaded by
-path; no `autograder` code is involved. Autograd is used here, in the tests,
+path; of `autograder`, only the release's stub maker is used (to check the
+solution regions). Autograd is used here, in the tests,
 to compute the expected gradients.
 """
 
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+from autograder.release.release import BEGIN, END, make_stub
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference" / "hw1"
@@ -156,27 +159,6 @@ def test_no_forbidden_api(hw, stem):
         assert not bad, f"{stem}.{unit} uses {bad}"
 
 
-BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
-
-
-def release(source):
-    """What the release tool makes of a reference file: each region becomes a raise."""
-    out, indent = [], None
-    for line in source.splitlines():
-        stripped = line.strip()
-        if stripped == BEGIN:
-            assert indent is None, "nested BEGIN SOLUTION"
-            indent = line[: len(line) - len(line.lstrip())]
-        elif stripped == END:
-            assert indent is not None and line.startswith(indent) and line.strip() == END, "unmatched END SOLUTION"
-            out.append(f'{indent}raise NotImplementedError("write this part")')
-            indent = None
-        elif indent is None:
-            out.append(line)
-    assert indent is None, "unterminated BEGIN SOLUTION"
-    return "\n".join(out) + "\n"
-
-
 def _functions(tree):
     """{qualified name: def node} of the module-level functions and the methods."""
     found = {}
@@ -208,7 +190,7 @@ def test_solution_regions_release_cleanly(stem, tmp_path):
         end = number + [l.strip() for l in lines[number:]].index(END)
         inside = lines[number:end]
         assert not any(l.lstrip().startswith(("def ", "class ", "@")) for l in inside), f"line {number}: spans a def"
-    stub_source = release(source)
+    stub_source = make_stub(source, f"{stem}.py")  # exactly what students get
     stubbed = _functions(ast.parse(stub_source))
     assert stubbed.keys() == original.keys(), "a region swallowed a def"
     # the released module imports, its constructors run, and the stubs raise
