@@ -87,14 +87,6 @@ def _describe(kind: str, spec: dict) -> str:
     return f"the reference's {spec.get('path')}"
 
 
-def is_plain(value) -> bool:
-    try:
-        wire.encode_value(value, [])
-    except wire.NotPlainData:
-        return False
-    return True
-
-
 def digest(args, kwargs) -> str:
     """A fingerprint of a reference call's arguments, so a replay can tell it is asked the same thing."""
     plain = [[_fingerprintable(a) for a in args], {k: _fingerprintable(v) for k, v in kwargs.items()}]
@@ -106,7 +98,7 @@ def _fingerprintable(value):
         return f"<reference {value._path}>"
     if isinstance(value, (list, tuple)):
         return type(value)(_fingerprintable(v) for v in value)
-    return value if is_plain(value) else f"<{type(value).__name__}>"
+    return value if wire.is_plain(value) else f"<{type(value).__name__}>"
 
 
 def _copy(value):
@@ -158,7 +150,7 @@ class ReferenceProxy:
     def _wrap(self, value, path: str):
         if value is REPLAYED_OBJECT:
             return ReferenceProxy(None, path, self._tape)
-        return value if is_plain(value) else ReferenceProxy(value, path, self._tape)
+        return value if wire.is_plain(value) else ReferenceProxy(value, path, self._tape)
 
     def __repr__(self) -> str:
         return f"<reference {self._path}>"

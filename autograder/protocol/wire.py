@@ -175,6 +175,19 @@ def encode_value(value, buffers: list, objects=None, depth: int = 0):
     raise NotPlainData(f"an object of type {_type_name(value)!r} is not plain data")
 
 
+def is_plain(value, depth: int = 0) -> bool:
+    """Whether value is plain data: what encode_value sends without turning it into a handle."""
+    if depth > MAX_NESTING:
+        return False
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return True
+    if type(value) in (list, tuple):
+        return all(is_plain(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and is_plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
 def _encode_tensor(tensor: torch.Tensor, buffers: list) -> dict:
     if tensor.layout != torch.strided or tensor.is_quantized or tensor.device.type not in DEVICES:
         raise NotPlainData(f"a {tensor.layout} tensor on {tensor.device} cannot be sent; use a dense CPU/CUDA tensor")

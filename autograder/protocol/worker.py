@@ -417,7 +417,7 @@ class Server:
                 target = getattr(target, str(header["name"]))
             result = target(*args, **kwargs)
             # Only a class call yields a handle; anything else must be plain data to mean something.
-            return result if isinstance(target, type) or is_plain(result) else wire.Opaque(type_name(result))
+            return result if isinstance(target, type) or wire.is_plain(result) else wire.Opaque(type_name(result))
         if op == "put":
             return self.handle_for(args[0])
         if op == "fetch":
@@ -504,20 +504,6 @@ def check_encoding(path: str) -> None:
             f"{os.path.basename(path)} is not valid {encoding.upper()}: byte 0x{source[exc.start]:02x} on line {line}; "
             "save the file as UTF-8"
         ) from None
-
-
-def is_plain(value, depth: int = 0) -> bool:
-    import torch
-
-    if depth > wire.MAX_NESTING:
-        return False
-    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
-        return True
-    if type(value) in (list, tuple):
-        return all(is_plain(v, depth + 1) for v in value)
-    if type(value) is dict:
-        return all(type(k) is str and is_plain(v, depth + 1) for k, v in value.items())
-    return False
 
 
 def kind_of(value) -> str:
