@@ -15,6 +15,7 @@ from rich.progress import Progress
 
 import autograder
 from autograder.engine.assignment import BUNDLE_DIR, AssignmentError, load_bundle, load_reference
+from autograder.engine.course import CourseError, load_course
 from autograder.engine.runner import grade as grade_submission
 from autograder.protocol.client import WorkerUnavailable
 from autograder.reports import terminal
@@ -101,10 +102,11 @@ def grade(assignment, directory, student, output_format, reveal_hidden, root, sa
     root = find_root(root, "reference", assignment)
     try:
         material = load_reference(assignment, root / "reference" / assignment)
-    except AssignmentError as exc:
+        course = load_course(root)
+    except (AssignmentError, CourseError) as exc:
         raise click.ClickException(str(exc)) from None
     student = student or directory.resolve().name
-    result = _run(material, directory, sandbox, student, reveal_hidden=reveal_hidden)
+    result = _run(material, directory, sandbox, student, reveal_hidden=reveal_hidden, course=course)
     if output_format == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -6,22 +6,7 @@ correct grader takes points from the units in `broken` and from no other unit;
 `why` says what the grader must notice.
 """
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str  # short id, e.g. "sigmoid_wrong_derivative"
-    file: str  # e.g. "activations.py"
-    old: str  # exact text occurring exactly once in reference/hw1/<file>
-    new: str  # replacement text (the bug)
-    broken: frozenset[str]  # the units that may lose points, e.g. frozenset({"activations.Sigmoid"})
-    why: str  # one line: what a correct grader must notice
-
-
-def _v(name, file, old, new, unit, why):
-    return Variant(name, file, old, new, frozenset({unit}), why)
-
+from variants import Variant, variant as _v
 
 VARIANTS: list[Variant] = [
     # ---- activations.py ----

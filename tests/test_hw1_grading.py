@@ -17,6 +17,7 @@ from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade
 from autograder.sandboxes import get_sandbox
 from hw1_variants import VARIANTS
+from variants import lost, unit_of
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "hw1"
@@ -114,13 +115,6 @@ def _variant(name):
     return next(v for v in VARIANTS if v.name == name)
 
 
-def lost(result) -> dict[str, float]:
-    """check id -> points lost."""
-    return {c.id: c.max_score - c.score for c in result.checks if c.score < c.max_score}
-
-
-def unit_of(check_id: str) -> str:
-    return ".".join(check_id.split(".")[:2])
 
 
 def test_reference_gets_full_marks(graded):

@@ -13,31 +13,46 @@ from autograder.release.release import ReleaseError, make_stub, release
 from autograder.sandboxes import get_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASED = ROOT / "assignments" / "hw1"
+RELEASED = ROOT / "assignments"
+ASSIGNMENTS = ("hw1", "hw2")
 
 
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory):
-    out = tmp_path_factory.mktemp("released") / "hw1"
-    release("hw1", ROOT, get_sandbox("process"), out=out)
-    return out
+def released(tmp_path_factory):
+    """name -> a fresh release of reference/<name>, made once per module."""
+    made = {}
+
+    def get(name):
+        if name not in made:
+            made[name] = tmp_path_factory.mktemp("released") / name
+            release(name, ROOT, get_sandbox("process"), out=made[name])
+        return made[name]
+
+    return get
 
 
-def test_committed_assignment_matches_the_reference(fresh):
-    """Fails when reference/hw1 changed and `autograder release hw1` was not run (and committed)."""
+@pytest.fixture(scope="module")
+def fresh(released):
+    return released("hw1")
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_committed_assignment_matches_the_reference(released, name):
+    """Fails when reference/<name> changed and `autograder release <name>` was not run (and committed)."""
+    fresh, committed = released(name), RELEASED / name
     files = sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(RELEASED) for p in RELEASED.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    assert files == sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for relative in files:
         if relative.name == "manifest.json":
-            assert_same_recordings(json.loads((fresh / relative).read_text()), json.loads((RELEASED / relative).read_text()))
+            assert_same_recordings(json.loads((fresh / relative).read_text()), json.loads((committed / relative).read_text()), name)
         else:
-            assert (fresh / relative).read_text() == (RELEASED / relative).read_text(), f"{relative} is out of date: run `autograder release hw1`"
+            assert (fresh / relative).read_text() == (committed / relative).read_text(), f"{relative} is out of date: run `autograder release {name}`"
 
 
-def assert_same_recordings(new, old):
+def assert_same_recordings(new, old, name):
     """Same structure; recorded tensors equal up to the last bits another CPU's kernels may round differently."""
     assert new["assignment"] == old["assignment"]
-    assert new["recordings"].keys() == old["recordings"].keys(), "public checks changed: run `autograder release hw1`"
+    assert new["recordings"].keys() == old["recordings"].keys(), f"public checks changed: run `autograder release {name}`"
     for check_id, entries in new["recordings"].items():
         assert len(entries) == len(old["recordings"][check_id]), check_id
         for a, b in zip(entries, old["recordings"][check_id]):
@@ -77,6 +92,16 @@ def test_bundle_replays_without_the_reference(fresh):
     result = grade(bundle, ROOT / "tests" / "submissions" / "hw1_alternative", get_sandbox("process"), "local",
                    visibilities=("public",))
     assert result.score == result.max_score == 8.0
+
+
+def test_hw2_bundle_replays_without_the_reference(released):
+    bundle = load_bundle("hw2", released("hw2") / "public_checks")
+    assert not any(spec.timed or spec.device == "cuda" for spec in bundle.checks)  # those need the reference
+    sandbox = get_sandbox("process")
+    result = grade(bundle, ROOT / "tests" / "submissions" / "hw2_offsets", sandbox, "local", visibilities=("public",))
+    assert result.score == result.max_score == 4.5, {c.id: c.message for c in result.checks if c.status != "passed"}
+    stubs = grade(bundle, released("hw2"), sandbox, "local", visibilities=("public",))
+    assert stubs.score == 0 and all("NotImplementedError" in c.message for c in stubs.checks)
 
 
 @pytest.mark.parametrize("source, problem", [

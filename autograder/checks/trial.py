@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import torch
 
-from autograder.checks import compare, gradients
+from autograder.checks import compare, gradients, timing
 from autograder.checks.failures import CheckFailed
 from autograder.checks.tape import ReferenceProxy, Tape
 
 
 class Trial:
-    def __init__(self, session, reference: ReferenceProxy, tape: Tape, seed: int):
+    def __init__(self, session, reference: ReferenceProxy, tape: Tape, seed: int, device: str = "cpu", pacer=None):
         self.session = session
         self.student = session.student
         self.reference = reference
         self.tape = tape
         self.generator = torch.Generator().manual_seed(seed)
+        self.device = device  # inputs are drawn on the CPU and placed here
+        self.pacer = pacer  # a session of the reference solution in its own worker (timed checks)
+        self.races: list[timing.Race] = []  # what expect_fast measured, for benchmarks and reports
 
     # --- inputs (recorded in public bundles, so a replay sees the same ones) ---
 
@@ -28,18 +31,20 @@ class Trial:
             x = torch.randn(shape, generator=self.generator, dtype=torch.float64) * scale
             if away_from_zero:
                 x = torch.where(x >= 0, x + away_from_zero, x - away_from_zero)
-            return x.to(dtype)
+            return x.to(dtype=dtype, device=self.device)
 
         return self.tape.draw("input", spec, produce)
 
     def uniform(self, *shape: int, low: float = 0.0, high: float = 1.0, dtype: torch.dtype = torch.float64):
         spec = {"fn": "uniform", "shape": list(shape), "dtype": str(dtype), "low": low, "high": high}
-        produce = lambda: (low + (high - low) * torch.rand(shape, generator=self.generator, dtype=torch.float64)).to(dtype)  # noqa: E731
+        u = lambda: torch.rand(shape, generator=self.generator, dtype=torch.float64)  # noqa: E731
+        produce = lambda: (low + (high - low) * u()).to(dtype=dtype, device=self.device)  # noqa: E731
         return self.tape.draw("input", spec, produce)
 
     def randint(self, low: int, high: int, *shape: int):
         spec = {"fn": "randint", "shape": list(shape), "low": low, "high": high}
-        return self.tape.draw("input", spec, lambda: torch.randint(low, high, shape, generator=self.generator))
+        produce = lambda: torch.randint(low, high, shape, generator=self.generator).to(self.device)  # noqa: E731
+        return self.tape.draw("input", spec, produce)
 
     # --- the student's process ---
 
@@ -103,6 +108,29 @@ class Trial:
         gradients.check_gradients(
             forward, inputs, analytic, upstream, what=what, random_direction=lambda shape: self.randn(*shape)
         )
+
+    def expect_fast(self, timed, inputs, prepare=None, *, what: str, threshold: float = timing.THRESHOLD):
+        """timed(**prepare(code, **inputs())) must take at most threshold times the reference's time.
+
+        Student and reference race in their own processes (see checks/timing.py);
+        each round's results must also agree.
+        """
+        if self.pacer is None:
+            raise RuntimeError("a timed check needs the reference solution running in a worker")
+
+        def verify(got, expected):
+            if isinstance(expected, (tuple, list)):
+                self.expect_sequence(got, type(expected), len(expected), what=f"the result of {what} (timed)")
+                for number, (item, expected_item) in enumerate(zip(got, expected), start=1):
+                    self.expect_close(item, expected_item, what=f"{what} (timed), result #{number}")
+            else:
+                self.expect_close(got, expected, what=f"{what} (timed)")
+
+        race = timing.run_race(self.session, self.pacer, prepare, timed, inputs, verify, threshold=threshold)
+        self.races.append(race)
+        if race.ratio > threshold:
+            text = f"{what} is too slow: {race.describe(threshold)}. Vectorize it: no Python loops over output pixels"
+            raise CheckFailed(text, text)
 
     def expect_inputs_kept(self, method, *inputs: torch.Tensor, what: str | None = None):
         """Call method(*inputs) with the inputs living in the student's process; they must not change."""

@@ -6,15 +6,23 @@ scanned statically for forbidden APIs. A check's verdict comes from the first
 thing that went wrong: the file did not import, the unit uses a forbidden API,
 the check's assertions failed, the student's code raised, hung, or killed its
 process. Nothing a check does can touch another check's result.
+
+Timed checks race the student's process against one of the reference
+solution, started by the same sandbox (a second worker, started on first use).
+CUDA checks run where this host has a CUDA device; elsewhere they are skipped
+and scored as course.toml says.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from autograder.checks import forbidden
 from autograder.checks.failures import CheckFailed
@@ -22,6 +30,7 @@ from autograder.checks.registry import AUTOGRAD_APIS, CheckSpec
 from autograder.checks.seeds import PUBLIC_STUDENT, check_seed
 from autograder.checks.trial import Trial
 from autograder.engine.assignment import Assignment
+from autograder.engine.course import Course
 from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.protocol.client import CallTimeout, StudentError, Worker, WorkerFailure
 from autograder.protocol.wire import ProtocolError
@@ -49,32 +58,60 @@ def grade(
     visibilities=("public", "hidden"),
     reveal_hidden: bool = False,
     on_result=None,
+    course: Course = Course(),
 ) -> SubmissionResult:
     submission = Path(submission).resolve()
     result = SubmissionResult(assignment.name, student)
     specs = [spec for spec in assignment.checks if spec.visibility in visibilities]
-    with Worker(sandbox, submission) as worker:
+    cuda = torch.cuda.is_available()
+    if cuda:  # expected values at full float32 precision (the workers turn TF32 off too)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    with contextlib.ExitStack() as stack:
+        worker = stack.enter_context(Worker(sandbox, submission))
+        # Started on first use only: the reference, for timed checks to race against.
+        pacer = stack.enter_context(Worker(sandbox, assignment.reference_dir)) if assignment.reference_dir else None
         broken_files = {m: probe_import(worker, m) for m in assignment.modules if any(s.module == m for s in specs)}
         banned = scan_forbidden(assignment, submission, specs)
+        graded: dict[str, CheckResult] = {}
         for spec in specs:
-            verdict = (
-                broken_files.get(spec.module)
-                or banned.get(spec.unit)
-                or run_check(assignment, spec, worker, student)
-            )
-            shown = verdict.message if spec.visibility == "public" or reveal_hidden else verdict.summary
-            check = CheckResult(
-                id=spec.id,
-                score=spec.points if verdict.status == "passed" else 0.0,
-                max_score=spec.points,
-                status=verdict.status,
-                message=shown,
-                visibility=spec.visibility,
-            )
+            if spec.device == "cuda" and not cuda:
+                check = cuda_skipped(spec, graded.get(spec.twin), course)
+            else:
+                verdict = (
+                    broken_files.get(spec.module)
+                    or banned.get(spec.unit)
+                    or run_check(assignment, spec, worker, student, pacer=pacer)
+                )
+                shown = verdict.message if spec.visibility == "public" or reveal_hidden else verdict.summary
+                check = CheckResult(
+                    id=spec.id,
+                    score=spec.points if verdict.status == "passed" else 0.0,
+                    max_score=spec.points,
+                    status=verdict.status,
+                    message=shown,
+                    visibility=spec.visibility,
+                )
+            graded[spec.id] = check
             result.checks.append(check)
             if on_result:
                 on_result(check)
     return result
+
+
+def cuda_skipped(spec: CheckSpec, twin: CheckResult | None, course: Course) -> CheckResult:
+    """A CUDA check on a host without CUDA: skipped, scored as the course says."""
+    policy = course.cuda_absent
+    reason = f'skipped: this grading host has no CUDA device (course.toml: cuda_absent = "{policy}")'
+    score, max_score = 0.0, spec.points
+    if policy == "cpu":
+        passed = twin is not None and twin.status == "passed"
+        score = spec.points if passed else 0.0
+        reason += f"; scored as its CPU twin {spec.twin}, which {'passed' if passed else 'did not pass'}"
+    elif policy == "exclude":
+        max_score = 0.0
+        reason += "; left out of the maximum"
+    return CheckResult(spec.id, score, max_score, "skipped", reason, spec.visibility)
 
 
 def probe_import(worker: Worker, module: str) -> Verdict | None:
@@ -112,17 +149,21 @@ def scan_forbidden(assignment: Assignment, submission: Path, specs: list[CheckSp
     return verdicts
 
 
-def run_check(assignment: Assignment, spec: CheckSpec, worker: Worker, student: str, tape=None) -> Verdict:
+def run_check(
+    assignment: Assignment, spec: CheckSpec, worker: Worker, student: str, tape=None, pacer: Worker | None = None
+) -> Verdict:
     seed = check_seed(student if spec.visibility == "hidden" else PUBLIC_STUDENT, assignment.name, spec.id)
     forbid = assignment.forbidden.get(spec.unit, []) + AUTOGRAD_APIS
-    session = worker.session(
-        seed=seed, forbid=forbid, call_timeout=spec.call_timeout, deadline=time.monotonic() + spec.timeout
-    )
+    limits = dict(seed=seed, forbid=forbid, call_timeout=spec.call_timeout, deadline=time.monotonic() + spec.timeout)
+    session = worker.session(**limits)
     session.show_scalars = spec.visibility == "public"
+    # The reference's process for a race: the same seed, guard and limits as the student's.
+    reference_session = pacer.session(**limits) if spec.timed and pacer else None
     tape = tape or assignment.tape_for(spec.id)
     verdict = None
     try:
-        spec.run(Trial(session, assignment.reference_root(tape), tape, seed))
+        trial = Trial(session, assignment.reference_root(tape), tape, seed, spec.device, reference_session)
+        spec.run(trial)
     except CheckFailed as exc:
         verdict = Verdict("failed", exc.message, exc.summary)
     except WorkerFailure as exc:
@@ -134,6 +175,8 @@ def run_check(assignment: Assignment, spec: CheckSpec, worker: Worker, student: 
         verdict = Verdict("error", f"internal error in check {spec.id}: {type(exc).__name__}: {exc}", "internal error")
     verdict = forbidden_at_runtime(session, spec) or verdict or Verdict("passed", "", "")
     report = session.end()
+    if reference_session:
+        reference_session.end()
     if verdict.status != "passed":
         verdict.message = with_output(verdict.message, report)
     return verdict

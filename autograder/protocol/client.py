@@ -169,16 +169,17 @@ class Worker:
             control = self.ensure_started()
             try:
                 control.send(request, [], time.monotonic() + END_TIMEOUT)
-                data = self._data_channel(control)
-                return Session(self, control, data, call_timeout, deadline)
+                data, pid = self._data_channel(control)
+                return Session(self, control, data, call_timeout, deadline, pid)
             except WorkerFailure:
                 self.close()
                 if attempt == 2:
                     raise
 
-    def _data_channel(self, control: Connection) -> Connection:
+    def _data_channel(self, control: Connection) -> tuple[Connection, int | None]:
+        """The child's connection, and its process id where the grader can see the child's process."""
         if not self.direct:
-            return control
+            return control, None
         frame = control.receive(time.monotonic() + END_TIMEOUT)
         if frame.header.get("zygote") != "forked" or not control.passed:
             raise WorkerDied(f"the worker sent {str(frame.header)[:200]} instead of forked")
@@ -187,7 +188,9 @@ class Worker:
         if not stat.S_ISSOCK(os.fstat(fd).st_mode):
             os.close(fd)
             raise WorkerDied("the worker handed over something that is not a socket")
-        return Connection(fd, fd)
+        pid = frame.header.get("pid")
+        visible = self.sandbox.shares_pids and type(pid) is int and pid > 0
+        return Connection(fd, fd), pid if visible else None
 
     def log_tail(self) -> str:
         if self.proc is None or not hasattr(self.proc, "log"):
@@ -219,7 +222,7 @@ class Worker:
 class Session:
     """One check's conversation with its own forked child."""
 
-    def __init__(self, worker: Worker, control: Connection, data: Connection, call_timeout: float, deadline: float):
+    def __init__(self, worker, control: Connection, data: Connection, call_timeout: float, deadline: float, pid=None):
         self.worker = worker
         self.control = control  # to the zygote
         self.data = data  # to the child: its own socket (direct), or the zygote's relay
@@ -229,6 +232,20 @@ class Session:
         self.last_call = ""
         self.show_scalars = True  # call descriptions show scalar arguments (not in hidden checks)
         self.student = StudentModules(self)
+        self.cpu_clock = _process_cpu_clock(pid)
+
+    def cpu_time(self) -> float | None:
+        """Seconds of CPU the check's process has used, all its threads together; None where not visible.
+
+        The kernel keeps this clock: nothing in the worker can change it. A pid
+        that is not the child's can only make the check look slower.
+        """
+        if self.cpu_clock is None:
+            return None
+        try:
+            return time.clock_gettime(self.cpu_clock)
+        except OSError:  # the process is gone
+            return None
 
     @property
     def relayed(self) -> bool:
@@ -314,6 +331,18 @@ class Session:
         except WorkerFailure as exc:
             self.worker.close()
             return {"status": "unknown", "problem": f"the worker stopped answering ({exc}); restarted", "output": ""}
+
+
+def _process_cpu_clock(pid: int | None) -> int | None:
+    """The clock id of another process's CPU time (Linux: what clock_getcpuclockid(3) computes)."""
+    if pid is None or not hasattr(time, "clock_gettime"):
+        return None
+    clock = ((~pid) << 3) | 2  # CPUCLOCK_SCHED of the whole process
+    try:
+        time.clock_gettime(clock)
+    except OSError:
+        return None
+    return clock
 
 
 def _report(header: dict) -> dict:

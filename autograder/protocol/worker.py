@@ -98,6 +98,9 @@ def seed_everything(seed: int) -> None:
     import torch
 
     torch.manual_seed(seed)
+    # Full float32 precision on CUDA (TF32 is ~1e-3 off): a flag, it does not initialize CUDA.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     random.seed(seed)
     numpy.random.seed(seed % (1 << 32))
 
@@ -170,7 +173,8 @@ class Zygote:
         child.sock.setblocking(True)
         child.sock.sendall(setup)
         self.flush()
-        socket.send_fds(self.grader_socket, [wire.encode_frame({"zygote": "forked"})], [child.sock.fileno()])
+        forked = wire.encode_frame({"zygote": "forked", "pid": child.pid})  # for the grader's CPU-time clock
+        socket.send_fds(self.grader_socket, [forked], [child.sock.fileno()])
         child.sock.close()
         child.closed = True
 

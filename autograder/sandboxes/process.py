@@ -21,6 +21,7 @@ class ProcessSandbox(Sandbox):
     worker relays (what a docker worker does)."""
 
     name = "process"
+    shares_pids = True
 
     def __init__(self, link: str = "socket"):
         if link not in ("socket", "pipes"):

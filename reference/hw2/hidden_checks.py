@@ -1,0 +1,199 @@
+"""hw2 hidden checks: run only by `autograder grade`, never shipped to students.
+
+Inputs are drawn from a seed of (student id, assignment, check id): every
+student gets other sizes, strides, paddings and dilations, and a regrade gets
+the same ones. They cover what the public checks leave out: float32 (outputs
+keep their dtype), random configurations, inputs left unmodified, overlapping
+pooling windows, empty classes; and the timed checks (model acceleration),
+which race the student's code against the reference's. Checks declared with
+`cuda=` run again on CUDA tensors where the grading host has a CUDA device.
+"""
+
+import torch
+
+from autograder.checks import CheckList
+
+from .public_checks import (
+    F32,
+    F64,
+    conv,
+    conv_inputs,
+    conv_layer,
+    dice,
+    iou,
+    layer_backward,
+    pool_backward,
+    pool_input,
+    softmax_probs,
+    transposed,
+)
+
+checks = CheckList()
+
+
+def dims(t, count, low, high):
+    """count random sizes in [low, high): the hidden shapes differ per student."""
+    return t.randint(low, high, count).tolist()
+
+
+def pair_or_int(h, w):
+    return h if h == w else (h, w)
+
+
+def random_conv(t, kernel_max=4):
+    """A per-student convolution: (x shape, weight shape, options), with an output of at least 1x1."""
+    n, cin, cout = dims(t, 3, 1, 4)
+    kh, kw = dims(t, 2, 1, kernel_max)
+    sh, sw, dh, dw = dims(t, 4, 1, 3)
+    ph, pw = dims(t, 2, 0, 3)
+    eh, ew = dims(t, 2, 0, 6)  # input size beyond the smallest that gives one output pixel
+    h, w = max(1, dh * (kh - 1) + 1 - 2 * ph) + eh, max(1, dw * (kw - 1) + 1 - 2 * pw) + ew
+    options = {"stride": pair_or_int(sh, sw), "padding": pair_or_int(ph, pw), "dilation": pair_or_int(dh, dw)}
+    return (n, cin, h, w), (cout, cin, kh, kw), options
+
+
+# --- conv2d ----------------------------------------------------------------
+
+
+@checks.hidden("convolution.conv2d.shapes", points=0.5)
+def _(t):
+    for _ in range(3):
+        x_shape, w_shape, options = random_conv(t)
+        conv(t, *conv_inputs(t, x_shape, w_shape), options)
+
+
+@checks.hidden("convolution.conv2d.float32", points=0.25, cuda=0.25)
+def _(t):
+    for _ in range(2):
+        x_shape, w_shape, options = random_conv(t)
+        conv(t, *conv_inputs(t, x_shape, w_shape, dtype=F32), options, dtype=F32)
+
+
+@checks.hidden("convolution.conv2d.inputs_kept", points=0.25)
+def _(t):
+    x, weight, bias = conv_inputs(t, (2, 3, 7, 6), (2, 3, 3, 3))
+    conv2d = t.student.convolution.conv2d
+    t.expect_inputs_kept(lambda x, w, b: conv2d(x, w, b, stride=2, padding=1), x, weight, bias)
+
+
+# Timed checks (model acceleration). The size makes a Python loop over output
+# pixels cost far more than its vectorized work (calibrated in bench/hw2_timing.py).
+TIMED_X, TIMED_W, TIMED_OPTIONS = (2, 4, 64, 64), (8, 4, 3, 3), {"padding": 1}
+TIMED_OUT = (2, 8, 64, 64)
+
+
+def timed_inputs(t, upstream=False):
+    """Fresh inputs for each round of a race (float32, on the check's device)."""
+
+    def draw():
+        x, weight, bias = conv_inputs(t, TIMED_X, TIMED_W, dtype=F32)
+        values = {"x": x, "weight": weight, "bias": bias}
+        return {**values, "upstream": t.randn(*TIMED_OUT, dtype=F32)} if upstream else values
+
+    return draw
+
+
+def new_layer(code, x, weight, bias):
+    return {"layer": conv_layer(code, weight, bias, TIMED_OPTIONS, TIMED_W), "x": x}
+
+
+def forwarded_layer(code, x, weight, bias, upstream):
+    layer = conv_layer(code, weight, bias, TIMED_OPTIONS, TIMED_W)
+    layer.forward(x)
+    return {"layer": layer, "upstream": upstream}
+
+
+@checks.hidden("convolution.conv2d.timed", points=0.25, cuda=0.25, timeout=120)
+def _(t):
+    t.expect_fast(
+        lambda code, x, weight, bias: code.convolution.conv2d(x, weight, bias, **TIMED_OPTIONS),
+        timed_inputs(t),
+        what="conv2d",
+    )
+
+
+# --- Conv2d ----------------------------------------------------------------
+
+
+@checks.hidden("convolution.Conv2d.backward_grid", points=0.5)
+def _(t):
+    for _ in range(3):
+        layer_backward(t, *random_conv(t))
+
+
+@checks.hidden("convolution.Conv2d.float32", points=0.25, cuda=0.25)
+def _(t):
+    layer_backward(t, *random_conv(t), dtype=F32)
+
+
+@checks.hidden("convolution.Conv2d.forward.timed", points=0.25, cuda=0.25, timeout=120)
+def _(t):
+    t.expect_fast(lambda layer, x: layer.forward(x), timed_inputs(t), new_layer, what="Conv2d.forward")
+
+
+@checks.hidden("convolution.Conv2d.backward.timed", points=0.25, cuda=0.25, timeout=120)
+def _(t):
+    # backward's parameter gradients are timed too: computing them lazily gains nothing
+    t.expect_fast(
+        lambda layer, upstream: (layer.backward(upstream), layer.dweight, layer.dbias),
+        timed_inputs(t, upstream=True),
+        forwarded_layer,
+        what="Conv2d.backward",
+    )
+
+
+# --- MaxPool2d, AvgPool2d --------------------------------------------------
+
+
+@checks.hidden("convolution.MaxPool2d.overlapping", points=0.25)
+def _(t):
+    # stride < kernel: windows overlap and a maximum shared by two windows gets both gradients
+    pool_backward(t, "MaxPool2d", pool_input(t, 2, 2, 7, 8), 3, 2)
+    pool_backward(t, "MaxPool2d", pool_input(t, 1, 3, 6, 9, dtype=F32), (2, 3), 1)
+
+
+@checks.hidden("convolution.MaxPool2d.shapes", points=0.25)
+def _(t):
+    n, c, kh, kw, sh, sw = dims(t, 6, 1, 4)
+    h, w = kh + dims(t, 1, 0, 7)[0], kw + dims(t, 1, 0, 7)[0]
+    pool_backward(t, "MaxPool2d", pool_input(t, n, c, h, w), pair_or_int(kh, kw), pair_or_int(sh, sw))
+
+
+@checks.hidden("convolution.AvgPool2d.shapes", points=0.25)
+def _(t):
+    n, c, kh, kw, sh, sw = dims(t, 6, 1, 4)
+    h, w = kh + dims(t, 1, 0, 7)[0], kw + dims(t, 1, 0, 7)[0]
+    pool_backward(t, "AvgPool2d", t.randn(n, c, h, w), pair_or_int(kh, kw), pair_or_int(sh, sw))
+    pool_backward(t, "AvgPool2d", t.randn(2, 2, 7, 8, dtype=F32), 3, 2)
+
+
+# --- conv_transpose2d ------------------------------------------------------
+
+
+@checks.hidden("convolution.conv_transpose2d.shapes", points=0.5)
+def _(t):
+    for dtype in (F64, F64, F32):
+        n, cin, cout, kh, kw, sh, sw = dims(t, 7, 1, 4)
+        h, w = dims(t, 2, 1, 6)
+        # the output is (h - 1) * stride - 2 * padding + kernel high: keep it at least 1
+        ph = dims(t, 1, 0, ((h - 1) * sh + kh - 1) // 2 + 1)[0]
+        pw = dims(t, 1, 0, ((w - 1) * sw + kw - 1) // 2 + 1)[0]
+        options = {"stride": pair_or_int(sh, sw), "padding": pair_or_int(ph, pw)}
+        transposed(t, (n, cin, h, w), (cin, cout, kh, kw), options, dtype=dtype)
+
+
+# --- iou_per_class, dice_loss ----------------------------------------------
+
+
+@checks.hidden("convolution.iou_per_class.shapes", points=0.25)
+def _(t):
+    n, h, w = dims(t, 3, 1, 8)
+    used, extra = dims(t, 2, 2, 5)  # labels come from `used` classes; `extra` more classes occur nowhere
+    iou(t, t.randint(0, used, n, h, w), t.randint(0, used, n, h, w), used + extra)
+
+
+@checks.hidden("convolution.dice_loss.empty_classes", points=0.25)
+def _(t):
+    n, h, w = dims(t, 3, 1, 6)
+    dice(t, softmax_probs(t, n, 5, h, w), t.randint(1, 3, n, h, w))  # classes 0, 3, 4 are empty
+    dice(t, softmax_probs(t, n, 3, h, w, dtype=F32), t.randint(0, 3, n, h, w))
