@@ -61,23 +61,35 @@ def directories(tmp_path_factory):
     return made
 
 
+@pytest.fixture(scope="module")
+def workers(directories):
+    """One warm worker per side, solution and link, for the whole module."""
+    started = {}
+
+    def get(name, link, side):
+        if (name, link, side) not in started:
+            sandbox = get_sandbox("process") if link == "socket" else _pipes()
+            started[name, link, side] = Worker(sandbox, directories[name])
+        return started[name, link, side]
+
+    yield get
+    for worker in started.values():
+        worker.close()
+
+
 @pytest.fixture
-def race_between(directories):
-    """(student, reference) -> (student session, reference session), both on the socket link."""
-    workers = []
+def race_between(workers):
+    """(student, reference[, link]) -> a fresh session of each, ended after the test."""
+    sessions = []
 
     def start(student, reference, link="socket"):
-        sandbox = get_sandbox("process") if link == "socket" else _pipes()
-        sessions = []
-        for name in (student, reference):
-            worker = Worker(sandbox, directories[name])
-            workers.append(worker)
-            sessions.append(worker.session(seed=1, forbid=[], call_timeout=20, deadline=time.monotonic() + 120))
-        return sessions
+        limits = dict(seed=1, forbid=[], call_timeout=20, deadline=time.monotonic() + 120)
+        sessions.extend(workers(name, link, side).session(**limits) for name, side in ((student, "student"), (reference, "reference")))
+        return sessions[-2:]
 
     yield start
-    for worker in workers:
-        worker.close()
+    for session in sessions:
+        session.end()
 
 
 def _pipes():
