@@ -19,7 +19,7 @@ from autograder.engine.results import CheckResult
 from autograder.engine.runner import cuda_skipped, grade
 from autograder.sandboxes import get_sandbox
 from hw2_variants import VARIANTS
-from variants import lost, unit_of
+from variants import loops_with_clock_tricks, lost, unit_of
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "hw2"
@@ -31,7 +31,6 @@ RACED = {
     "alternative": SUBMISSIONS / "hw2_alternative",
     "offsets": SUBMISSIONS / "hw2_offsets",
     "loops": SUBMISSIONS / "hw2_loops",
-    "loops_clockpatch": SUBMISSIONS / "hw2_loops_clockpatch",
 }
 
 
@@ -61,7 +60,8 @@ def graded(assignment, tmp_path_factory):
     def run(directory):
         return grade(assignment, directory, sandbox, "alice", reveal_hidden=True)
 
-    results = {name: run(directory) for name, directory in RACED.items()}
+    raced = {**RACED, "loops_clockpatch": loops_with_clock_tricks(base / "loops_clockpatch")}
+    results = {name: run(directory) for name, directory in raced.items()}
     with ThreadPoolExecutor(max_workers=2) as pool:
         results.update(zip(others, pool.map(run, others.values())))
     return results

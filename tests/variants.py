@@ -1,6 +1,21 @@
-"""What a single-bug variant of a reference solution is (hw1_variants.py, hw2_variants.py list them)."""
+"""What a single-bug variant of a reference solution is (hw1_variants.py, hw2_variants.py list them),
+and submissions built from others."""
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
+
+SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
+
+# Appended to the pixel-loop solution: its own helper module fools every clock first.
+CLOCK_TRICKS_HOOK = """
+
+import clock_tricks  # fools the clocks at import, and again before each timed unit runs
+
+conv2d = clock_tricks.fooling(conv2d)
+Conv2d.forward = clock_tricks.fooling(Conv2d.forward)
+Conv2d.backward = clock_tricks.fooling(Conv2d.backward)
+"""
 
 
 @dataclass(frozen=True)
@@ -24,3 +39,12 @@ def lost(result) -> dict[str, float]:
 
 def unit_of(check_id: str) -> str:
     return ".".join(check_id.split(".")[:2])
+
+
+def loops_with_clock_tricks(directory: Path) -> Path:
+    """The correct pixel-loop hw2 solution that also patches every clock it can reach in its process."""
+    directory.mkdir(parents=True)
+    shutil.copy(SUBMISSIONS / "clock_tricks.py", directory / "clock_tricks.py")
+    loops = (SUBMISSIONS / "hw2_loops" / "convolution.py").read_text()
+    (directory / "convolution.py").write_text(loops + CLOCK_TRICKS_HOOK)
+    return directory
