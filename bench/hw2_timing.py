@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -25,13 +24,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from autograder.checks.failures import CheckFailed  # noqa: E402
-from autograder.checks.registry import AUTOGRAD_APIS  # noqa: E402
-from autograder.checks.seeds import check_seed  # noqa: E402
-from autograder.checks.tape import Tape  # noqa: E402
 from autograder.checks.timing import THRESHOLD  # noqa: E402
-from autograder.checks.trial import Trial  # noqa: E402
 from autograder.engine.assignment import load_reference  # noqa: E402
+from autograder.engine.runner import run_check  # noqa: E402
 from autograder.protocol.client import Worker  # noqa: E402
 from autograder.sandboxes import get_sandbox  # noqa: E402
 from variants import loops_with_clock_tricks  # noqa: E402
@@ -45,21 +40,11 @@ SOLUTIONS = {
 
 
 def race_once(assignment, spec, worker, pacer, student):
-    seed = check_seed(student, assignment.name, spec.id)
-    limits = dict(seed=seed, forbid=assignment.forbidden.get(spec.unit, []) + AUTOGRAD_APIS,
-                  call_timeout=spec.call_timeout, deadline=time.monotonic() + spec.timeout)
-    session, reference = worker.session(**limits), pacer.session(**limits)
-    trial = Trial(session, assignment.reference_root(Tape()), Tape(), seed, "cpu", reference)
-    try:
-        spec.run(trial)
-        verdict = "pass"
-    except CheckFailed:
-        verdict = "FAIL"
-    finally:
-        session.end()
-        reference.end()
-    race = trial.races[-1]
-    return verdict, race.ratio, race.median_ratio, min(race.reference)
+    verdict = run_check(assignment, spec, worker, student, pacer=pacer)
+    if not verdict.races:
+        raise SystemExit(f"{spec.id} ran no race: {verdict.message}")
+    race = verdict.races[-1]
+    return "pass" if verdict.status == "passed" else "FAIL", race.ratio, race.median_ratio, min(race.reference)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade
 from autograder.sandboxes import get_sandbox
 from hw1_variants import VARIANTS
-from variants import lost, unit_of
+from variants import apply, lost, unit_of
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "hw1"
@@ -53,12 +53,7 @@ def submission_from_reference(directory: Path) -> Path:
 
 
 def patched(directory: Path, variant) -> Path:
-    submission_from_reference(directory)
-    path = directory / variant.file
-    source = path.read_text()
-    assert source.count(variant.old) == 1, f"{variant.name}: the text to replace must occur exactly once"
-    path.write_text(source.replace(variant.old, variant.new))
-    return directory
+    return apply(variant, submission_from_reference(directory))
 
 
 def with_broken_file(directory: Path, case: Broken) -> Path:

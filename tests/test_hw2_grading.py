@@ -7,6 +7,7 @@ The solutions whose timed checks are under test are graded one after the
 other, so that only their own race runs on the machine; the rest concurrently.
 """
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from autograder.engine.results import CheckResult
 from autograder.engine.runner import cuda_skipped, grade
 from autograder.sandboxes import get_sandbox
 from hw2_variants import VARIANTS
-from variants import loops_with_clock_tricks, lost, unit_of
+from variants import apply, loops_with_clock_tricks, lost, unit_of
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "hw2"
@@ -36,10 +37,8 @@ RACED = {
 
 def patched(directory: Path, variant) -> Path:
     directory.mkdir(parents=True)
-    source = (REFERENCE / variant.file).read_text()
-    assert source.count(variant.old) == 1, f"{variant.name}: the text to replace must occur exactly once"
-    (directory / variant.file).write_text(source.replace(variant.old, variant.new))
-    return directory
+    shutil.copy(REFERENCE / variant.file, directory / variant.file)
+    return apply(variant, directory)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,6 @@ to compute the expected gradients.
 """
 
 import ast
-import contextlib
-import importlib.util
 import types
 from pathlib import Path
 
@@ -19,7 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.release.release import BEGIN, END, make_stub
+from autograder.release.release import make_stub
+from reference_helpers import assert_matches, assert_regions_well_placed, functions_of, leaf, load_module, untouched
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference" / "hw1"
@@ -32,13 +31,6 @@ UNITS = {  # the contract of ASSIGNMENTS.md, hw1
     "optimizers": ["SGD", "AdaGrad", "RMSProp", "Adam", "AdamW"],
 }
 DTYPES = [torch.float64, torch.float32]
-
-
-def load_module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module", params=sorted(IMPLEMENTATIONS))
@@ -56,31 +48,6 @@ def gen():
 
 def randn(gen, *shape, dtype=torch.float64, scale=1.0, shift=0.0):
     return torch.randn(*shape, generator=gen, dtype=torch.float64).mul(scale).add(shift).to(dtype)
-
-
-def leaf(t):
-    return t.detach().clone().requires_grad_(True)
-
-
-def assert_matches(actual, expected):
-    """Same type, dtype and shape as `expected`, and close to it for that dtype."""
-    assert isinstance(actual, torch.Tensor), f"expected a tensor, got {type(actual).__name__}"
-    expected = expected.detach()
-    scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
-    if expected.dtype == torch.float64:
-        rtol, atol = 1e-9, 1e-11 * scale
-    else:
-        rtol, atol = 1e-5, 1e-5 * scale
-    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol)
-
-
-@contextlib.contextmanager
-def untouched(*tensors):
-    """Fails if the block modifies any of `tensors` in place."""
-    before = [t.clone() for t in tensors]
-    yield
-    for i, (t, b) in enumerate(zip(tensors, before)):
-        assert torch.equal(t, b), f"input {i} was modified in place"
 
 
 # ---------------------------------------------------------------------------
@@ -159,39 +126,13 @@ def test_no_forbidden_api(hw, stem):
         assert not bad, f"{stem}.{unit} uses {bad}"
 
 
-def _functions(tree):
-    """{qualified name: def node} of the module-level functions and the methods."""
-    found = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            found[node.name] = node
-        elif isinstance(node, ast.ClassDef):
-            found.update({f"{node.name}.{f.name}": f for f in node.body if isinstance(f, ast.FunctionDef)})
-    return found
-
-
 @pytest.mark.parametrize("stem", STEMS)
 def test_solution_regions_release_cleanly(stem, tmp_path):
     source = (REFERENCE / f"{stem}.py").read_text()
-    lines = source.splitlines()
-    assert any(line.strip() == BEGIN for line in lines)
-    assert all(line.strip() in (BEGIN, END) for line in lines if "SOLUTION" in line)
-    original = _functions(ast.parse(source))
-    for number, line in enumerate(lines, start=1):
-        if line.strip() != BEGIN:
-            continue
-        # the region sits in exactly one function body, at that body's indentation, after its docstring
-        owner = [f for f in original.values() if f.lineno < number <= f.end_lineno]
-        assert len(owner) == 1, f"line {number}: a region must sit inside one function"
-        func = owner[0]
-        assert len(line) - len(line.lstrip()) == func.body[0].col_offset, f"line {number}: wrong indentation"
-        assert ast.get_docstring(func), f"{func.name}: a region's function needs a docstring"
-        assert func.body[0].end_lineno < number, f"{func.name}: the docstring must stay outside the region"
-        end = number + [l.strip() for l in lines[number:]].index(END)
-        inside = lines[number:end]
-        assert not any(l.lstrip().startswith(("def ", "class ", "@")) for l in inside), f"line {number}: spans a def"
+    original = functions_of(ast.parse(source))
+    assert assert_regions_well_placed(source) > 0
     stub_source = make_stub(source, f"{stem}.py")  # exactly what students get
-    stubbed = _functions(ast.parse(stub_source))
+    stubbed = functions_of(ast.parse(stub_source))
     assert stubbed.keys() == original.keys(), "a region swallowed a def"
     # the released module imports, its constructors run, and the stubs raise
     path = tmp_path / f"{stem}.py"

@@ -6,8 +6,6 @@ used here, in the tests, to compute the expected values and gradients.
 """
 
 import ast
-import contextlib
-import importlib.util
 import math
 from pathlib import Path
 
@@ -15,19 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.release.release import BEGIN, END, make_stub
+from autograder.release.release import make_stub
+from reference_helpers import assert_matches, assert_regions_well_placed, functions_of, leaf, load_module, untouched
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference" / "hw2" / "convolution.py"
 UNITS = ["conv2d", "Conv2d", "MaxPool2d", "AvgPool2d", "conv_transpose2d", "iou_per_class", "dice_loss"]
 DTYPES = [torch.float64, torch.float32]
-
-
-def load_module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -48,31 +40,6 @@ def distinct(gen, *shape, dtype=torch.float64):
     """Values without ties (exact in float32 too): a window's maximum is unique."""
     n = math.prod(shape)
     return ((torch.randperm(n, generator=gen) - n / 2) / 4).reshape(shape).to(dtype)
-
-
-def leaf(t):
-    return t.detach().clone().requires_grad_(True)
-
-
-def assert_matches(actual, expected):
-    """Same type, dtype and shape as `expected`, and close to it for that dtype."""
-    assert isinstance(actual, torch.Tensor), f"expected a tensor, got {type(actual).__name__}"
-    expected = expected.detach()
-    scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
-    if expected.dtype == torch.float64:
-        rtol, atol = 1e-9, 1e-11 * scale
-    else:
-        rtol, atol = 1e-5, 1e-5 * scale
-    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol)
-
-
-@contextlib.contextmanager
-def untouched(*tensors):
-    """Fails if the block modifies any of `tensors` in place."""
-    before = [t.clone() for t in tensors]
-    yield
-    for i, (t, b) in enumerate(zip(tensors, before)):
-        assert torch.equal(t, b), f"input {i} was modified in place"
 
 
 # ---------------------------------------------------------------------------
@@ -106,42 +73,16 @@ def test_no_forbidden_api():
     assert used >= {"as_strided"}  # the windows are a strided view, not a library call
 
 
-def _functions(tree):
-    """{qualified name: def node} of the module-level functions and the methods."""
-    found = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            found[node.name] = node
-        elif isinstance(node, ast.ClassDef):
-            found.update({f"{node.name}.{f.name}": f for f in node.body if isinstance(f, ast.FunctionDef)})
-    return found
-
-
 def test_solution_regions_release_cleanly(tmp_path):
     source = REFERENCE.read_text()
-    lines = source.splitlines()
-    assert all(line.strip() in (BEGIN, END) for line in lines if "SOLUTION" in line)
-    original = _functions(ast.parse(source))
-    regions = 0
-    for number, line in enumerate(lines, start=1):
-        if line.strip() != BEGIN:
-            continue
-        regions += 1
-        owner = [f for f in original.values() if f.lineno < number <= f.end_lineno]
-        assert len(owner) == 1, f"line {number}: a region must sit inside one function"
-        func = owner[0]
-        assert len(line) - len(line.lstrip()) == func.body[0].col_offset, f"line {number}: wrong indentation"
-        assert ast.get_docstring(func), f"{func.name}: a region's function needs a docstring"
-        assert func.body[0].end_lineno < number, f"{func.name}: the docstring must stay outside the region"
-        end = number + [l.strip() for l in lines[number:]].index(END)
-        inside = lines[number:end]
-        assert not any(l.lstrip().startswith(("def ", "class ", "@")) for l in inside), f"line {number}: spans a def"
+    original = functions_of(ast.parse(source))
+    regions = assert_regions_well_placed(source)
     # every function but the skeleton (_pair, constructors, parameters(), gradients()) is a region
     skeleton = {"_pair", "parameters", "gradients", "__init__"}
     assert regions == len([name for name in original if name.split(".")[-1] not in skeleton])
 
     stub_source = make_stub(source, "convolution.py")  # exactly what students get
-    assert _functions(ast.parse(stub_source)).keys() == original.keys(), "a region swallowed a def"
+    assert functions_of(ast.parse(stub_source)).keys() == original.keys(), "a region swallowed a def"
     path = tmp_path / "convolution.py"
     path.write_text(stub_source)
     stub = load_module(path, "_hw2_stub_convolution")

@@ -48,3 +48,12 @@ def loops_with_clock_tricks(directory: Path) -> Path:
     loops = (SUBMISSIONS / "hw2_loops" / "convolution.py").read_text()
     (directory / "convolution.py").write_text(loops + CLOCK_TRICKS_HOOK)
     return directory
+
+
+def apply(variant: Variant, directory: Path) -> Path:
+    """Put variant's bug into directory/<its file>, a copy of the reference's."""
+    path = directory / variant.file
+    source = path.read_text()
+    assert source.count(variant.old) == 1, f"{variant.name}: the text to replace must occur exactly once"
+    path.write_text(source.replace(variant.old, variant.new))
+    return directory

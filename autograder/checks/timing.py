@@ -70,13 +70,13 @@ def run_race(student, reference, prepare, timed, inputs, verify, *, rounds=ROUND
         order = sides if number % 2 == 0 else sides[::-1]
         results = {}
         for session in order:
-            if session is student:
+            try:
                 results[session], seconds, measured_cpu = _run_side(session, prepare, timed, values)
-            else:
-                try:
-                    results[session], seconds, measured_cpu = _run_side(session, prepare, timed, values)
-                except Exception as exc:  # never the student's fault: the check reports an internal error
-                    raise RuntimeError(f"the reference solution failed in the race: {exc}") from exc
+            except Exception as exc:
+                if session is student:
+                    raise
+                # never the student's fault: the check reports an internal error
+                raise RuntimeError(f"the reference solution failed in the race: {exc}") from exc
             race.cpu_clock &= measured_cpu
             if number >= warmup:
                 (race.student if session is student else race.reference).append(seconds)

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -47,6 +47,7 @@ class Verdict:
     status: str
     message: str  # may show values: public checks and instructors
     summary: str  # value-free: what students see of a hidden check
+    races: list = field(default_factory=list)  # what the check's timed races measured (checks/timing.py)
 
 
 def grade(
@@ -160,7 +161,7 @@ def run_check(
     # The reference's process for a race: the same seed, guard and limits as the student's.
     reference_session = pacer.session(**limits) if spec.timed and pacer else None
     tape = tape or assignment.tape_for(spec.id)
-    verdict = None
+    verdict, trial = None, None
     try:
         trial = Trial(session, assignment.reference_root(tape), tape, seed, spec.device, reference_session)
         spec.run(trial)
@@ -174,6 +175,7 @@ def run_check(
         log.error("check %s crashed:\n%s", spec.id, traceback.format_exc())
         verdict = Verdict("error", f"internal error in check {spec.id}: {type(exc).__name__}: {exc}", "internal error")
     verdict = forbidden_at_runtime(session, spec) or verdict or Verdict("passed", "", "")
+    verdict.races = trial.races if trial else []
     report = session.end()
     if reference_session:
         reference_session.end()
