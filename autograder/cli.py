@@ -19,7 +19,7 @@ from autograder.engine.course import CourseError, load_course
 from autograder.engine.runner import grade as grade_submission
 from autograder.protocol.client import WorkerUnavailable
 from autograder.reports import terminal
-from autograder.sandboxes import SandboxUnavailable, get_sandbox
+from autograder.sandboxes import SandboxUnavailable, choose
 
 PACKAGE_PARENT = Path(autograder.__file__).resolve().parent.parent
 
@@ -39,9 +39,11 @@ def find_root(explicit: Path | None, *marker: str, start: Path | None = None) ->
 
 
 root_option = click.option("--root", type=click.Path(file_okay=False, path_type=Path), help="The course repository.")
-sandbox_option = click.option(
-    "--sandbox", default="process", show_default=True, help="How the worker is isolated: process or auto."
-)
+SANDBOX_HELP = "How student code is isolated: auto (the strongest available), docker, namespace or process."
+
+
+def sandbox_option(default: str):
+    return click.option("--sandbox", default=default, show_default=True, help=SANDBOX_HELP)
 
 
 @click.group()
@@ -55,7 +57,7 @@ def main() -> None:
 @main.command()
 @click.argument("assignment")
 @root_option
-@sandbox_option
+@sandbox_option("process")  # runs the reference only
 def release(assignment: str, root: Path | None, sandbox: str) -> None:
     """Write assignments/ASSIGNMENT from reference/ASSIGNMENT: stubs, README, public check bundle."""
     from autograder.release.release import ReleaseError
@@ -74,7 +76,7 @@ def release(assignment: str, root: Path | None, sandbox: str) -> None:
 @click.argument("assignment")
 @click.argument("directory", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @root_option
-@sandbox_option
+@sandbox_option("process")  # the student's own code on the student's own machine
 def check(assignment: str, directory: Path, root: Path | None, sandbox: str) -> None:
     """Run the public checks of ASSIGNMENT on your files in DIRECTORY (default: here)."""
     bundle = directory / BUNDLE_DIR
@@ -96,7 +98,7 @@ def check(assignment: str, directory: Path, root: Path | None, sandbox: str) -> 
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--reveal-hidden", is_flag=True, help="Show hidden checks' full messages (instructors only).")
 @root_option
-@sandbox_option
+@sandbox_option("auto")
 def grade(assignment, directory, student, output_format, reveal_hidden, root, sandbox) -> None:
     """Grade DIRECTORY on every check of ASSIGNMENT, public and hidden."""
     root = find_root(root, "reference", assignment)
@@ -129,9 +131,9 @@ def _run(material, directory: Path, sandbox: str, student: str, **options):
 
 def _sandbox(name: str):
     try:
-        sandbox = get_sandbox(name)
+        sandbox, notes = choose(name)
     except SandboxUnavailable as exc:
         raise click.BadParameter(str(exc), param_hint="--sandbox") from None
-    if name == "auto":
-        click.echo(f"sandbox: {sandbox.name} (the strongest available here)", err=True)
+    for note in notes:
+        click.echo(note, err=True)
     return sandbox

@@ -2,6 +2,7 @@
 and how every way a child can misbehave ends up as one check's clear failure."""
 
 import json
+import os
 import struct
 import textwrap
 import time
@@ -14,6 +15,7 @@ from autograder.protocol.client import CallTimeout, StudentError, Worker, Worker
 from autograder.protocol.proxy import Remote
 from autograder.sandboxes import get_sandbox
 from autograder.sandboxes.process import ProcessSandbox
+from sandboxing import require
 
 STUDENT = '''
 import os, sys, signal, time, socket
@@ -45,7 +47,8 @@ def exit_now(code):
     os._exit(code)
 
 def crash():
-    os.kill(os.getpid(), signal.SIGSEGV)
+    import ctypes
+    ctypes.string_at(0)  # a real segmentation fault (a signal sent to oneself is ignored by a pid 1)
 
 def raise_value_error():
     raise ValueError("bad input 42")
@@ -72,9 +75,11 @@ def give_complex():
 def give_huge():
     return torch.zeros(80 * 1024 * 1024)  # 320 MB, over the payload cap
 
-def spawn_and_return():
+def spawn_and_return(name):
     pid = os.fork()
-    if pid == 0:  # a grandchild that tries to outlive the check
+    if pid == 0:  # a grandchild that tries to outlive the check, named so the host can find it
+        import ctypes
+        ctypes.CDLL(None).prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME
         time.sleep(30)
         os._exit(0)
     return pid
@@ -112,12 +117,17 @@ def counter():
 '''
 
 
-@pytest.fixture(scope="module", params=["socket", "pipes"])
+def started(link: str):
+    """A process sandbox linked both ways (checks' sockets handed over directly, or relayed by the
+    zygote), and the namespace sandbox, which hands sockets over from inside its jail."""
+    return require("namespace") if link == "namespace" else ProcessSandbox(link=link)
+
+
+@pytest.fixture(scope="module", params=["socket", "pipes", "namespace"])
 def worker(request, tmp_path_factory):
-    """Both ways a worker is linked: checks' sockets handed over directly, or relayed by the zygote."""
     submission = tmp_path_factory.mktemp("submission")
     (submission / "student.py").write_text(STUDENT)
-    with Worker(ProcessSandbox(link=request.param), submission) as w:
+    with Worker(started(request.param), submission) as w:
         yield w
 
 
@@ -259,23 +269,33 @@ def test_output_is_captured_apart_and_capped(worker):
     assert "more bytes of output dropped" in output and len(output) < 70_000
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            return "\nState:\tZ" not in status.read()  # a zombie is dead, just not yet reaped
-    except FileNotFoundError:
-        return False
+def _alive_named(name: str) -> bool:
+    """Whether a live process of this name runs anywhere on the host (the sandbox's pids are not ours)."""
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/status") as status:
+                text = status.read()
+        except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
+            continue
+        if text.startswith(f"Name:\t{name}\n") and "\nState:\tZ" not in text:  # a zombie is dead
+            return True
+    return False
 
 
 def test_grandchildren_die_with_the_check(worker):
     s = session(worker)
-    grandchild = s.student.student.spawn_and_return()
-    assert _alive(grandchild)
+    name = f"gc{os.getpid() % 10000}-{time.monotonic_ns() % 100000}"
+    s.student.student.spawn_and_return(name)
+    assert _wait_for(lambda: _alive_named(name))  # once it has named itself
     s.end()
-    deadline = time.monotonic() + 3
-    while _alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(grandchild)
+    assert _wait_for(lambda: not _alive_named(name))
+
+
+def _wait_for(condition, seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
 
 
 def test_put_and_fetch_show_in_place_changes(worker):
@@ -303,16 +323,18 @@ def test_forbidden_api_guard_runs_in_the_child(tmp_path):
         s.end()
 
 
-@pytest.mark.parametrize("link", ["socket", "pipes"])
+@pytest.mark.parametrize("link", ["socket", "pipes", "namespace"])
 def test_a_dead_zygote_is_restarted_for_the_next_check(tmp_path, link):
     (tmp_path / "student.py").write_text(STUDENT)
-    with Worker(ProcessSandbox(link=link), tmp_path) as w:
+    with Worker(started(link), tmp_path) as w:
         s = session(w)
         assert s.student.student.add(1) == 2
         w.proc.kill()  # the whole worker dies under a running check
         w.proc.wait()
         with pytest.raises(WorkerDied):
-            s.student.student.add(1)
+            deadline = time.monotonic() + 5  # the check's process dies with the worker, maybe a moment later
+            while time.monotonic() < deadline:
+                s.student.student.add(1)
         fresh = session(w)
         assert fresh.student.student.add(2) == 3
         fresh.end()

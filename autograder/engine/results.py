@@ -27,6 +27,7 @@ class SubmissionResult:
     assignment: str
     student: str
     checks: list[CheckResult] = field(default_factory=list)
+    sandbox: str = ""  # how the student's code was isolated while graded
 
     @property
     def score(self) -> float:
@@ -42,6 +43,7 @@ class SubmissionResult:
             "student": self.student,
             "score": self.score,
             "max_score": self.max_score,
+            "sandbox": self.sandbox,
             "checks": [asdict(c) for c in self.checks],
         }
 

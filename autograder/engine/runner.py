@@ -62,7 +62,7 @@ def grade(
     course: Course = Course(),
 ) -> SubmissionResult:
     submission = Path(submission).resolve()
-    result = SubmissionResult(assignment.name, student)
+    result = SubmissionResult(assignment.name, student, sandbox=sandbox.name)
     specs = [spec for spec in assignment.checks if spec.visibility in visibilities]
     cuda = torch.cuda.is_available()
     if cuda:  # expected values at full float32 precision (the workers turn TF32 off too)

@@ -215,6 +215,9 @@ class Worker:
                 pass
             self.proc.kill()
             self.proc.wait()
+            cleanup = getattr(self.proc, "cleanup", None)
+            if cleanup:  # what the sandbox set up around the worker: its cgroup, its slot
+                cleanup()
         self.proc = None
         self.control = None
 

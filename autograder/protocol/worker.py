@@ -46,16 +46,19 @@ import signal
 import socket
 import stat
 import sys
+import time
 import traceback
 import types
 
 from autograder.protocol import wire
 
 OUTPUT_CAP = 64 << 10
+EXIT_GRACE = 0.5  # for a child whose connection closed to finish exiting, so its real status is known
 READ_CHUNK = 1 << 20
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], confine=None) -> None:
+    """confine: called in every check's process before it serves the check (a sandbox's last word)."""
     submission = os.path.realpath(argv[0])
     # Keep the protocol pipes on private fds; stray prints go to stderr.
     to_grader = os.dup(1)
@@ -76,7 +79,8 @@ def main(argv: list[str]) -> None:
     sys.pycache_prefix = tempfile.mkdtemp(prefix="autograder-pycache-")
     sys.dont_write_bytecode = False
     try:
-        Zygote(submission, from_grader, to_grader, direct=stat.S_ISSOCK(os.fstat(to_grader).st_mode)).run()
+        direct = stat.S_ISSOCK(os.fstat(to_grader).st_mode)
+        Zygote(submission, from_grader, to_grader, direct, confine).run()
     finally:
         shutil.rmtree(sys.pycache_prefix, ignore_errors=True)
 
@@ -106,8 +110,9 @@ def seed_everything(seed: int) -> None:
 
 
 class Zygote:
-    def __init__(self, submission: str, from_grader: int, to_grader: int, direct: bool):
+    def __init__(self, submission: str, from_grader: int, to_grader: int, direct: bool, confine=None):
         self.submission = submission
+        self.confine = confine
         self.from_grader = from_grader
         self.to_grader = to_grader
         self.grader_socket = socket.socket(fileno=to_grader) if direct else None
@@ -147,7 +152,13 @@ class Zygote:
                     self.reap(problem)
 
     def fork(self) -> "Child":
-        return Child.fork(self.submission, [self.from_grader, self.to_grader])
+        for pause in (0.01, 0.05, 0.2, 1.0, None):  # a fork bomb's processes may take a moment to go
+            try:
+                return Child.fork(self.submission, [self.from_grader, self.to_grader], self.confine)
+            except BlockingIOError:
+                if pause is None:
+                    raise
+                time.sleep(pause)
 
     def on_grader_frame(self, frame: wire.Frame) -> None:
         command = frame.header.get("zygote")
@@ -189,8 +200,8 @@ class Zygote:
             self.flush()
             child.close()
             self.dying.append(child)
-        else:
-            status, output = child.kill()
+        else:  # the grader says it died on its own: let its end reach us, to report its real status
+            status, output = child.kill(grace=EXIT_GRACE if wait else 0.0)
             self.say("exited", status=status, problem=problem, output=output)
         if self.spare is None:
             self.spare = self.fork()
@@ -219,7 +230,7 @@ class Child:
         self.closed = False
 
     @classmethod
-    def fork(cls, submission: str, zygote_fds: list[int]) -> "Child":
+    def fork(cls, submission: str, zygote_fds: list[int], confine=None) -> "Child":
         ours, theirs = socket.socketpair()
         output_r, output_w = os.pipe()
         zygote = os.getpid()
@@ -236,6 +247,8 @@ class Child:
                 os.dup2(output_w, 1)
                 os.dup2(output_w, 2)
                 os.close(output_w)
+                if confine:
+                    confine()
                 serve(theirs, submission)
                 code = 0
             except BaseException:
@@ -316,10 +329,6 @@ class Child:
             output += f"\n... ({self.output_dropped} more bytes of output dropped)"
         return output
 
-    def reap(self) -> str:
-        _, raw_status = os.waitpid(self.pid, 0)
-        return describe_status(raw_status)
-
     def reaped(self) -> bool:
         return os.waitpid(self.pid, os.WNOHANG)[0] != 0
 
@@ -327,12 +336,20 @@ class Child:
         self.sock.close()
         os.close(self.output_fd)
 
-    def kill(self) -> tuple[str, str]:
-        self.signal_group()
-        status = self.reap()
+    def kill(self, grace: float = 0.0) -> tuple[str, str]:
+        """Kill the child and its group and reap it; given grace seconds first to end on its own."""
+        deadline = time.monotonic() + grace
+        while True:
+            pid, raw_status = os.waitpid(self.pid, os.WNOHANG)
+            if pid or time.monotonic() >= deadline:
+                break
+            time.sleep(0.002)
+        self.signal_group()  # also what it started
+        if not pid:
+            _, raw_status = os.waitpid(self.pid, 0)
         output = self.collect_output()
         self.close()
-        return status, output
+        return describe_status(raw_status), output
 
 
 def die_with_parent(parent: int) -> None:

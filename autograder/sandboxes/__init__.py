@@ -5,23 +5,41 @@ its stdin/stdout; they differ only in what the worker can see and do."""
 from __future__ import annotations
 
 from autograder.sandboxes.base import Sandbox, SandboxUnavailable
+from autograder.sandboxes.docker import DockerSandbox
+from autograder.sandboxes.namespace import NamespaceSandbox
 from autograder.sandboxes.process import ProcessSandbox
 
-SANDBOXES = {"process": ProcessSandbox}
+SANDBOXES = {"process": ProcessSandbox, "namespace": NamespaceSandbox, "docker": DockerSandbox}
+NOT_ISOLATED = (
+    "WARNING: student code is NOT isolated (the process sandbox): it can read and write whatever "
+    "this user can. Grade on a host where Linux namespaces or a Docker engine are available."
+)
+
+
+def choose(name: str) -> tuple[Sandbox, list[str]]:
+    """The sandbox called name, and what to tell the user about the choice (on stderr).
+
+    `auto` takes the strongest available: docker, then namespace, then process."""
+    if name != "auto":
+        if name not in SANDBOXES:
+            raise SandboxUnavailable(f"unknown sandbox {name!r}; choose one of: auto, {', '.join(SANDBOXES)}")
+        reason = SANDBOXES[name].unavailable()
+        if reason:
+            raise SandboxUnavailable(f"the {name} sandbox is not available on this host: {reason}")
+        return SANDBOXES[name](), []
+    passed_over = []
+    for candidate in ("docker", "namespace"):
+        reason = SANDBOXES[candidate].unavailable()
+        if reason is None:
+            because = f" (not docker: {passed_over[0]})" if passed_over else ""
+            return SANDBOXES[candidate](), [f"sandbox: {candidate}{because}"]
+        passed_over.append(reason)
+    because = f" (not docker: {passed_over[0]}; not namespace: {passed_over[1]})"
+    return ProcessSandbox(), [f"sandbox: process{because}", NOT_ISOLATED]
 
 
 def get_sandbox(name: str) -> Sandbox:
-    """The sandbox called name; `auto` is the strongest available here."""
-    if name == "auto":
-        for candidate in reversed(list(SANDBOXES.values())):
-            if candidate.available():
-                return candidate()
-    if name not in SANDBOXES:
-        raise SandboxUnavailable(f"unknown sandbox {name!r}; choose one of: auto, {', '.join(SANDBOXES)}")
-    sandbox = SANDBOXES[name]
-    if not sandbox.available():
-        raise SandboxUnavailable(f"the {name} sandbox is not available on this host")
-    return sandbox()
+    return choose(name)[0]
 
 
-__all__ = ["Sandbox", "SandboxUnavailable", "get_sandbox", "SANDBOXES"]
+__all__ = ["Sandbox", "SandboxUnavailable", "choose", "get_sandbox", "SANDBOXES", "NOT_ISOLATED"]

@@ -16,8 +16,9 @@ class Sandbox(ABC):
     shares_pids: bool = False
 
     @classmethod
-    def available(cls) -> bool:
-        return True
+    def unavailable(cls) -> str | None:
+        """Why this sandbox cannot run on this host, or None when it can."""
+        return None
 
     @abstractmethod
     def start(self, submission: Path) -> subprocess.Popen:
@@ -26,5 +27,7 @@ class Sandbox(ABC):
         The returned process has a `log` attribute (a file holding the worker's
         stderr) and either `channel`, a Unix socket that is the worker's stdin
         and stdout (checks' processes are then handed over directly), or
-        binary, unbuffered `stdin`/`stdout` pipes (the worker relays).
+        binary, unbuffered `stdin`/`stdout` pipes (the worker relays). It may
+        have `cleanup`, called once the worker is dead, and `cpu_seconds`, the
+        kernel's count of the CPU time all the worker's processes used.
         """

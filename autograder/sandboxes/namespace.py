@@ -1,0 +1,286 @@
+"""The `namespace` sandbox: Linux namespaces, a private root, cgroups and rlimits.
+
+Process model (the one place it is written down; jail.py holds the kernel calls):
+
+  grader (host)
+    └─ outer          jail.py outer: joins the worker's cgroup, makes a user namespace
+         │            (the grader, as root, maps jail uid 0 -> host uid Z and 1000 -> C;
+         │            not root: jail uid 0 -> the grader's own uid), then new mount,
+         │            pid, net, ipc and uts namespaces
+         └─ init      pid 1 of the worker's namespaces: builds a tmpfs root holding only
+              │       the submission, the Python runtime and its packages, and the
+              │       worker's own modules (all read-only), /dev/{null,zero,random,
+              │       urandom}, a size-limited /tmp and its own /proc; pivots into it,
+              │       drops the old root; reaps orphans
+              └─ zygote   jail uid 0 (host uid Z, or the grader's): no capability on the
+                   │      host, no_new_privs, cleared environment, only its protocol
+                   │      socket and its log open; imports torch once
+                   └─ holder   one per check, forked ahead of time: makes new mount, pid,
+                        │      net, ipc and uts namespaces and waits
+                        └─ check   pid 1 of those: fresh /tmp and /proc, jail uid 1000
+                                   (host uid C) with no capability, or, not root, every
+                                   capability dropped; rlimits; imports student code
+
+* One slot per concurrently running worker (a lock file): the slot gives the
+  host uids Z and C, so two students' checks never share a uid.
+* Limits: the worker's cgroup caps memory (swap included) and process count
+  for all its processes; checks are the memory killer's first choice; the
+  check's rlimits cap CPU time, file size, open files, processes (as root),
+  core dumps (none) and, as a generous backstop, address space. The grader
+  enforces wall-clock limits on every call.
+* Cleaning up: at a check's end the zygote kills the holder's process group;
+  the check, pid 1 of its namespaces, takes every process it started with it,
+  and its /tmp and mounts vanish with its mount namespace. When the worker
+  closes, or the grader dies (every process here dies with its parent), the
+  same happens one level up, and the grader kills what is left in the cgroup
+  and removes it; a later grader removes groups of graders that were killed.
+* Nothing comes back but protocol frames on the socket and the zygote's own
+  log; the grader never opens a path inside the jail.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import site
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import autograder
+from autograder.sandboxes.base import Sandbox, SandboxUnavailable
+from autograder.sandboxes.cgroups import Cgroup, CgroupUnavailable
+
+PACKAGE = Path(autograder.__file__).resolve().parent
+JAIL = PACKAGE / "sandboxes" / "jail.py"
+SLOT_UIDS = 2_000_000_000  # host uids Z = base + 2 * slot, C = Z + 1: far above any real user
+SLOTS = 4096
+STAGE_FILES, STAGE_BYTES, STAGE_DEPTH = 1000, 64 << 20, 8  # what of a submission the jail sees at most
+GiB = 1 << 30
+
+
+class NamespaceSandbox(Sandbox):
+    name = "namespace"
+
+    def __init__(
+        self,
+        memory_bytes: int = 4 * GiB,
+        pids: int = 128,
+        tmp_bytes: int = 64 << 20,
+        file_bytes: int = 32 << 20,
+        cpu_seconds: int = 300,
+        address_space_bytes: int = 32 * GiB,
+    ):
+        self.memory_bytes = memory_bytes
+        self.pids = pids
+        self.tmp_bytes = tmp_bytes
+        self.file_bytes = file_bytes
+        self.cpu_seconds = cpu_seconds
+        self.address_space_bytes = address_space_bytes
+        self.warnings: list[str] = []  # said once per sandbox, on stderr, by whoever starts workers
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return probe()
+
+    def start(self, submission: Path) -> subprocess.Popen:
+        submission = Path(submission).resolve()
+        if not submission.is_dir():
+            raise SandboxUnavailable(f"{submission} is not a directory")
+        root = os.geteuid() == 0
+        log = tempfile.TemporaryFile()
+        staged = stage(submission, log)
+        slot = Slot.take() if root else None
+        cgroup = self._cgroup()
+        ours, theirs = socket.socketpair()
+        go_r, go_w = os.pipe()
+        config = self.config(staged, slot, go=go_r)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(JAIL), "outer", json.dumps(config)],
+                stdin=theirs,
+                stdout=theirs,
+                stderr=log,
+                cwd="/",
+                env={"PATH": "/usr/bin:/bin"},
+                pass_fds=(go_r,),
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+            os.close(go_r)
+
+        def cleanup() -> None:
+            if cgroup:
+                cgroup.destroy()
+            if slot:
+                slot.release()
+            shutil.rmtree(staged, ignore_errors=True)  # only ever mounted read-only in the jail
+
+        proc.log, proc.channel, proc.cleanup = log, ours, cleanup
+        proc.cpu_seconds = cgroup.cpu_seconds if cgroup else None
+        try:
+            if cgroup:  # before the jail makes a single process, all of which must be in the group
+                cgroup.add(proc.pid)
+            os.write(go_w, b"g")
+        except OSError:
+            pass  # the worker's start then fails, with the jail's own message in its log
+        finally:
+            os.close(go_w)
+        return proc
+
+    def _cgroup(self) -> Cgroup | None:
+        try:
+            return Cgroup.create(self.memory_bytes, self.pids)
+        except CgroupUnavailable as exc:
+            warning = f"no cgroup limits ({exc}); memory and processes are limited by rlimits only"
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+                print(f"autograder: warning: {warning}", file=sys.stderr)
+            return None
+
+    def config(self, submission: Path, slot: "Slot | None", go: int) -> dict:
+        check_limits = {
+            "RLIMIT_CPU": self.cpu_seconds,
+            "RLIMIT_FSIZE": self.file_bytes,
+            "RLIMIT_NOFILE": 256,
+            "RLIMIT_CORE": 0,
+        }
+        if slot:  # the check's host uid is its own: the process count is the check's alone
+            check_limits["RLIMIT_NPROC"] = self.pids
+        gpus = cuda_devices()
+        if not gpus:  # CUDA reserves far more address space than any limit worth setting
+            check_limits["RLIMIT_AS"] = self.address_space_bytes
+        return {
+            "python": sys.executable,
+            "binds": runtime_binds(submission),
+            "links": runtime_links(),
+            "devices": ["null", "zero", "random", "urandom", *gpus],
+            "uids": list(slot.uids) if slot else None,
+            "tmp_bytes": self.tmp_bytes,
+            "zygote_limits": {"RLIMIT_CORE": 0, "RLIMIT_NOFILE": 1024},
+            "check_limits": check_limits,
+            "go": go,
+        }
+
+
+def stage(submission: Path, log) -> Path:
+    """A copy of the submission the jail's uids can read, whatever its owner and modes.
+
+    Symbolic links are copied as links, never followed (inside the jail they
+    point into the jail); files over the caps are left out, and the log says so."""
+    staged = Path(tempfile.mkdtemp(prefix="autograder-submission-"))
+    staged.chmod(0o755)
+    budget = [STAGE_FILES, STAGE_BYTES]
+
+    def copy(source: Path, target: Path, depth: int) -> None:
+        for entry in sorted(os.scandir(source), key=lambda e: e.name):
+            destination = target / entry.name
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry.path), destination)
+            elif entry.is_dir(follow_symlinks=False) and depth < STAGE_DEPTH:
+                destination.mkdir(mode=0o755)
+                copy(Path(entry.path), destination, depth + 1)
+            elif entry.is_file(follow_symlinks=False):
+                size = entry.stat(follow_symlinks=False).st_size
+                if budget[0] == 0 or size > budget[1]:
+                    log.write(f"autograder: {entry.name} was left out of the sandbox: over the size caps\n".encode())
+                    continue
+                budget[0] -= 1
+                budget[1] -= size
+                with open(entry.path, "rb", opener=_no_follow) as original, open(destination, "xb") as copied:
+                    shutil.copyfileobj(original, copied)
+                destination.chmod(0o644)
+
+    copy(submission, staged, 0)
+    return staged
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def runtime_binds(submission: Path) -> list[list[str]]:
+    """What the jail sees, read-only: the submission, Python and its packages, the worker's modules."""
+    binds = [[str(submission), "/submission", "ro"]]
+    system = ["/usr", "/etc/ld.so.cache"]
+    runtime = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *site.getsitepackages()}
+    runtime |= {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    for path in sorted(system) + sorted(_outermost(runtime)):
+        if os.path.exists(path) and not os.path.islink(path):
+            binds.append([os.path.realpath(path), path, "ro"])
+    for name in ("__init__.py", "protocol"):  # the worker's modules, none of the grader's
+        binds.append([str(PACKAGE / name), f"/grader/autograder/{name}", "ro"])
+    binds.append([str(JAIL), "/grader/jail.py", "ro"])
+    return [b for i, b in enumerate(binds) if not any(_inside(b[1], other[1]) for other in binds[:i])]
+
+
+def runtime_links() -> list[list[str]]:
+    """Top-level symlinks such as /lib -> usr/lib (merged /usr), so the loader finds its libraries."""
+    return [[f"/{name}", os.readlink(f"/{name}")] for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+            if os.path.islink(f"/{name}")]
+
+
+def _outermost(paths: set[str]) -> list[str]:
+    kept = sorted({os.path.normpath(p) for p in paths if p})
+    return [p for p in kept if not any(_inside(p, other) for other in kept if other != p)]
+
+
+def _inside(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def cuda_devices() -> list[str]:
+    """The NVIDIA device nodes a check needs for CUDA, when this host has them."""
+    return sorted(p.name for p in Path("/dev").glob("nvidia*") if p.is_char_device())
+
+
+class Slot:
+    """A slot number held by a lock on a file, so graders running side by side never share uids."""
+
+    directory = Path(tempfile.gettempdir()) / "autograder-slots"
+
+    def __init__(self, number: int, lock: int):
+        self.number, self.lock = number, lock
+        self.uids = (SLOT_UIDS + 2 * number, SLOT_UIDS + 2 * number + 1)
+
+    @classmethod
+    def take(cls) -> "Slot":
+        cls.directory.mkdir(mode=0o700, exist_ok=True)
+        for number in range(SLOTS):
+            lock = os.open(cls.directory / str(number), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return cls(number, lock)
+            except BlockingIOError:
+                os.close(lock)
+        raise SandboxUnavailable(f"all {SLOTS} sandbox slots are in use")
+
+    def release(self) -> None:
+        os.close(self.lock)
+
+
+@cache
+def probe() -> str | None:
+    """Why the namespace sandbox cannot run here, or None when it can."""
+    if not sys.platform.startswith("linux"):
+        return "Linux namespaces need Linux"
+    test = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        f"if libc.unshare({0x10000000 | 0x00020000 | 0x20000000 | 0x40000000 | 0x08000000 | 0x04000000}) != 0:\n"
+        "    raise SystemExit(os.strerror(ctypes.get_errno()))\n"
+    )
+    try:
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", test], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot probe for namespaces: {exc}"
+    if done.returncode != 0:
+        return f"this host does not allow user, mount, pid, net, ipc and uts namespaces ({done.stderr.strip()[-200:]})"
+    return None
