@@ -4,7 +4,8 @@ The container holds the worker's modules and the Python runtime (the image
 built from docker/Dockerfile) and the submission, mounted read-only; the
 grader, the reference and the checks stay outside. No network, a read-only
 root, a size-limited /tmp, no capability, no_new_privs, limits on memory
-(swap included), processes and CPUs, and an unprivileged uid per slot. The
+(swap included), processes and CPUs, and the check uid of a slot (slots.py),
+with a staged copy of the submission that uid can read. The
 zygote relays the checks' frames over the pipes (there is no socket to hand
 over), and at every check's end kills the check's process group.
 """
@@ -20,9 +21,10 @@ from functools import cache
 from pathlib import Path
 
 from autograder.sandboxes.base import Sandbox, SandboxUnavailable
+from autograder.sandboxes.slots import Slot, stage
 
 IMAGE = os.environ.get("AUTOGRADER_IMAGE", "autograder-worker:latest")
-WORKER_UID = 65534  # nobody: the image's files are world-readable, it owns none of them
+WORKER_UID = 65534  # without a slot: nobody. The image's files are world-readable, no worker owns any
 GiB = 1 << 30
 _numbers = itertools.count()
 
@@ -50,10 +52,11 @@ class DockerSandbox(Sandbox):
     def unavailable(cls) -> str | None:
         return probe(IMAGE)
 
-    def command(self, submission: Path, name: str) -> list[str]:
-        """The `docker run` command line for one worker (its container's name given)."""
+    def command(self, submission: Path, name: str, uid: int = WORKER_UID) -> list[str]:
+        """The `docker run` command line for one worker: its container's name, the uid it runs as."""
         command = [
             "docker", "run", "-i", "--rm",
+            "--init",  # a pid 1 that reaps orphans: unreaped zombies would use up --pids-limit
             "--name", name,
             "--label", "autograder.worker=1",
             "--network", "none",
@@ -67,14 +70,16 @@ class DockerSandbox(Sandbox):
             "--cpus", f"{self.cpus:g}",
             "--ulimit", "core=0",
             "--ulimit", "nofile=256:256",
-            "--user", f"{WORKER_UID}:{WORKER_UID}",
-            "--mount", f"type=bind,source={submission},target=/submission,readonly",
+            "--user", f"{uid}:{uid}",
+            "--mount", f"type=bind,{csv_field(f'source={submission}')},target=/submission,readonly",
             "--workdir", "/submission",
             "--env", "HOME=/tmp",
         ]
         if self.gpus:
             command += ["--gpus", "all"]
-        return command + [self.image, "python", "-m", "autograder.protocol.worker", "/submission"]
+        # -P: the working directory (the submission) is not on sys.path while the zygote starts,
+        # so a student's copy.py or torch.py cannot stand in for the modules it imports.
+        return command + [self.image, "python", "-P", "-m", "autograder.protocol.worker", "/submission"]
 
     def start(self, submission: Path) -> subprocess.Popen:
         submission = Path(submission).resolve()
@@ -82,8 +87,10 @@ class DockerSandbox(Sandbox):
             raise SandboxUnavailable("the docker command is not installed")
         name = f"autograder-{os.getpid()}-{next(_numbers)}"
         log = tempfile.TemporaryFile()
+        staged = stage(submission, log)
+        slot = Slot.take()
         proc = subprocess.Popen(
-            self.command(submission, name),
+            self.command(staged, name, uid=slot.uids[1]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -93,11 +100,19 @@ class DockerSandbox(Sandbox):
         proc.log = log
 
         def cleanup() -> None:
-            # Killing the docker client does not stop its container.
-            subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=60)
+            try:  # killing the docker client does not stop its container
+                subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=60)
+            finally:
+                slot.release()
+                shutil.rmtree(staged, ignore_errors=True)
 
         proc.cleanup = cleanup
         return proc
+
+
+def csv_field(text: str) -> str:
+    """text as one field of --mount's comma-separated list (a path may hold a comma or a quote)."""
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
 
 
 @cache

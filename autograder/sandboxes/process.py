@@ -40,7 +40,9 @@ class ProcessSandbox(Sandbox):
         log = tempfile.TemporaryFile()
         ours, theirs = socket.socketpair() if self.link == "socket" else (None, None)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.protocol.worker", str(submission)],
+            # -P: the submission (the working directory) is not on sys.path while the zygote starts,
+            # so a student's copy.py or torch.py cannot stand in for a module it imports.
+            [sys.executable, "-P", "-m", "autograder.protocol.worker", str(submission)],
             stdin=theirs or subprocess.PIPE,
             stdout=theirs or subprocess.PIPE,
             stderr=log,

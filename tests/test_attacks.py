@@ -1,0 +1,189 @@
+"""The attack corpus (tests/attacks/) against the namespace sandbox.
+
+Each hostile submission is graded for real. The test asserts that grading
+ends in bounded time, that only the hostile unit loses points, and that
+nothing happened on the host: no file written, no connection made, no secret
+shown, no process, cgroup or mount left behind, the grader's memory bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from autograder.engine.assignment import load_reference
+from autograder.engine.runner import grade
+from autograder.sandboxes import cgroups
+from autograder.sandboxes.slots import SLOT_UIDS, SLOTS
+from sandboxing import require
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "reference" / "hw1"
+ATTACKS = ROOT / "tests" / "attacks"
+SECRET_NAME, SECRET = "AUTOGRADER_TEST_SECRET", "s3cr3t-0f-the-grader-7d1c"
+GRADING_BOUND = 240.0  # seconds for one hostile submission, timeouts of its unit's checks included
+MEMORY_BOUND = 300 << 20  # the grader's own resident memory may grow by this much at most
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    file: str
+    unit: str  # the unit, or the whole file, that may lose points
+    code: str
+    links: tuple[tuple[str, str], ...]
+    leaves: tuple[str, ...]  # host paths it tries to create
+
+
+def load(path: Path, marker: str, port: int) -> Attack:
+    text = path.read_text().replace("__MARKER__", marker).replace("__PORT__", str(port))
+    text = text.replace("__REFERENCE__", str(REFERENCE))
+    header = dict(re.findall(r"^# (file|unit): (\S+)$", text, re.M))
+    links = tuple(re.findall(r"^# link: (\S+) -> (\S+)$", text, re.M))
+    leaves = tuple(re.findall(r"^# leaves: (\S+)$", text, re.M))
+    return Attack(path.stem, header["file"], header["unit"], text, links, leaves)
+
+
+def build(attack: Attack, directory: Path) -> Path:
+    shutil.copytree(REFERENCE, directory, ignore=shutil.ignore_patterns("*checks.py", "README.md", "__pycache__"))
+    with open(directory / attack.file, "a") as target:
+        target.write("\n\n" + attack.code)
+    for name, points_to in attack.links:
+        (directory / name).unlink(missing_ok=True)
+        (directory / name).symlink_to(points_to)
+    return directory
+
+
+NAMES = sorted(p.stem for p in ATTACKS.glob("*.py"))
+
+
+def test_the_corpus_is_big_enough():
+    assert len(NAMES) >= 15
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A server on 127.0.0.1 that records every connection made to it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def attacked(listener, tmp_path_factory):
+    """name -> (attack, result, seconds, the grader's memory growth); all graded under the namespace sandbox."""
+    sandbox = require("namespace")
+    marker = f"agattack{os.getpid()}"
+    port = listener.getsockname()[1]
+    assignment = load_reference("hw1", REFERENCE)
+    base = tmp_path_factory.mktemp("attacks")
+    os.environ[SECRET_NAME] = SECRET  # the grader's environment holds a secret
+    mounts_before = _mounts()
+
+    def run(name):
+        attack = load(ATTACKS / f"{name}.py", marker, port)
+        directory = build(attack, base / name)
+        start, memory = time.monotonic(), _resident()
+        result = grade(assignment, directory, sandbox, "mallory", reveal_hidden=True)
+        return attack, result, time.monotonic() - start, _resident() - memory
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            graded = dict(zip(NAMES, pool.map(run, NAMES)))
+    finally:
+        del os.environ[SECRET_NAME]
+    graded["_mounts"] = (mounts_before, _mounts())
+    graded["_marker"] = marker
+    return graded
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_attack_costs_only_its_unit_and_nothing_on_the_host(attacked, name, listener):
+    attack, result, seconds, growth = attacked[name]
+    assert seconds < GRADING_BOUND, f"{name}: grading took {seconds:.0f} s"
+    lost = {c.id: c.status for c in result.checks if c.score < c.max_score}
+    assert lost, f"{name}: the hostile unit lost nothing"
+    outside = {check: status for check, status in lost.items() if not (check + ".").startswith(attack.unit + ".")}
+    assert not outside, f"{name}: other units lost points too: {outside}"
+    assert not any("internal error" in c.message for c in result.checks), name
+    for path in attack.leaves:
+        assert not Path(path).exists(), f"{name}: wrote {path} on the host"
+    assert not (REFERENCE / f"{attacked['_marker']}-submission").exists()
+    assert growth < MEMORY_BOUND, f"{name}: the grader's memory grew by {growth >> 20} MiB"
+    text = "\n".join(c.message for c in result.checks)
+    assert SECRET not in text, f"{name}: the grader's secret reached a message"
+    assert len(text) < 2_000_000, f"{name}: messages of {len(text)} characters"
+
+
+def test_no_connection_reached_the_host(attacked, listener):
+    try:
+        connection, _ = listener.accept()
+    except TimeoutError:
+        return
+    connection.close()
+    pytest.fail("a sandboxed check connected to a listener on the host's 127.0.0.1")
+
+
+def test_nothing_left_behind(attacked):
+    """No process of a sandbox uid or named by an attack, no cgroup, no mount."""
+    deadline = time.monotonic() + 5
+    while (left := _leftover_processes(attacked["_marker"])) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"processes left behind: {left}"
+    before, after = attacked["_mounts"]
+    assert after == before
+    ours = f"{cgroups.PREFIX}{os.getpid()}-"
+    try:
+        _, bases = cgroups._bases()
+    except cgroups.CgroupUnavailable:
+        bases = []
+    for base in bases:
+        assert not [p.name for p in base.iterdir() if p.name.startswith(ours)], base
+
+
+def test_shadow_and_reference_stay_unread(attacked):
+    shadow = Path("/etc/shadow")
+    content = shadow.read_text().strip() if shadow.exists() and os.access(shadow, os.R_OK) else ""
+    for name in ("symlink_shadow", "symlink_reference"):
+        _, result, _, _ = attacked[name]
+        for check in result.checks:
+            assert not (content and content.splitlines()[0] in check.message), check.id
+    _, stolen, _, _ = attacked["symlink_reference"]
+    assert all(c.status != "passed" for c in stolen.checks if c.id.startswith("optimizers."))
+    assert any("optimizers.py" in c.message for c in stolen.checks if c.id.startswith("optimizers."))
+
+
+def _resident() -> int:
+    with open("/proc/self/status") as status:
+        kilobytes = re.search(r"VmRSS:\s+(\d+)", status.read()).group(1)
+    return int(kilobytes) << 10
+
+
+def _mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as mounts:
+        return sorted(line.split(" - ")[0].split(" ", 4)[4] for line in mounts)
+
+
+def _leftover_processes(marker: str) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
+        name = re.search(r"^Name:\s+(.*)$", status, re.M).group(1)
+        if "\nState:\tZ" not in status and (SLOT_UIDS <= uid < SLOT_UIDS + 2 * SLOTS or name.startswith(marker[:15])):
+            found.append(f"{entry} {name} uid {uid}")
+    return found

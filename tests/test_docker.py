@@ -1,0 +1,369 @@
+"""The docker sandbox: the `docker run` command's isolation, what the grading image and its build
+context hold, and, where a Docker engine runs, a real image grading hw1 in containers that have
+no network and no root."""
+
+import ast
+import csv
+import json
+import os
+import posixpath
+import re
+import shlex
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from autograder.engine.assignment import load_reference
+from autograder.engine.runner import grade
+from autograder.protocol.client import Worker
+from autograder.sandboxes import docker
+from autograder.sandboxes.docker import DockerSandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+DOCKERIGNORE = ROOT / "docker" / "Dockerfile.dockerignore"
+PROTOCOL = ROOT / "autograder" / "protocol"
+TEST_IMAGE = "autograder-worker:test"
+BUILD_TIMEOUT = 1800  # torch's wheel is large
+
+INSIDE = '''
+import os, socket
+
+def facts():
+    """What a check's process can see and do inside its container."""
+    try:
+        socket.create_connection(("1.1.1.1", 53), timeout=5).close()
+        connect = "connected"
+    except OSError as exc:
+        connect = f"{type(exc).__name__}: {exc}"
+    try:
+        open("/submission/written.txt", "w").close()
+        write = "written"
+    except OSError as exc:
+        write = type(exc).__name__
+    status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+    return {
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "interfaces": sorted(name for _, name in socket.if_nameindex()),
+        "connect": connect,
+        "write_submission": write,
+        "capabilities": status["CapEff"].strip(),
+        "no_new_privs": status["NoNewPrivs"].strip(),
+        "grader_files": sorted(os.listdir("/grader/autograder")),
+    }
+'''
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+def run_options(command: list[str], image: str) -> list[str]:
+    """The options of `docker run` (what comes before the image: after it is the container's command)."""
+    assert command[:2] == ["docker", "run"]
+    return command[2 : command.index(image)]
+
+
+def value_of(options: list[str], flag: str) -> str:
+    assert options.count(flag) == 1, f"{flag} must be given once: {options}"
+    return options[options.index(flag) + 1]
+
+
+def mount_fields(spec: str) -> dict[str, str]:
+    """A --mount value as Docker reads it: one CSV record of key=value fields (a bare key is true)."""
+    (record,) = csv.reader([spec])
+    return dict(field.split("=", 1) if "=" in field else (field, "true") for field in record)
+
+
+def test_command_isolates_the_container():
+    sandbox = DockerSandbox(image="some/image:tag", memory_bytes=3 << 30, pids=64, tmp_bytes=32 << 20, cpus=2)
+    options = run_options(sandbox.command(Path("/srv/submissions/alice"), "worker-1"), "some/image:tag")
+    for flag in ("-i", "--rm", "--read-only", "--init"):
+        assert flag in options
+    assert value_of(options, "--network") == "none"
+    assert value_of(options, "--cap-drop") == "ALL"
+    assert value_of(options, "--security-opt") == "no-new-privileges"
+    assert value_of(options, "--pids-limit") == "64"
+    assert value_of(options, "--memory") == value_of(options, "--memory-swap") == str(3 << 30)  # no swap
+    assert float(value_of(options, "--cpus")) == 2
+    tmp, _, tmp_options = value_of(options, "--tmpfs").partition(":")
+    assert tmp == "/tmp" and f"size={32 << 20}" in tmp_options.split(",")
+    uid, gid = value_of(options, "--user").split(":")
+    assert int(uid) > 0 and int(gid) > 0
+    assert "--privileged" not in options and "--gpus" not in options
+
+
+def test_submission_is_mounted_read_only_at_its_own_path():
+    options = run_options(DockerSandbox(image="img").command(Path("/srv/submissions/alice"), "w"), "img")
+    mount = mount_fields(value_of(options, "--mount"))
+    assert mount == {"type": "bind", "source": "/srv/submissions/alice", "target": "/submission", "readonly": "true"}
+    assert "--volume" not in options and "-v" not in options  # nothing else of the host
+
+
+def test_a_comma_in_the_submission_path_stays_in_the_source():
+    """A path like `Smith, Jane` must neither break the mount nor add fields to it."""
+    path = '/srv/submissions/Smith, Jane,target=/grader "x"'
+    options = run_options(DockerSandbox(image="img").command(Path(path), "w"), "img")
+    mount = mount_fields(value_of(options, "--mount"))
+    assert mount["source"] == path and mount["target"] == "/submission" and mount["readonly"] == "true"
+
+
+def test_grader_environment_stays_outside(monkeypatch):
+    monkeypatch.setenv("AUTOGRADER_TEST_SECRET", "s3cr3t-token-9f2c")
+    command = DockerSandbox(image="img").command(Path("/srv/submissions/alice"), "w")
+    assert not any("AUTOGRADER_TEST_SECRET" in part or "s3cr3t-token-9f2c" in part for part in command)
+    options = run_options(command, "img")
+    assert "--env-file" not in options
+    given = [value for flag, value in zip(options, options[1:]) if flag in ("-e", "--env")]
+    # A bare NAME would copy the grader's value into the container.
+    assert given and all("=" in value for value in given)
+    assert {value.split("=", 1)[0] for value in given} == {"HOME"}
+
+
+def test_container_runs_the_worker_with_a_safe_path():
+    command = DockerSandbox(image="img").command(Path("/srv/submissions/alice"), "w")
+    assert command[command.index("img") + 1 :] == ["python", "-P", "-m", "autograder.protocol.worker", "/submission"]
+
+
+# --- the image ---------------------------------------------------------------------------------------
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of each instruction, continuation lines joined and comments dropped."""
+    found, pending = [], ""
+    for line in dockerfile.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + line).strip().partition(" ")
+        found.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    return found
+
+
+def arguments(text: str) -> list[str]:
+    """An instruction's arguments, in the JSON form or the shell form."""
+    return json.loads(text) if text.startswith("[") else shlex.split(text)
+
+
+def test_image_holds_only_the_worker_modules():
+    copies = [arguments(text) for keyword, text in instructions(DOCKERFILE) if keyword in ("COPY", "ADD")]
+    assert copies
+    for words in copies:
+        assert not any(w.startswith("--from") for w in words), f"copies from another stage or image: {words}"
+        *sources, destination = [w for w in words if not w.startswith("--")]
+        assert posixpath.normpath(destination).startswith("/grader/autograder")
+        for source in sources:
+            source = posixpath.normpath(source)
+            assert source == "autograder/__init__.py" or source == "autograder/protocol" or source.startswith("autograder/protocol/"), source
+
+
+def test_image_pins_torch_like_the_project():
+    pins = re.findall(r"(?<![\w.-])torch(?:[=<>!~]=?[^\s\"']*)?(?![\w.-])", " ".join(text for keyword, text in instructions(DOCKERFILE) if keyword == "RUN"))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert pins == ["torch==2.13.0"]
+    assert "torch==2.13.0" in project
+
+
+def test_image_runs_as_nobody_with_the_worker_on_its_path():
+    steps = instructions(DOCKERFILE)
+    users = [text for keyword, text in steps if keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    environment = dict(pair.split("=", 1) for keyword, text in steps if keyword == "ENV" for pair in shlex.split(text))
+    assert environment["PYTHONPATH"] == "/grader"
+    assert not any(keyword == "ENTRYPOINT" for keyword, _ in steps)  # docker.py's command runs as given
+    (cmd,) = [arguments(text) for keyword, text in steps if keyword == "CMD"]
+    sandbox_command = DockerSandbox(image="img").command(Path("/s"), "w")
+    assert cmd == sandbox_command[sandbox_command.index("img") + 1 :]
+
+
+# --- the build context -------------------------------------------------------------------------------
+
+
+def ignore_patterns(text: str) -> list[tuple[bool, re.Pattern]]:
+    """(re-includes, regex) of each line of a .dockerignore, as Docker reads and compiles them."""
+    patterns = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        include = line.startswith("!")
+        pattern = posixpath.normpath(line[1:].strip() if include else line).lstrip("/")
+        patterns.append((include, re.compile(glob_regex(pattern))))
+    return patterns
+
+
+def glob_regex(pattern: str) -> str:
+    """Docker's translation: `*` and `?` stop at `/`, `**` spans directories, and a path
+    matches when it or one of its parent directories does."""
+    regex, i = "", 0
+    while i < len(pattern):
+        char = pattern[i]
+        i += 1
+        if char == "*" and pattern.startswith("*", i):
+            i += 1
+            if pattern.startswith("/", i):  # `**/` is `**`
+                i += 1
+            regex += ".*" if i >= len(pattern) else "(.*/)?"
+        elif char == "*":
+            regex += "[^/]*"
+        elif char == "?":
+            regex += "[^/]"
+        elif char == "\\" and i < len(pattern):
+            regex += re.escape(pattern[i])
+            i += 1
+        elif char in ".$":
+            regex += "\\" + char
+        else:
+            regex += char
+    return regex + "(/.*)?"
+
+
+def ignored(path: str, patterns: list[tuple[bool, re.Pattern]]) -> bool:
+    """Whether path stays out of the build context: the last pattern that matches it decides."""
+    decision = False
+    for include, regex in patterns:
+        if regex.fullmatch(path):
+            decision = not include
+    return decision
+
+
+@pytest.mark.parametrize(
+    "lines, path, expected",
+    [  # the examples of Docker's documentation of .dockerignore
+        ("*/temp*", "somedir/temporary.txt", True),
+        ("*/temp*", "somedir/temp/file", True),
+        ("*/temp*", "temporary.txt", False),
+        ("*/*/temp*", "somedir/subdir/temporary.txt", True),
+        ("*/*/temp*", "somedir/temporary.txt", False),
+        ("temp?", "tempa", True),
+        ("temp?", "temp", False),
+        ("**/*.go", "main.go", True),
+        ("**/*.go", "a/b/main.go", True),
+        ("*.md\n!README*.md\nREADME-secret.md", "notes.md", True),
+        ("*.md\n!README*.md\nREADME-secret.md", "README-1.md", False),
+        ("*.md\n!README*.md\nREADME-secret.md", "README-secret.md", True),
+        ("*\n!src", "src/deep/file.py", False),
+        ("*\n!src", "srcs/file.py", True),
+    ],
+)
+def test_ignore_matching_follows_docker(lines, path, expected):
+    assert ignored(path, ignore_patterns(lines)) is expected
+
+
+def test_build_context_holds_only_the_worker_modules():
+    """Every file of the checkout, tracked or not (a venv, caches), is filtered as Docker filters the context."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others"], cwd=ROOT, capture_output=True, check=True)
+    files = listed.stdout.decode().split("\0")[:-1] + ["autograder/protocol/__pycache__/wire.cpython-311.pyc"]
+    patterns = ignore_patterns(DOCKERIGNORE.read_text())
+    sent = {path for path in files if not ignored(path, patterns)}
+    worker_modules = {"autograder/__init__.py"} | {f"autograder/protocol/{p.name}" for p in PROTOCOL.glob("*.py")}
+    assert sent == worker_modules
+
+
+def test_worker_modules_need_nothing_else_of_the_package():
+    """What is copied into the image imports only the standard library, numpy, torch and the protocol."""
+    for path in [ROOT / "autograder" / "__init__.py", *sorted(PROTOCOL.glob("*.py"))]:
+        package = ["autograder", "protocol"] if path.parent == PROTOCOL else ["autograder"]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                parent = package[: len(package) - node.level + 1] if node.level else []
+                base = ".".join(parent + ([node.module] if node.module else []))
+                # `from autograder import checks` imports a module of the package: name it.
+                modules = [f"{base}.{alias.name}" for alias in node.names] if base == "autograder" else [base]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                if top == "autograder":
+                    assert module.startswith("autograder.protocol"), f"{path.name} imports {module}"
+                else:
+                    assert top in sys.stdlib_module_names or top in ("numpy", "torch"), f"{path.name} imports {module}"
+
+
+# --- availability ------------------------------------------------------------------------------------
+
+
+def engine_missing() -> str | None:
+    """Why no Docker engine answers here, or None when one does."""
+    try:
+        info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`docker info` failed: {exc}"
+    return None if info.returncode == 0 else f"`docker info` failed: {(info.stderr or info.stdout).strip()[-300:]}"
+
+
+def test_unavailable_says_why_without_an_engine():
+    if engine_missing() is None:
+        pytest.skip("a Docker engine answers here")
+    reason = DockerSandbox.unavailable()
+    assert reason and ("no Docker engine answers" in reason or "not installed" in reason)
+
+
+def test_unavailable_passes_on_what_docker_said(tmp_path, monkeypatch):
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    docker.probe.cache_clear()
+    try:
+        reason = DockerSandbox.unavailable()
+    finally:
+        docker.probe.cache_clear()
+    assert reason.startswith("no Docker engine answers") and "Cannot connect to the Docker daemon" in reason
+
+
+# --- a real image, where an engine runs --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def image():
+    reason = engine_missing()
+    if reason:
+        pytest.skip(f"no Docker engine here: {reason}")
+    built = subprocess.run(
+        ["docker", "build", "-t", TEST_IMAGE, "-f", str(DOCKERFILE), "."],
+        cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
+    )
+    assert built.returncode == 0, f"docker build failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"
+    return TEST_IMAGE
+
+
+def test_reference_hw1_scores_full_marks_in_containers(image):
+    reference = ROOT / "reference" / "hw1"
+    result = grade(load_reference("hw1", reference), reference, DockerSandbox(image=image), "alice")
+    assert result.sandbox == "docker"
+    assert (result.score, result.max_score) == (15, 15), [c for c in result.checks if c.status != "passed"]
+
+
+def test_container_has_no_network_no_root_and_no_grader(image, tmp_path):
+    (tmp_path / "inside.py").write_text(INSIDE)
+    with Worker(DockerSandbox(image=image), tmp_path) as worker:
+        session = worker.session(seed=0, forbid=[], call_timeout=30, deadline=time.monotonic() + 60)
+        facts = session.student.inside.facts()
+        session.end()
+    assert facts["uid"] != 0 and facts["gid"] != 0
+    assert facts["interfaces"] == ["lo"]
+    assert facts["connect"] != "connected"
+    assert facts["write_submission"] in ("OSError", "PermissionError")
+    assert int(facts["capabilities"], 16) == 0 and facts["no_new_privs"] == "1"
+    assert facts["grader_files"] == ["__init__.py", "protocol"]
+    assert not (tmp_path / "written.txt").exists()
+
+
+def test_a_submission_cannot_stand_in_for_the_workers_modules(image, tmp_path):
+    """The submission is the working directory, but not on sys.path while the zygote imports."""
+    (tmp_path / "copy.py").write_text('raise SystemExit("the submission\'s copy.py ran in the zygote")\n')
+    (tmp_path / "inside.py").write_text(INSIDE)
+    with Worker(DockerSandbox(image=image), tmp_path) as worker:
+        session = worker.session(seed=0, forbid=[], call_timeout=30, deadline=time.monotonic() + 60)
+        assert session.student.inside.facts()["uid"] != 0
+        session.end()
