@@ -77,10 +77,11 @@ def outer(config: dict) -> None:
     os.close(config["go"])
     as_root = config["uids"] is not None
     if not as_root:
+        uid, gid = os.geteuid(), os.getegid()  # in the new namespace they read as unmapped
         call("unshare", CLONE_NEWUSER)
         write_file("/proc/self/setgroups", "deny")  # required before an unprivileged gid map
-        write_file("/proc/self/uid_map", f"0 {os.geteuid()} 1")
-        write_file("/proc/self/gid_map", f"0 {os.getegid()} 1")
+        write_file("/proc/self/uid_map", f"0 {uid} 1")
+        write_file("/proc/self/gid_map", f"0 {gid} 1")
         become(0, 0, keep_groups=True)
     call("unshare", CLONE_NEWPID | (0 if as_root else CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS))
     to_init_r, to_init_w = os.pipe()
@@ -129,7 +130,7 @@ def be_init(config: dict, as_root: bool, tell_outer: int, from_outer: int) -> No
             die_with_parent()
             call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
             os.chdir("/submission")
-            os.execve(config["python"], [config["python"], "-s", "/grader/jail.py", "zygote", json.dumps(config)], sandbox_env())
+            os.execve(config["python"], [config["python"], "-s", "/grader/jail.py", "zygote", json.dumps(config)], sandbox_env(config))
         except BaseException as exc:
             print(f"autograder jail: cannot start the worker: {exc}", file=sys.stderr)
         os._exit(1)
@@ -193,8 +194,9 @@ def mount_proc() -> None:
         pass
 
 
-def sandbox_env() -> dict:
+def sandbox_env(config: dict) -> dict:
     return {
+        **({"PYTHONPATH": ":".join(config["pythonpath"])} if config["pythonpath"] else {}),
         "PATH": SANDBOX_PATH,
         "HOME": "/tmp",
         "LANG": "C.UTF-8",

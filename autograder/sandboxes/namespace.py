@@ -158,6 +158,7 @@ class NamespaceSandbox(Sandbox):
             "python": sys.executable,
             "binds": runtime_binds(submission),
             "links": runtime_links(),
+            "pythonpath": extra_packages(),
             "devices": ["null", "zero", "random", "urandom", *gpus],
             "uids": list(slot.uids) if slot else None,
             "tmp_bytes": self.tmp_bytes,
@@ -171,7 +172,7 @@ def runtime_binds(submission: Path) -> list[list[str]]:
     """What the jail sees, read-only: the submission, Python and its packages, the worker's modules."""
     binds = [[str(submission), "/submission", "ro"]]
     system = ["/usr", "/etc/ld.so.cache"]
-    runtime = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *site.getsitepackages()}
+    runtime = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *site.getsitepackages(), *extra_packages()}
     runtime |= {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
     for path in sorted(system) + sorted(_outermost(runtime)):
         if os.path.exists(path) and not os.path.islink(path):
@@ -180,6 +181,13 @@ def runtime_binds(submission: Path) -> list[list[str]]:
         binds.append([str(PACKAGE / name), f"/grader/autograder/{name}", "ro"])
     binds.append([str(JAIL), "/grader/jail.py", "ro"])
     return [b for i, b in enumerate(binds) if not any(_inside(b[1], other[1]) for other in binds[:i])]
+
+
+def extra_packages() -> list[str]:
+    """Package folders on the grader's sys.path beyond its own site's (PYTHONPATH, pip --target):
+    the worker gets them too. Only folders named like one, never the course repository."""
+    own = set(site.getsitepackages())
+    return [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages") and p not in own and os.path.isdir(p)]
 
 
 def runtime_links() -> list[list[str]]:
