@@ -22,6 +22,7 @@ import pytest
 from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade
 from autograder.sandboxes import cgroups
+from autograder.sandboxes.namespace import NamespaceSandbox
 from autograder.sandboxes.slots import SLOT_UIDS, SLOTS
 from sandboxing import require
 
@@ -81,7 +82,8 @@ def listener():
 @pytest.fixture(scope="module")
 def attacked(listener, tmp_path_factory):
     """name -> (attack, result, seconds, the grader's memory growth); all graded under the namespace sandbox."""
-    sandbox = require("namespace")
+    require("namespace")
+    sandbox = NamespaceSandbox(memory_bytes=2 << 30)  # the memory bomb meets its limit sooner
     marker = f"agattack{os.getpid()}"
     port = listener.getsockname()[1]
     assignment = load_reference("hw1", REFERENCE)

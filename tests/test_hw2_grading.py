@@ -49,7 +49,7 @@ def assignment():
 @pytest.fixture(scope="session")
 def graded(assignment, tmp_path_factory):
     base = tmp_path_factory.mktemp("hw2")
-    sandbox = test_sandbox()
+    sandbox = test_sandbox(default="process")
     broken = base / "syntax_error"
     broken.mkdir()
     (broken / "convolution.py").write_text("import torch\ndef conv2d(x, weight:\n    pass\n")

@@ -16,6 +16,7 @@ from autograder.checks.tape import ReferenceProxy, Tape
 from autograder.checks.trial import Trial
 from autograder.protocol.client import Worker
 from autograder.sandboxes import get_sandbox
+from sandboxing import require
 
 SOLUTIONS = {
     "vectorized": "def f(x):\n    return x @ x.T\n",
@@ -68,7 +69,7 @@ def workers(directories):
 
     def get(name, link, side):
         if (name, link, side) not in started:
-            sandbox = get_sandbox("process") if link == "socket" else _pipes()
+            sandbox = {"socket": lambda: get_sandbox("process"), "pipes": _pipes, "namespace": _jail}[link]()
             started[name, link, side] = Worker(sandbox, directories[name])
         return started[name, link, side]
 
@@ -90,6 +91,16 @@ def race_between(workers):
     yield start
     for session in sessions:
         session.end()
+
+
+def _jail():
+    """The namespace sandbox, where the grader reads CPU time from the worker's cgroup."""
+    sandbox = require("namespace")
+    probe = sandbox._cgroup()
+    if probe is None:
+        pytest.skip("no cgroup here for the namespace sandbox to count CPU time in")
+    probe.destroy()
+    return sandbox
 
 
 def _pipes():
@@ -144,8 +155,10 @@ def test_a_broken_reference_is_an_internal_error_not_the_students(race_between):
         expect_fast(*race_between("vectorized", "broken"))
 
 
-def test_the_cpu_clock_counts_every_thread_of_the_check_process(race_between):
-    student, _ = race_between("busy_background_thread", "vectorized")
+@pytest.mark.parametrize("link", ["socket", "namespace"])
+def test_the_cpu_clock_counts_every_thread_of_the_check_process(race_between, link):
+    """The check's own CPU clock in the process sandbox; its worker's cgroup in the jail, whose pids are not ours."""
+    student, _ = race_between("busy_background_thread", "vectorized", link=link)
     before = student.cpu_time()
     student.student.mm.f(torch.randn(4, 3))  # returns at once; its thread goes on to use 0.3 s of CPU
     give_up = time.monotonic() + 20

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import stat
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -133,11 +135,8 @@ def scan_forbidden(assignment: Assignment, submission: Path, specs: list[CheckSp
     """unit -> a failing Verdict for every unit whose source names a forbidden API."""
     verdicts = {}
     for module in {spec.module for spec in specs}:
-        path = submission / f"{module}.py"
         try:
-            if path.is_symlink() or path.stat().st_size > SOURCE_CAP:
-                continue
-            source = path.read_text(encoding="utf-8")
+            source = read_source(submission / f"{module}.py")
         except (OSError, UnicodeDecodeError):
             continue  # the import probe reports what is wrong with the file
         units = {spec.unit for spec in specs if spec.module == module}
@@ -148,6 +147,15 @@ def scan_forbidden(assignment: Assignment, submission: Path, specs: list[CheckSp
                 text = f"{module}.{name} uses a forbidden API ({listed}); implement it with plain tensor operations"
                 verdicts[f"{module}.{name}"] = Verdict("failed", text, text)
     return verdicts
+
+
+def read_source(path: Path) -> str:
+    """A student's file, read by the grader: never through a symbolic link, never more than SOURCE_CAP bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a link or a FIFO gets nothing
+    with os.fdopen(fd, "rb") as source:
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size > SOURCE_CAP:
+            raise OSError(f"{path.name} is not a regular file of at most {SOURCE_CAP} bytes")
+        return source.read(SOURCE_CAP).decode("utf-8")
 
 
 def run_check(

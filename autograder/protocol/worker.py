@@ -23,6 +23,9 @@ Process model (the one place it is written down):
   a child that sends garbage or too much is killed without corrupting the
   stream. Either way the zygote's own frames carry a "zygote" key, and a child
   frame with that key is a protocol violation.
+* A sandbox may confine each child further before it serves its check
+  (`main(confine=...)`): the namespace sandbox gives every check namespaces
+  of its own there (sandboxes/namespace.py has that process model).
 * `end` makes the zygote kill the child's whole process group and report
   `exited` with the captured output: at once with status `ended`, reaping
   later, or, when the grader says the child died on its own (`wait`), after

@@ -1,0 +1,79 @@
+"""A grader killed in the middle of grading leaves nothing of its sandboxes behind.
+
+Its jails die with it (every process in them dies with its parent); the
+cgroups it made are removed by the next grader that starts a worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder.sandboxes import cgroups
+from autograder.sandboxes.namespace import NamespaceSandbox
+from autograder.sandboxes.slots import SLOT_UIDS, SLOTS
+from sandboxing import require
+
+ROOT = Path(__file__).resolve().parent.parent
+GRADER = """
+import sys, time
+from pathlib import Path
+from autograder.engine.assignment import load_reference
+from autograder.engine.runner import grade
+from autograder.sandboxes.namespace import NamespaceSandbox
+reference = Path(sys.argv[1]) / "reference" / "hw1"
+print("grading", flush=True)
+grade(load_reference("hw1", reference), Path(sys.argv[2]), NamespaceSandbox(), "alice")
+"""
+
+
+def jailed_processes() -> list[int]:
+    """Processes running as a slot's uid: only sandboxes use those."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        uid = int(status.split("\nUid:")[1].split()[0])
+        if SLOT_UIDS <= uid < SLOT_UIDS + 2 * SLOTS and "\nState:\tZ" not in status:
+            found.append(int(entry))
+    return found
+
+
+def wait_until(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+def test_killed_grader_leaves_no_process_and_no_cgroup(tmp_path, how):
+    require("namespace")
+    if os.geteuid() != 0:
+        pytest.skip("checks run as slot uids only when the grader is root")
+    submission = tmp_path / "sleepy"
+    submission.mkdir()
+    for name in ("neurons", "activations", "backprop", "optimizers"):
+        (submission / f"{name}.py").write_text("import time\ntime.sleep(10**6)\n")  # every import hangs
+    before = set(jailed_processes())
+    grader = subprocess.Popen([sys.executable, "-c", GRADER, str(ROOT), str(submission)], stdout=subprocess.PIPE, cwd=ROOT)
+    assert wait_until(lambda: set(jailed_processes()) - before, 60), "no jailed process ever started"
+    grader.send_signal(how)
+    grader.wait(timeout=30)
+    assert wait_until(lambda: not set(jailed_processes()) - before, 10), "jailed processes outlived the grader"
+    try:
+        bases = cgroups._bases()[1]
+    except cgroups.CgroupUnavailable:
+        return  # no cgroups here: nothing to leave behind
+    left = [d for base in bases for d in base.glob(f"{cgroups.PREFIX}{grader.pid}-*")]
+    if how == signal.SIGINT:
+        assert not left, f"an interrupted grader left its cgroups: {left}"
+    NamespaceSandbox()._cgroup().destroy()  # the next grader's first worker sweeps up
+    assert not [d for d in left if d.exists()], "cgroups of a killed grader were not swept"
