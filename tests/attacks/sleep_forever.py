@@ -1,8 +1,8 @@
-# file: activations.py
-# unit: activations.Tanh
+# file: optimizers.py
+# unit: optimizers.RMSProp
 import time
 
 
-class Tanh(Tanh):
-    def forward(self, x):
+class RMSProp(RMSProp):
+    def step(self, grads):
         time.sleep(10**9)
