@@ -1,10 +1,12 @@
-"""The `autograder` command: release, check, grade. Thin: it parses, finds the
-course material, and hands over to the engine and the reports."""
+"""The `autograder` command: release, check, grade, batch, import, export,
+report, demo. Thin: it parses, finds the course material, and hands over to
+the engine, the batch, the gradebook and the reports."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -14,11 +16,18 @@ from rich.console import Console
 from rich.progress import Progress
 
 import autograder
+from autograder.batch.intake import IntakeError, discover
+from autograder.batch.run import run_batch
 from autograder.engine.assignment import BUNDLE_DIR, AssignmentError, load_bundle, load_reference
 from autograder.engine.course import CourseError, load_course
 from autograder.engine.runner import grade as grade_submission
 from autograder.protocol.client import WorkerUnavailable
-from autograder.reports import terminal
+from autograder.gradebook.imports import PointsFileError, read_points
+from autograder.gradebook.store import DEFAULT_PATH as DEFAULT_GRADEBOOK
+from autograder.gradebook.store import Gradebook, GradebookError
+from autograder.reports import batch_terminal, feedback, gradescope, junit, terminal
+from autograder.reports.batch_terminal import BatchProgress
+from autograder.reports.export_csv import class_csv
 from autograder.sandboxes import SandboxUnavailable, choose
 
 PACKAGE_PARENT = Path(autograder.__file__).resolve().parent.parent
@@ -95,7 +104,8 @@ def check(assignment: str, directory: Path, root: Path | None, sandbox: str) -> 
 @click.argument("assignment")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--student", help="Student id: seeds the hidden checks' inputs. Default: DIRECTORY's name.")
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "gradescope", "junit"]), default="table", show_default=True,
+              help="table for people; json (our result model); gradescope (its results.json); junit (XML for CI).")
 @click.option("--reveal-hidden", is_flag=True, help="Show hidden checks' full messages (instructors only).")
 @root_option
 @sandbox_option("auto")
@@ -111,6 +121,10 @@ def grade(assignment, directory, student, output_format, reveal_hidden, root, sa
     result = _run(material, directory, sandbox, student, reveal_hidden=reveal_hidden, course=course)
     if output_format == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
+    elif output_format == "gradescope":
+        click.echo(json.dumps(gradescope.results_json(result), indent=2))
+    elif output_format == "junit":
+        click.echo(junit.junit_xml(result))
     else:
         terminal.render(result, Console())
 
@@ -137,3 +151,166 @@ def _sandbox(name: str):
     for note in notes:
         click.echo(note, err=True)
     return sandbox
+
+
+# -- a class: batch, gradebook, exports, reports ---------------------------------------------------
+
+db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_GRADEBOOK,
+                         show_default=True, help="The SQLite gradebook.")
+
+
+@main.command()
+@click.argument("assignment")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@db_option
+@click.option("--workers", type=click.IntRange(1, 256), default=os.cpu_count() or 1, show_default="the number of cores",
+              help="Submissions graded at once.")
+@click.option("--force", is_flag=True, help="Regrade submissions the gradebook already holds unchanged.")
+@root_option
+@sandbox_option("auto")
+def batch(assignment, source, db, workers, force, root, sandbox) -> None:
+    """Grade every submission in SOURCE into the gradebook.
+
+    SOURCE is a folder with one folder (or zip) per student, named by student id;
+    a zip of such folders (an LMS bulk download); or nbgrader's submitted/ layout.
+    A rerun grades only what changed; it resumes an interrupted batch."""
+    root = find_root(root, "reference", assignment)
+    material, course = _material(assignment, root)
+    outcomes = _batch(material, course, source, db, workers, force, sandbox, Console(stderr=True))
+    sys.exit(1 if any(o.action == "failed" for o in outcomes) else 0)
+
+
+def _batch(material, course, source: Path, db: Path, workers: int, force: bool, sandbox: str, console: Console):
+    try:
+        submissions, warnings = discover(source, material.name, material.modules)
+    except (IntakeError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for warning in warnings:
+        console.print(f"note: {warning}", markup=False)
+    if not submissions:
+        raise click.ClickException(f"no submissions in {source}: expected one folder or zip per student, named by student id")
+    chosen = _sandbox(sandbox)
+    with _gradebook(db) as gradebook, BatchProgress(console, material.name) as progress:
+        try:
+            outcomes = run_batch(material, submissions, gradebook, sandbox=chosen, course=course, workers=workers,
+                                 force=force, on_start=progress.on_start, on_outcome=progress.on_outcome)
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted: every result shown so far is saved; run the same command again to go on") from None
+    with _gradebook(db) as gradebook:
+        scores = [stored.result.score for stored in gradebook.submissions(material.name)]
+        batch_terminal.summary(console, material.name, outcomes, scores, material.max_score, gradebook.failures_by_check(material.name))
+    console.print(f"gradebook: {db}", markup=False)
+    return outcomes
+
+
+@main.command(name="import")
+@click.argument("component")
+@click.argument("csv_file", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+@root_option
+def import_points(component, csv_file, db, root) -> None:
+    """Import COMPONENT's points (e.g. the exam) from a CSV with columns student,points."""
+    course = _course(find_root(root, "course.toml"))
+    try:
+        points = read_points(csv_file, course.component(component))
+    except (CourseError, PointsFileError) as exc:
+        raise click.ClickException(str(exc)) from None
+    with _gradebook(db) as gradebook:
+        gradebook.import_points(component, points, csv_file.name)
+    click.echo(f"imported {component} points of {len(points)} student(s) into {db}", err=True)
+
+
+@main.command()
+@db_option
+@click.option("--format", "output_format", type=click.Choice(["csv", "gradescope", "junit"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="csv: the file to write ('-' for standard output); gradescope and junit: a folder.")
+@click.option("--assignment", help="gradescope and junit: only this assignment (default: all in the gradebook).")
+@root_option
+def export(db, output_format, output, assignment, root) -> None:
+    """Export the gradebook: the class CSV (final grades), or a result file per student."""
+    with _gradebook(db, must_exist=True) as gradebook:
+        if output_format == "csv":
+            course = _course(find_root(root, "course.toml"))
+            text = class_csv(course, gradebook.class_grades(course))
+            if str(output) == "-":
+                click.echo(text, nl=False)
+            else:
+                output.write_text(text, encoding="utf-8")
+                click.echo(f"wrote {output}", err=True)
+            return
+        stored = gradebook.submissions(assignment)
+    for entry in stored:
+        result = entry.result
+        folder = output / result.assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        if output_format == "gradescope":
+            (folder / safe_name(result.student)).mkdir(exist_ok=True)
+            (folder / safe_name(result.student) / "results.json").write_text(json.dumps(gradescope.results_json(result), indent=2))
+        else:
+            (folder / f"{safe_name(result.student)}.xml").write_text(junit.junit_xml(result), encoding="utf-8")
+    click.echo(f"wrote {len(stored)} result(s) under {output}", err=True)
+
+
+@main.command()
+@db_option
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True)
+@root_option
+def report(db, output, root) -> None:
+    """Write the class report (class.html) and each student's feedback (feedback/STUDENT.md and .html)."""
+    course = _course(find_root(root, "course.toml"))
+    with _gradebook(db, must_exist=True) as gradebook:
+        written = _reports(course, gradebook, output)
+    click.echo(f"wrote {written} (open it in a browser) and the feedback of each student in {output / 'feedback'}", err=True)
+
+
+def _reports(course, gradebook, output: Path) -> Path:
+    from autograder.reports import class_report  # matplotlib: loaded only to draw
+
+    grades = gradebook.class_grades(course)
+    by_component: dict[str, list] = {}
+    for component in course.components:
+        if not component.imported:
+            by_component[component.id] = [stored.result for stored in gradebook.submissions(component.source)]
+    feedback_dir = output / "feedback"
+    feedback_dir.mkdir(parents=True, exist_ok=True)
+    for standing in grades:
+        own = {cid: r for cid, results in by_component.items() for r in results if r.student == standing.student}
+        name = safe_name(standing.student)
+        (feedback_dir / f"{name}.md").write_text(feedback.markdown(course, standing, own), encoding="utf-8")
+        (feedback_dir / f"{name}.html").write_text(feedback.html(course, standing, own), encoding="utf-8")
+    page = output / "class.html"
+    page.write_text(class_report.class_html(course, grades, by_component), encoding="utf-8")
+    return page
+
+
+def safe_name(student: str) -> str:
+    """A file name for a student id (ids come from folder names, but also from CSVs)."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in student).lstrip(".")
+    return cleaned or "_"
+
+
+def _material(assignment: str, root: Path):
+    try:
+        return load_reference(assignment, root / "reference" / assignment), load_course(root)
+    except (AssignmentError, CourseError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _course(root: Path):
+    try:
+        course = load_course(root)
+    except CourseError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not course.components:
+        raise click.ClickException(f"{root / 'course.toml'} lists no [[components]]; see autograder/engine/course.py")
+    return course
+
+
+def _gradebook(db: Path, must_exist: bool = False) -> Gradebook:
+    if must_exist and not db.is_file():
+        raise click.ClickException(f"no gradebook at {db}; grade with `autograder batch` first, or pass --db")
+    try:
+        return Gradebook(db)
+    except GradebookError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -15,7 +15,7 @@ import pytest
 
 from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade
-from sandboxing import sandbox as test_sandbox
+from sandboxing import sandbox as sandbox_for_tests
 from hw1_variants import VARIANTS
 from variants import apply, lost, unit_of
 
@@ -96,7 +96,7 @@ def graded(assignment, tmp_path_factory):
         jobs[variant.name] = (patched(base / variant.name, variant), "alice")
     for case in BROKEN_FILES:
         jobs[case.name] = (with_broken_file(base / case.name, case), "alice")
-    sandbox = test_sandbox()
+    sandbox = sandbox_for_tests()
 
     def run(job):
         directory, student = job
@@ -201,7 +201,7 @@ def test_hidden_checks_give_away_no_values(assignment, tmp_path):
     directory = patched(tmp_path / "leaky", _variant("gelu_tanh_approximation"))
     with open(directory / "neurons.py", "a") as neurons:
         neurons.write(EXFILTRATE)
-    result = grade(assignment, directory, test_sandbox(), "alice")
+    result = grade(assignment, directory, sandbox_for_tests(), "alice")
     hidden = [c for c in result.checks if c.visibility == "hidden" and c.status != "passed"]
     assert {unit_of(c.id) for c in hidden} >= {"activations.GELU", "neurons.perceptron_fit", "neurons.threshold_neuron"}
     for check in hidden:

@@ -18,7 +18,7 @@ from autograder.engine.assignment import load_reference
 from autograder.engine.course import Course, CourseError, load_course
 from autograder.engine.results import CheckResult
 from autograder.engine.runner import cuda_skipped, grade
-from sandboxing import sandbox as test_sandbox
+from sandboxing import sandbox as sandbox_for_tests
 from hw2_variants import VARIANTS
 from variants import apply, loops_with_clock_tricks, lost, unit_of
 
@@ -49,7 +49,7 @@ def assignment():
 @pytest.fixture(scope="session")
 def graded(assignment, tmp_path_factory):
     base = tmp_path_factory.mktemp("hw2")
-    sandbox = test_sandbox(default="process")
+    sandbox = sandbox_for_tests(default="process")
     broken = base / "syntax_error"
     broken.mkdir()
     (broken / "convolution.py").write_text("import torch\ndef conv2d(x, weight:\n    pass\n")

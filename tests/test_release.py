@@ -10,7 +10,7 @@ from autograder.engine.assignment import load_bundle
 from autograder.engine.runner import grade
 from autograder.protocol import wire
 from autograder.release.release import ReleaseError, make_stub, release
-from sandboxing import sandbox as test_sandbox
+from sandboxing import sandbox as sandbox_for_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASED = ROOT / "assignments"
@@ -25,7 +25,7 @@ def released(tmp_path_factory):
     def get(name):
         if name not in made:
             made[name] = tmp_path_factory.mktemp("released") / name
-            release(name, ROOT, test_sandbox(), out=made[name])
+            release(name, ROOT, sandbox_for_tests(), out=made[name])
         return made[name]
 
     return get
@@ -89,7 +89,7 @@ def test_readme_has_the_task_and_the_points(fresh):
 def test_bundle_replays_without_the_reference(fresh):
     bundle = load_bundle("hw1", fresh / "public_checks")
     assert bundle.reference_dir is None and all(s.visibility == "public" for s in bundle.checks)
-    result = grade(bundle, ROOT / "tests" / "submissions" / "hw1_alternative", test_sandbox(), "local",
+    result = grade(bundle, ROOT / "tests" / "submissions" / "hw1_alternative", sandbox_for_tests(), "local",
                    visibilities=("public",))
     assert result.score == result.max_score == 8.0
 
@@ -97,7 +97,7 @@ def test_bundle_replays_without_the_reference(fresh):
 def test_hw2_bundle_replays_without_the_reference(released):
     bundle = load_bundle("hw2", released("hw2") / "public_checks")
     assert not any(spec.timed or spec.device == "cuda" for spec in bundle.checks)  # those need the reference
-    sandbox = test_sandbox()
+    sandbox = sandbox_for_tests()
     result = grade(bundle, ROOT / "tests" / "submissions" / "hw2_offsets", sandbox, "local", visibilities=("public",))
     assert result.score == result.max_score == 4.5, {c.id: c.message for c in result.checks if c.status != "passed"}
     stubs = grade(bundle, released("hw2"), sandbox, "local", visibilities=("public",))
@@ -129,7 +129,7 @@ def test_a_replay_that_diverges_fails_the_check_cleanly(fresh, tmp_path):
         "self.y = torch.where(x >= 0, 1 / (1 + e), e / (1 + e))\n        return self.y",
         "self.y = torch.where(x >= 0, 1 / (1 + e), e / (1 + e))\n        return self.y.sum(-1)"))
     bundle = load_bundle("hw1", fresh / "public_checks")
-    result = grade(bundle, tmp_path, test_sandbox(), "local", visibilities=("public",))
+    result = grade(bundle, tmp_path, sandbox_for_tests(), "local", visibilities=("public",))
     lost = {c.id: c for c in result.checks if c.status != "passed"}
     assert set(lost) == {"activations.Sigmoid.forward", "activations.Sigmoid.backward"}
     assert all(c.status == "failed" for c in lost.values())

@@ -28,6 +28,7 @@ class SubmissionResult:
     student: str
     checks: list[CheckResult] = field(default_factory=list)
     sandbox: str = ""  # how the student's code was isolated while graded
+    notes: list[str] = field(default_factory=list)  # what was wrong with the submission itself (e.g. a file left out)
 
     @property
     def score(self) -> float:
@@ -44,8 +45,18 @@ class SubmissionResult:
             "score": self.score,
             "max_score": self.max_score,
             "sandbox": self.sandbox,
+            "notes": self.notes,
             "checks": [asdict(c) for c in self.checks],
         }
+
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SubmissionResult:
+        checks = [CheckResult(**{k: c[k] for k in CHECK_FIELDS}) for c in data["checks"]]
+        return cls(data["assignment"], data["student"], checks, data.get("sandbox", ""), list(data.get("notes", [])))
+
+
+CHECK_FIELDS = ("id", "score", "max_score", "status", "message", "visibility")
 
 
 def _total(points) -> float:

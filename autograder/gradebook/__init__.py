@@ -1,0 +1,1 @@
+"""The gradebook: graded submissions and imported scores in one SQLite file."""

@@ -1,0 +1,152 @@
+"""A student's feedback as Markdown or a standalone HTML page: their standing on the
+course scale, then per assignment the checks and what went wrong in the public ones.
+
+Messages come from student code and are treated as hostile: escaped in HTML, fenced
+in Markdown. Hidden checks show their id, status and points only, never a message."""
+
+from __future__ import annotations
+
+import html as html_escaping
+import re
+
+from autograder.engine.course import Course
+from autograder.engine.grades import StudentGrades
+from autograder.engine.results import CheckResult, SubmissionResult
+
+EXPLAINED = ("failed", "error", "timeout")  # the statuses whose public messages are shown
+COMPONENT_COLUMNS = ["Component", "Points", "Status", "Note"]
+CHECK_COLUMNS = ["Check", "Visibility", "Status", "Points"]
+
+# Terminal colour codes and control characters (but tab and newline) say nothing on a page.
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: left; }
+th { background: #f3f3f3; }
+td.points { text-align: right; font-variant-numeric: tabular-nums; }
+pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6rem; overflow-x: auto; white-space: pre-wrap; }
+.passed { color: #17702b; } .failed, .error { color: #b3261e; } .timeout { color: #9a6700; } .skipped { color: #666; }
+.missing { color: #b3261e; font-weight: bold; }
+"""
+
+
+def markdown(course: Course, grades: StudentGrades, results: dict[str, SubmissionResult]) -> str:
+    """The feedback as Markdown; results are the student's graded submissions by component id."""
+    lines = [f"# {_md(course.name)}: {_md(grades.student)}", ""]
+    lines += _md_table(COMPONENT_COLUMNS, _component_rows(course, grades))
+    lines += [
+        "",
+        f"**Total:** {_points(grades.total, course)} / {course.max_points}  ",
+        f"**Final grade:** {grades.grade}",
+    ]
+    for component_id, result in _in_course_order(course, results):
+        lines += ["", f"## {_md(_assignment_title(course, component_id, result))}", ""]
+        lines += _md_table(CHECK_COLUMNS, _check_rows(result))
+        for check in _explained(result):
+            message = _clean(check.message)
+            fence = "`" * max(3, _longest_backtick_run(message) + 1)
+            lines += ["", f"### {_md(check.id)} ({check.status})", "", fence, message, fence]
+        if result.notes:
+            lines += ["", "Notes:", ""] + [f"- {_md(note)}" for note in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def html(course: Course, grades: StudentGrades, results: dict[str, SubmissionResult]) -> str:
+    """The feedback as a standalone HTML page, with the same content as markdown()."""
+    title = f"{course.name}: {grades.student}"
+    body = [f"<h1>{_h(title)}</h1>"]
+    component_rows = _component_rows(course, grades)
+    body += _html_table(COMPONENT_COLUMNS, component_rows, [[None, "points", "missing", None]] * len(component_rows))
+    body += [
+        f"<p><strong>Total:</strong> {_points(grades.total, course)} / {course.max_points}<br>",
+        f"<strong>Final grade:</strong> {grades.grade}</p>",
+    ]
+    for component_id, result in _in_course_order(course, results):
+        body.append(f"<h2>{_h(_assignment_title(course, component_id, result))}</h2>")
+        classes = [[None, None, check.status, "points"] for check in result.checks]
+        body += _html_table(CHECK_COLUMNS, _check_rows(result), classes)
+        for check in _explained(result):
+            body.append(f'<h3>{_h(check.id)} (<span class="{check.status}">{check.status}</span>)</h3>')
+            body.append(f"<pre>{_h(check.message)}</pre>")
+        if result.notes:
+            body.append("<p>Notes:</p><ul>" + "".join(f"<li>{_h(note)}</li>" for note in result.notes) + "</ul>")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{_h(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def _component_rows(course: Course, grades: StudentGrades) -> list[list[str]]:
+    return [
+        [
+            f"{score.component.title} ({score.component.id})",
+            f"{_points(score.points, course)} / {score.component.points}",
+            "missing" if score.missing else "",
+            score.note,
+        ]
+        for score in grades.scores
+    ]
+
+
+def _check_rows(result: SubmissionResult) -> list[list[str]]:
+    return [[c.id, c.visibility, c.status, f"{c.score:g} / {c.max_score:g}"] for c in result.checks]
+
+
+def _explained(result: SubmissionResult) -> list[CheckResult]:
+    """The public checks that did not pass, whose messages say why."""
+    return [c for c in result.checks if c.visibility == "public" and c.status in EXPLAINED]
+
+
+def _in_course_order(course: Course, results: dict[str, SubmissionResult]) -> list[tuple[str, SubmissionResult]]:
+    order = {component.id: i for i, component in enumerate(course.components)}
+    return sorted(results.items(), key=lambda item: order.get(item[0], len(order)))
+
+
+def _assignment_title(course: Course, component_id: str, result: SubmissionResult) -> str:
+    component = next((c for c in course.components if c.id == component_id), None)
+    name = f"{component_id}: {component.title}" if component else component_id
+    return f"{name} (checks: {result.score:g} / {result.max_score:g} points)"
+
+
+def _points(points, course: Course) -> str:
+    return f"{points:.{course.decimals}f}"
+
+
+def _clean(text: str) -> str:
+    return _CONTROL.sub("", text)
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall("`+", text)), default=0)
+
+
+def _md(text: str) -> str:
+    """text for Markdown prose or a table cell: no HTML, no cell breaks, on one line."""
+    one_line = " ".join(_clean(text).split())
+    return html_escaping.escape(one_line, quote=False).replace("|", "\\|")
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _h(text: str) -> str:
+    return html_escaping.escape(_clean(text))
+
+
+def _html_table(header: list[str], rows: list[list[str]], classes: list[list[str | None]]) -> list[str]:
+    """A table whose cells get the CSS classes in classes (same shape as rows; None for none)."""
+    lines = ["<table>", "<tr>" + "".join(f"<th>{_h(name)}</th>" for name in header) + "</tr>"]
+    for row, row_classes in zip(rows, classes):
+        cells = "".join(
+            f'<td class="{css}">{_h(cell)}</td>' if css else f"<td>{_h(cell)}</td>"
+            for cell, css in zip(row, row_classes)
+        )
+        lines.append(f"<tr>{cells}</tr>")
+    return lines + ["</table>"]

@@ -1,0 +1,148 @@
+"""Finding a class's submissions: folders, zips, an LMS bulk zip, nbgrader's layout, and what is left out."""
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder.batch.intake import SOURCE_CAP, IntakeError, discover
+
+MODULES = ["neurons", "activations"]
+SOURCE = b"def f():\n    return 1\n"
+
+
+def write(folder: Path, names=("neurons.py", "activations.py"), content=SOURCE):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def found(source, assignment="hw1"):
+    submissions, warnings = discover(source, assignment, MODULES)
+    return {s.student: s for s in submissions}, warnings
+
+
+def test_a_folder_per_student(tmp_path):
+    write(tmp_path / "alice")
+    write(tmp_path / "bob", ["neurons.py"])
+    (tmp_path / "grades.xlsx").write_bytes(b"x")
+    subs, warnings = found(tmp_path)
+    assert sorted(subs) == ["alice", "bob"]
+    assert sorted(subs["alice"].files) == ["activations.py", "neurons.py"] and not subs["alice"].notes
+    assert subs["bob"].notes == ["missing: activations.py (the checks of its units score 0)"]
+    assert warnings == ["passed over grades.xlsx: not a student's folder or zip"]
+
+
+def test_files_inside_one_folder_of_the_submission_are_found_there(tmp_path):
+    write(tmp_path / "alice" / "my hw1")
+    (tmp_path / "alice" / "scratch.py").write_bytes(b"x = 1\n")
+    subs, _ = found(tmp_path)
+    assert sorted(subs["alice"].files) == ["activations.py", "neurons.py"]
+    assert "graded the files in my hw1/" in subs["alice"].notes[0]
+
+
+def test_an_empty_or_unrelated_submission_is_broken_with_the_reason(tmp_path):
+    (tmp_path / "carl").mkdir()
+    write(tmp_path / "dora", ["notes.py"])
+    subs, _ = found(tmp_path)
+    assert "none of the assignment's files" in subs["carl"].broken and "no Python files at all" in subs["carl"].broken
+    assert "found: notes.py" in subs["dora"].broken
+
+
+def test_links_special_huge_and_unreadable_files_are_left_out_with_a_note(tmp_path):
+    alice = write(tmp_path / "alice", ["neurons.py"])
+    (alice / "activations.py").symlink_to("/etc/shadow")
+    os.mkfifo(alice / "backprop.py")
+    (alice / "optimizers.py").write_bytes(b"#" * (SOURCE_CAP + 1))
+    (alice / "data.bin").write_bytes(b"\0" * (SOURCE_CAP + 1))  # not Python: ignored, no note
+    subs, _ = found(tmp_path)
+    notes = "\n".join(subs["alice"].notes)
+    assert sorted(subs["alice"].files) == ["neurons.py"]
+    assert "left out activations.py: a symbolic link" in notes
+    assert "left out backprop.py: not a regular file" in notes
+    assert "left out optimizers.py: 1.0 MiB, over the 1 MiB limit" in notes
+    assert "data.bin" not in notes
+
+
+def test_a_zip_per_student_and_a_zip_uploaded_inside_a_folder(tmp_path):
+    with zipfile.ZipFile(tmp_path / "alice.zip", "w") as archive:
+        archive.writestr("hw1/neurons.py", SOURCE)
+        archive.writestr("hw1/activations.py", SOURCE)
+    (tmp_path / "bob").mkdir()
+    with zipfile.ZipFile(tmp_path / "bob" / "upload.zip", "w") as archive:
+        archive.writestr("neurons.py", SOURCE)
+        archive.writestr("activations.py", SOURCE)
+    (tmp_path / "carl.zip").write_bytes(b"not a zip")
+    subs, _ = found(tmp_path)
+    assert sorted(subs["alice"].files) == ["activations.py", "neurons.py"]
+    assert sorted(subs["bob"].files) == ["activations.py", "neurons.py"] and "read from inside upload.zip" in subs["bob"].notes
+    assert "not a readable zip file" in subs["carl"].broken
+
+
+def test_a_bulk_zip_with_a_wrapper_folder_and_a_zip_slip_entry(tmp_path):
+    bulk = tmp_path / "download.zip"
+    with zipfile.ZipFile(bulk, "w") as archive:
+        for student in ("alice", "bob"):
+            archive.writestr(f"hw1 submissions/{student}/neurons.py", SOURCE)
+            archive.writestr(f"hw1 submissions/{student}/activations.py", SOURCE)
+        archive.writestr("hw1 submissions/bob/../../../evil.py", b"import os\n")
+        link = zipfile.ZipInfo("hw1 submissions/alice/secret.py")
+        link.external_attr = 0o120777 << 16
+        archive.writestr(link, "/etc/shadow")
+    subs, warnings = found(bulk)
+    assert sorted(subs) == ["alice", "bob"]
+    assert "left out secret.py: a symbolic link" in subs["alice"].notes[0]
+    assert any("zip slip" in w for w in warnings + subs["bob"].notes)
+    assert all(".." not in name for s in subs.values() for name in s.files)
+    assert not (tmp_path.parent / "evil.py").exists()
+
+
+def test_a_bulk_zip_member_climbing_out_of_its_student_folder_is_noted(tmp_path):
+    bulk = tmp_path / "download.zip"
+    with zipfile.ZipFile(bulk, "w") as archive:
+        archive.writestr("alice/neurons.py", SOURCE)
+        archive.writestr("alice/activations.py", SOURCE)
+        archive.writestr("/abs/neurons.py", SOURCE)
+        archive.writestr("alice/../../x.py", SOURCE)
+    subs, warnings = found(bulk)
+    assert sorted(subs) == ["alice"] and sorted(subs["alice"].files) == ["activations.py", "neurons.py"]
+    assert sum("zip slip" in w for w in warnings) == 2
+
+
+def test_nbgrader_submitted_layout_takes_only_this_assignment(tmp_path):
+    for student in ("alice", "bob"):
+        write(tmp_path / "submitted" / student / "hw1")
+        (tmp_path / "submitted" / student / "hw1" / "timestamp.txt").write_text("2026-11-01 10:00:00")
+    write(tmp_path / "submitted" / "carl" / "hw2", ["neurons.py"])
+    subs, _ = found(tmp_path)
+    assert sorted(subs) == ["alice", "bob"]  # carl submitted hw2 only
+    assert sorted(subs["bob"].files) == ["activations.py", "neurons.py"]
+    assert sorted(found(tmp_path / "submitted")[0]) == ["alice", "bob"]
+
+
+def test_the_content_hash_follows_the_content_only(tmp_path):
+    write(tmp_path / "a" / "alice")
+    write(tmp_path / "b" / "alice")
+    first = found(tmp_path / "a")[0]["alice"].content_hash
+    assert found(tmp_path / "b")[0]["alice"].content_hash == first
+    (tmp_path / "b" / "alice" / "neurons.py").write_bytes(SOURCE + b"\n")
+    assert found(tmp_path / "b")[0]["alice"].content_hash != first
+
+
+def test_what_cannot_be_a_class_is_refused(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(IntakeError, match="neither a folder nor a zip"):
+        discover(tmp_path / "file.txt", "hw1", MODULES)
+    with pytest.raises(IntakeError, match="does not exist"):
+        discover(tmp_path / "nothing", "hw1", MODULES)
+
+
+def test_a_student_with_a_folder_and_a_zip_is_taken_once(tmp_path):
+    write(tmp_path / "alice")
+    with zipfile.ZipFile(tmp_path / "alice.zip", "w") as archive:
+        archive.writestr("neurons.py", SOURCE)
+    subs, warnings = found(tmp_path)
+    assert sorted(subs["alice"].files) == ["activations.py", "neurons.py"]
+    assert warnings == ["passed over alice.zip: alice already has a submission (alice)"]

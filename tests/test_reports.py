@@ -1,0 +1,300 @@
+"""The renderers of autograder/reports: Gradescope JSON, JUnit XML, student feedback, class report."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+import xml.etree.ElementTree as ET
+from decimal import Decimal
+
+import pytest
+
+from autograder.engine.course import parse_course
+from autograder.engine.grades import Earned, standing
+from autograder.engine.results import CheckResult, SubmissionResult
+from autograder.reports import class_report, feedback, gradescope, junit
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SECRET = "SECRET-VALUE-1234"  # what a hidden check's message holds and no student rendering may show
+
+COURSE = parse_course(
+    {
+        "course": {"name": "Deep Learning"},
+        "components": [
+            {"id": "hw1", "title": "Backprop", "points": 15, "source": "hw1"},
+            {"id": "exam", "title": "Written exam", "points": 40, "source": "import"},
+        ],
+    }
+)
+
+
+def make_result(*checks: CheckResult, notes=("neurons.py was not submitted",)) -> SubmissionResult:
+    return SubmissionResult("hw1", "s123", list(checks), "namespace", list(notes))
+
+
+RESULT = make_result(
+    CheckResult("activations.Sigmoid.forward", 1.0, 1.0, "passed", "", "public"),
+    CheckResult("activations.Sigmoid.backward", 0.0, 1.0, "failed", "values differ\nexpected 1.0, got 2.0", "public"),
+    CheckResult("activations.Sigmoid.backward.cuda", 0.5, 0.5, "skipped", "skipped: no CUDA device", "public"),
+    CheckResult("activations.ReLU.backward.cuda", 0.0, 0.5, "skipped", "skipped: no CUDA device", "public"),
+    CheckResult("backprop.Linear.forward", 0.0, 2.0, "timeout", f"took too long on {SECRET}", "hidden"),
+    CheckResult("backprop.Linear.backward", 0.0, 0.25, "error", f"raised on {SECRET}", "hidden"),
+    CheckResult("backprop.Linear.float32", 0.25, 0.25, "passed", "", "hidden"),
+)
+
+
+def grades_of(student="s123", hw1=(Decimal(6), Decimal(10)), exam: Decimal | None = None, note=""):
+    earned = {"hw1": Earned(*hw1, note)} if hw1 else {}
+    if exam is not None:
+        earned["exam"] = Earned(exam, None)
+    return standing(COURSE, student, earned)
+
+
+# Gradescope
+
+
+def test_gradescope_top_level_fields():
+    data = gradescope.results_json(RESULT)
+    assert data["score"] == 1.75 and type(data["score"]) is float
+    assert data["visibility"] == "visible" and data["stdout_visibility"] == "hidden"
+    assert "execution_time" not in data
+    summary, note = data["output"].split("\n")
+    assert summary == "hw1: 1.75 / 5.5 points; 3 of 7 checks passed"
+    assert note == "neurons.py was not submitted"
+    assert json.loads(json.dumps(data)) == data
+
+
+def test_gradescope_tests_one_per_check():
+    tests = gradescope.results_json(RESULT)["tests"]
+    assert [t["name"] for t in tests] == [c.id for c in RESULT.checks]
+    assert [t["status"] for t in tests] == ["passed", "failed", "passed", "failed", "failed", "failed", "passed"]
+    assert [t["score"] for t in tests] == [1.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.25]
+    assert [t["max_score"] for t in tests] == [1.0, 1.0, 0.5, 0.5, 2.0, 0.25, 0.25]
+    assert all(type(t["score"]) is float and type(t["max_score"]) is float for t in tests)
+    assert [t["tags"] for t in tests] == [["activations"]] * 4 + [["backprop"]] * 3
+    assert tests[1]["output"] == "values differ\nexpected 1.0, got 2.0"
+
+
+def test_gradescope_hidden_checks_show_outcome_only():
+    data = gradescope.results_json(RESULT)
+    assert SECRET not in json.dumps(data)
+    outputs = [t["output"] for t in data["tests"][4:]]
+    assert outputs == ["hidden check: failed (timeout)", "hidden check: failed (error)", "hidden check: passed"]
+
+
+@pytest.mark.parametrize("hidden_visibility", gradescope.VISIBILITIES)
+def test_gradescope_visibility_of_hidden_checks(hidden_visibility):
+    tests = gradescope.results_json(RESULT, hidden_visibility)["tests"]
+    assert [t["visibility"] for t in tests] == ["visible"] * 4 + [hidden_visibility] * 3
+
+
+def test_gradescope_default_hides_hidden_checks_until_published():
+    assert gradescope.results_json(RESULT)["tests"][-1]["visibility"] == "after_published"
+
+
+def test_gradescope_rejects_unknown_visibility():
+    with pytest.raises(ValueError, match="after_published"):
+        gradescope.results_json(RESULT, "later")
+
+
+# JUnit
+
+
+def test_junit_parses_and_counts():
+    root = ET.fromstring(junit.junit_xml(RESULT))
+    assert root.tag == "testsuites"
+    (suite,) = root.findall("testsuite")
+    assert {k: suite.get(k) for k in ("name", "tests", "failures", "errors", "skipped")} == {
+        "name": "hw1", "tests": "7", "failures": "1", "errors": "2", "skipped": "2",
+    }
+    properties = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert properties["student"] == "s123" and properties["score"] == "1.75"
+    cases = suite.findall("testcase")
+    assert [(c.get("classname"), c.get("name")) for c in cases[1:3]] == [
+        ("hw1.activations.Sigmoid", "backward"),
+        ("hw1.activations.Sigmoid", "backward.cuda"),
+    ]
+    assert [[child.tag for child in c if child.tag != "properties"] for c in cases] == [
+        [], ["failure"], ["skipped"], ["skipped"], ["error"], ["error"], [],
+    ]
+    failure = cases[1].find("failure")
+    assert failure.get("message") == "values differ"
+    assert failure.text == "values differ\nexpected 1.0, got 2.0"
+    assert suite.find("system-out").text == "neurons.py was not submitted"
+
+
+def test_junit_hidden_checks_carry_status_only():
+    text = junit.junit_xml(RESULT)
+    assert SECRET not in text
+    timeout = ET.fromstring(text).findall("testsuite/testcase")[4].find("error")
+    assert timeout.get("message") == "hidden check: timeout" and timeout.get("type") == "timeout"
+    assert not timeout.text
+
+
+def test_junit_strips_what_xml_cannot_hold():
+    hostile = "nul\x00 bell\x07 \x1b[31mred\x1b[0m lone\ud800 fine\ttab"
+    result = make_result(CheckResult("neurons.Neuron.forward", 0.0, 1.0, "failed", hostile, "public"))
+    result.student = "s\x1b1"
+    suite = ET.fromstring(junit.junit_xml(result)).find("testsuite")
+    assert suite.find("testcase/failure").text == "nul bell red lone fine\ttab"
+    assert suite.find("properties/property").get("value") == "s1"
+
+
+# Feedback
+
+
+HOSTILE = "<script>alert('x')</script> & | pipes"
+FEEDBACK_RESULT = make_result(
+    CheckResult("activations.Sigmoid.forward", 1.0, 1.0, "passed", "all good", "public"),
+    CheckResult("activations.Sigmoid.backward", 0.0, 1.0, "failed", f"expected 1.0\n{HOSTILE}", "public"),
+    CheckResult("activations.ReLU.forward", 0.0, 1.0, "error", "inner ```fence``` and ``\x00``more```", "public"),
+    CheckResult("backprop.Linear.forward", 0.0, 2.0, "timeout", f"took too long on {SECRET}", "hidden"),
+    notes=["stub <b>left</b> as it was"],
+)
+FEEDBACK_GRADES = grades_of(hw1=(Decimal(1), Decimal(5)), note="late | 1 day")
+
+
+def test_markdown_content():
+    text = feedback.markdown(COURSE, FEEDBACK_GRADES, {"hw1": FEEDBACK_RESULT})
+    assert text.startswith("# Deep Learning: s123\n")
+    assert "| Backprop (hw1) | 3.00 / 15 |  | late \\| 1 day |" in text
+    assert "| Written exam (exam) | 0.00 / 40 | missing |  |" in text
+    assert "**Total:** 3.00 / 55" in text and "**Final grade:** 0" in text
+    assert "| activations.Sigmoid.backward | public | failed | 0 / 1 |" in text
+    assert "| backprop.Linear.forward | hidden | timeout | 0 / 2 |" in text
+    assert "- stub &lt;b&gt;left&lt;/b&gt; as it was" in text
+    assert "all good" not in text  # passed checks need no explanation
+
+
+def test_markdown_fences_messages_with_a_longer_fence_than_inside():
+    lines = feedback.markdown(COURSE, FEEDBACK_GRADES, {"hw1": FEEDBACK_RESULT}).split("\n")
+    start = lines.index("### activations.Sigmoid.backward (failed)")
+    assert lines[start + 2 : start + 6] == ["```", "expected 1.0", HOSTILE, "```"]
+    start = lines.index("### activations.ReLU.forward (error)")
+    assert lines[start + 2 : start + 5] == ["`````", "inner ```fence``` and ````more```", "`````"]  # NUL dropped
+
+
+def test_markdown_tables_keep_their_columns():
+    text = feedback.markdown(COURSE, FEEDBACK_GRADES, {"hw1": FEEDBACK_RESULT})
+    rows = [line for line in text.split("\n") if line.startswith("|")]
+    assert len(rows) == (2 + 2) + (2 + 4)  # header and rule, then components; then checks
+    assert all(len(re.split(r"(?<!\\)\|", row)) == 6 for row in rows)  # 4 cells between 5 bars
+
+
+def test_html_escapes_everything_from_results():
+    page = feedback.html(COURSE, grades_of(student="<img src=x onerror=alert(1)>"), {"hw1": FEEDBACK_RESULT})
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page and page.rstrip().endswith("</html>")
+    assert "<script>" not in page and "<img" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; | pipes" in page
+    assert "<pre>expected 1.0\n&lt;script&gt;" in page
+
+
+def test_html_has_the_content_of_markdown():
+    page = feedback.html(COURSE, FEEDBACK_GRADES, {"hw1": FEEDBACK_RESULT})
+    for expected in (
+        "<td>Backprop (hw1)</td>", ">3.00 / 15<", ">missing<", "late | 1 day", "3.00 / 55", "Final grade:</strong> 0",
+        "<td>backprop.Linear.forward</td><td>hidden</td>", "stub &lt;b&gt;left&lt;/b&gt; as it was",
+    ):
+        assert expected in page
+    assert "all good" not in page
+
+
+@pytest.mark.parametrize("render", [feedback.markdown, feedback.html])
+def test_feedback_never_shows_hidden_messages(render):
+    text = render(COURSE, FEEDBACK_GRADES, {"hw1": FEEDBACK_RESULT})
+    assert "backprop.Linear.forward" in text and "timeout" in text
+    assert SECRET not in text and "took too long" not in text
+
+
+@pytest.mark.parametrize("render", [feedback.markdown, feedback.html])
+def test_feedback_drops_terminal_control_codes(render):
+    result = make_result(CheckResult("neurons.Neuron.forward", 0.0, 1.0, "failed", "\x1b[31mred\x1b[0m\x00!", "public"))
+    text = render(COURSE, FEEDBACK_GRADES, {"hw1": result})
+    assert "red!" in text and "\x1b" not in text and "\x00" not in text
+
+
+# Class report
+
+# 3000 students: even ones score 15 in hw1, odd ones 5; the first 1000 have no exam, the rest 20.
+# Totals 35, 25, 15, 5 give final grades 4, 3, 2, 1 (half up).
+CLASS = [
+    grades_of(f"s{i:04d}", hw1=(Decimal(15 if i % 2 == 0 else 5), Decimal(15)), exam=None if i < 1000 else Decimal(20))
+    for i in range(3000)
+]
+CLASS_RESULTS = {
+    "hw1": [
+        make_result(
+            CheckResult("activations.Sigmoid.forward", 1.0, 1.0, "passed", "", "public"),
+            CheckResult("backprop.Linear.forward", 0.0, 1.0, "failed", "", "hidden"),
+        )
+    ]
+    * 4
+}
+
+
+@pytest.fixture(scope="module")
+def class_page() -> str:
+    return class_report.class_html(COURSE, CLASS, CLASS_RESULTS)
+
+
+def embedded_pngs(page: str) -> list[bytes]:
+    return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)]
+
+
+def table_rows(page: str) -> dict[str, list[str]]:
+    rows = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", page)]
+    return {row[0]: row[1:] for row in rows}
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    return struct.unpack(">II", png[16:24])  # the IHDR chunk's width and height
+
+
+def test_class_report_embeds_its_charts_as_png(class_page):
+    pngs = embedded_pngs(class_page)
+    assert len(pngs) == 3  # component scores, hw1's pass rates, final grades
+    assert all(png.startswith(PNG_SIGNATURE) for png in pngs)
+    assert all(png_size(png)[0] >= 600 for png in pngs)
+    assert class_page.startswith("<!DOCTYPE html>") and "<title>Deep Learning: class report</title>" in class_page
+
+
+def test_class_report_summary_table(class_page):
+    assert "<p>Students: 3000</p>" in class_page
+    rows = table_rows(class_page)
+    assert rows["Component"] == ["Points", "Graded", "Missing", "Mean", "Median"]
+    assert rows["Backprop (hw1)"] == ["15", "3000", "0", "10.00", "10.00"]
+    assert rows["Written exam (exam)"] == ["40", "2000", "1000", "20.00", "20.00"]
+    assert rows["Total"][:2] == ["55", "3000"] and rows["Total"][3:] == ["23.33", "25.00"]
+    assert rows["Final grade"][:2] == ["6", "3000"] and rows["Final grade"][3:] == ["2.8", "3.0"]
+
+
+def test_chart_pngs_names_and_format():
+    charts = class_report.chart_pngs(COURSE, CLASS[:10], CLASS_RESULTS)
+    expected = [class_report.COMPONENT_SCORES, class_report.pass_rates_chart("hw1"), class_report.FINAL_GRADES]
+    assert list(charts) == expected
+    assert all(png.startswith(PNG_SIGNATURE) for png in charts.values())
+
+
+def test_pass_rate_chart_grows_with_the_checks():
+    forty = [CheckResult(f"activations.Unit{i}.forward", 1.0, 1.0, "passed", "", "public") for i in range(40)]
+    many = make_result(*forty)
+    charts = class_report.chart_pngs(COURSE, [], {"hw1": CLASS_RESULTS["hw1"], "exam": [many]})
+    few_height = png_size(charts[class_report.pass_rates_chart("hw1")])[1]
+    many_height = png_size(charts[class_report.pass_rates_chart("exam")])[1]
+    assert many_height >= 40 * 20 > few_height  # at least 20 pixels a bar
+
+
+def test_class_report_without_students():
+    assert class_report.chart_pngs(COURSE, [], {}) == {}
+    page = class_report.class_html(COURSE, [], {})
+    assert "<p>Students: 0</p>" in page and "No students have grades yet" in page
+    assert "<img" not in page
+    assert table_rows(page)["Backprop (hw1)"] == ["15", "0", "0", "–", "–"]
+
+
+def test_class_report_escapes_names():
+    course = parse_course({"course": {"name": "<script>x</script>"}, "components": []})
+    page = class_report.class_html(course, [], {})
+    assert "<script>" not in page and "&lt;script&gt;" in page
