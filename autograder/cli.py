@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -314,3 +316,50 @@ def _gradebook(db: Path, must_exist: bool = False) -> Gradebook:
         return Gradebook(db)
     except GradebookError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to build the class and write everything (default: a new temporary folder).")
+@click.option("--workers", type=click.IntRange(1, 256), default=os.cpu_count() or 1, show_default="the number of cores")
+@sandbox_option("auto")
+def demo(output, workers, sandbox) -> None:
+    """Grade the example class end to end: every homework, the exam, the gradebook, the reports.
+
+    The class is examples/class (a few students, each wrong in their own way)
+    plus two more: `reference` hands in the reference solution, `stubs` the
+    released stubs untouched. Exam points come from examples/exam.csv."""
+    root = find_root(None, "examples", "class")
+    course = _course(root)
+    work = output or Path(tempfile.mkdtemp(prefix="autograder-demo-"))
+    db = work / "gradebook.sqlite"
+    console = Console(stderr=True)
+    for component in course.components:
+        if component.imported or not (root / "reference" / component.source).is_dir():
+            continue
+        material, _ = _material(component.source, root)
+        console.rule(f"{component.id}: {component.title}")
+        _batch(material, course, _demo_class(root, material, work / "submissions" / material.name), db, workers, False, sandbox, console)
+    with _gradebook(db) as gradebook:
+        for component in course.components:
+            if component.imported and (root / "examples" / f"{component.id}.csv").is_file():
+                gradebook.import_points(component.id, read_points(root / "examples" / f"{component.id}.csv", component), f"{component.id}.csv")
+        grades = gradebook.class_grades(course)
+        (work / "grades.csv").write_text(class_csv(course, grades), encoding="utf-8")
+        page = _reports(course, gradebook, work / "reports")
+    terminal.render_gradebook(course, grades, Console())
+    click.echo(f"\ngradebook: {db}\nfinal grades (CSV): {work / 'grades.csv'}\nclass report: {page}\n"
+               f"feedback per student: {work / 'reports' / 'feedback'}")
+
+
+def _demo_class(root: Path, material, folder: Path) -> Path:
+    """folder/<student>/ for each example student with this homework, plus the reference and the stubs."""
+    shutil.rmtree(folder, ignore_errors=True)
+    for student_dir in sorted((root / "examples" / "class").iterdir()):
+        if (student_dir / material.name).is_dir():
+            shutil.copytree(student_dir / material.name, folder / student_dir.name)
+    for student, source in (("reference", root / "reference"), ("stubs", root / "assignments")):
+        (folder / student).mkdir(parents=True)
+        for module in material.modules:
+            shutil.copy(source / material.name / f"{module}.py", folder / student)
+    return folder

@@ -5,6 +5,7 @@ All submissions are graded once, concurrently (the grader mostly waits on its
 workers), and the tests below assert on the results.
 """
 
+import dataclasses
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -93,14 +94,19 @@ def graded(assignment, tmp_path_factory):
         "other_student": (base / "regrade", "bob"),
     }
     for variant in VARIANTS:
-        jobs[variant.name] = (patched(base / variant.name, variant), "alice")
+        # Only the patched file's checks: the other files are the reference's, which scores full marks.
+        jobs[variant.name] = (patched(base / variant.name, variant), "alice", variant.file)
     for case in BROKEN_FILES:
         jobs[case.name] = (with_broken_file(base / case.name, case), "alice")
     sandbox = sandbox_for_tests()
 
     def run(job):
-        directory, student = job
-        return grade(assignment, directory, sandbox, student, reveal_hidden=True)
+        directory, student, *only_file = job
+        graded_on = assignment
+        if only_file:
+            stem = only_file[0].removesuffix(".py")
+            graded_on = dataclasses.replace(assignment, checks=[s for s in assignment.checks if s.module == stem])
+        return grade(graded_on, directory, sandbox, student, reveal_hidden=True)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         return dict(zip(jobs, pool.map(run, jobs.values())))

@@ -93,7 +93,7 @@ def discover(source: Path, assignment: str, modules: list[str]) -> tuple[list[Su
     submissions = []
     for student, origin, entries in found:
         submission = Submission(student, origin)
-        _collect(submission, entries, modules)
+        _collect(submission, entries, modules, assignment)
         submissions.append(submission)
     return sorted(submissions, key=lambda s: s.student), warnings
 
@@ -226,7 +226,7 @@ LEFT_OUT = {
 }
 
 
-def _collect(submission: Submission, entries, modules: list[str], inner: bool = False) -> None:
+def _collect(submission: Submission, entries, modules: list[str], assignment: str, inner: bool = False) -> None:
     """Read entries into submission.files under the caps, noting what is left out and why."""
     notes, files, zips = submission.notes, {}, []
     for entry in entries:
@@ -259,7 +259,7 @@ def _collect(submission: Submission, entries, modules: list[str], inner: bool = 
             continue
         files[entry.path] = content
     if not files and len(zips) == 1:
-        _collect_inner_zip(submission, zips[0], modules)
+        _collect_inner_zip(submission, zips[0], modules, assignment)
         return
     expected = {f"{m}.py" for m in modules}
     top = _top_folder(files, expected)
@@ -267,7 +267,7 @@ def _collect(submission: Submission, entries, modules: list[str], inner: bool = 
         found = ", ".join(sorted(str(p) for p in files)[:8]) or "no Python files at all"
         submission.broken = f"none of the assignment's files ({', '.join(sorted(expected))}) was found; found: {found}"
         return
-    if top.parts:
+    if top.parts and top.name != assignment:  # a folder named after the assignment is what anyone would expect
         notes.append(f"graded the files in {top}/, the folder that holds the assignment's files")
     submission.files = {str(p.relative_to(top)): c for p, c in files.items() if p.is_relative_to(top)}
     missing = sorted(expected - set(submission.files))
@@ -275,7 +275,7 @@ def _collect(submission: Submission, entries, modules: list[str], inner: bool = 
         notes.append(f"missing: {', '.join(missing)} (the checks of its units score 0)")
 
 
-def _collect_inner_zip(submission: Submission, entry: _Entry, modules: list[str]) -> None:
+def _collect_inner_zip(submission: Submission, entry: _Entry, modules: list[str], assignment: str) -> None:
     if entry.size > INNER_ZIP_CAP:
         submission.broken = f"{entry.path} is over the {INNER_ZIP_CAP >> 20} MiB limit of an uploaded zip"
         return
@@ -285,7 +285,7 @@ def _collect_inner_zip(submission: Submission, entry: _Entry, modules: list[str]
         submission.broken = f"{entry.path} is not a readable zip file ({exc})"
         return
     submission.notes.append(f"read from inside {entry.path}")
-    _collect(submission, list(_zip_entries(archive)), modules, inner=True)
+    _collect(submission, list(_zip_entries(archive)), modules, assignment, inner=True)
 
 
 def _top_folder(files: dict[PurePosixPath, bytes], expected: set[str]) -> PurePosixPath | None:

@@ -1,4 +1,4 @@
-"""The result as a table in the terminal, failures spelled out below it (like pytest)."""
+"""Tables in the terminal: one result, failures spelled out below it (like pytest); the class gradebook."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from autograder.engine.course import Course
+from autograder.engine.grades import StudentGrades
 from autograder.engine.results import SubmissionResult
 
 STYLES = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow", "skipped": "dim"}
@@ -33,3 +35,18 @@ def render(result: SubmissionResult, console: Console) -> None:
     console.print(
         Text(f"{result.score:g} / {result.max_score:g} points; {passed} of {len(result.checks)} checks passed", style="bold")
     )
+
+
+def render_gradebook(course: Course, grades: list[StudentGrades], console: Console) -> None:
+    """The class on the course scale: a row per student, points per component, total and final grade."""
+    table = Table(title=f"{course.name}: final grades", title_justify="left")
+    table.add_column("student")
+    for component in course.components:
+        table.add_column(f"{component.id}\n/{component.points}", justify="right")
+    table.add_column(f"total\n/{course.max_points}", justify="right")
+    table.add_column("grade", justify="right")
+    for standing in grades:
+        cells = [Text("-", style="dim") if s.missing else f"{s.points}" for s in standing.scores]
+        table.add_row(standing.student, *cells, f"{standing.total}", Text(str(standing.grade), style="bold"))
+    console.print(table)
+    console.print(Text(f"grade = total / {course.divisor}, rounded half up; '-' = nothing graded or imported (counts 0)", style="dim"))
