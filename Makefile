@@ -26,6 +26,7 @@ test-namespace: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/hw1_grading.py
 	$(BIN)/python bench/hw2_timing.py --reruns 3
+	$(BIN)/python bench/batch.py
 
 clean:
 	rm -rf $(VENV)

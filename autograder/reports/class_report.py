@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from autograder.engine.course import Component, Course
 from autograder.engine.grades import StudentGrades
 from autograder.engine.results import SubmissionResult
+from autograder.reports.feedback import PAGE_STYLE
 from autograder.reports.gradescope import counts_as_passed
 
 DPI = 100
@@ -29,12 +30,7 @@ COLORS = {"public": "#4878a8", "hidden": "#e08a3c", "scores": "#4878a8", "grades
 COMPONENT_SCORES = "component_scores.png"
 FINAL_GRADES = "final_grades.png"
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 64rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: left; }
-th { background: #f3f3f3; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; }
+_STYLE = PAGE_STYLE + """
 img { max-width: 100%; height: auto; }
 """
 

@@ -20,12 +20,16 @@ CHECK_COLUMNS = ["Check", "Visibility", "Status", "Points"]
 # Terminal colour codes and control characters (but tab and newline) say nothing on a page.
 _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+# The look every page of ours shares (the class report adds to it).
+PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 64rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 1rem 0; }
 th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: left; }
 th { background: #f3f3f3; }
-td.points { text-align: right; font-variant-numeric: tabular-nums; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+"""
+
+_STYLE = PAGE_STYLE + """
 pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6rem; overflow-x: auto; white-space: pre-wrap; }
 .passed { color: #17702b; } .failed, .error { color: #b3261e; } .timeout { color: #9a6700; } .skipped { color: #666; }
 .missing { color: #b3261e; font-weight: bold; }
@@ -58,14 +62,14 @@ def html(course: Course, grades: StudentGrades, results: dict[str, SubmissionRes
     title = f"{course.name}: {grades.student}"
     body = [f"<h1>{_h(title)}</h1>"]
     component_rows = _component_rows(course, grades)
-    body += _html_table(COMPONENT_COLUMNS, component_rows, [[None, "points", "missing", None]] * len(component_rows))
+    body += _html_table(COMPONENT_COLUMNS, component_rows, [[None, "number", "missing", None]] * len(component_rows))
     body += [
         f"<p><strong>Total:</strong> {_points(grades.total, course)} / {course.max_points}<br>",
         f"<strong>Final grade:</strong> {grades.grade}</p>",
     ]
     for component_id, result in _in_course_order(course, results):
         body.append(f"<h2>{_h(_assignment_title(course, component_id, result))}</h2>")
-        classes = [[None, None, check.status, "points"] for check in result.checks]
+        classes = [[None, None, check.status, "number"] for check in result.checks]
         body += _html_table(CHECK_COLUMNS, _check_rows(result), classes)
         for check in _explained(result):
             body.append(f'<h3>{_h(check.id)} (<span class="{check.status}">{check.status}</span>)</h3>')
