@@ -334,12 +334,15 @@ def demo(output, workers, sandbox) -> None:
     work = output or Path(tempfile.mkdtemp(prefix="autograder-demo-"))
     db = work / "gradebook.sqlite"
     console = Console(stderr=True)
+    not_graded = []
     for component in course.components:
         if component.imported or not (root / "reference" / component.source).is_dir():
             continue
         material, _ = _material(component.source, root)
         console.rule(f"{component.id}: {component.title}")
-        _batch(material, course, _demo_class(root, material, work / "submissions" / material.name), db, workers, False, sandbox, console)
+        submissions = _demo_class(root, material, work / "submissions" / material.name)
+        outcomes = _batch(material, course, submissions, db, workers, False, sandbox, console)
+        not_graded += [f"{material.name}/{o.student}" for o in outcomes if o.action == "failed"]
     with _gradebook(db) as gradebook:
         for component in course.components:
             if component.imported and (root / "examples" / f"{component.id}.csv").is_file():
@@ -350,6 +353,8 @@ def demo(output, workers, sandbox) -> None:
     terminal.render_gradebook(course, grades, Console())
     click.echo(f"\ngradebook: {db}\nfinal grades (CSV): {work / 'grades.csv'}\nclass report: {page}\n"
                f"feedback per student: {work / 'reports' / 'feedback'}")
+    if not_graded:
+        raise click.ClickException(f"not graded (see above): {', '.join(not_graded)}")
 
 
 def _demo_class(root: Path, material, folder: Path) -> Path:

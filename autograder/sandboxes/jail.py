@@ -147,6 +147,8 @@ def build_root(config: dict) -> None:
     os.mkdir("/tmp/oldroot")
     call("syscall", SYS_PIVOT_ROOT[os.uname().machine], b"/tmp", b"/tmp/oldroot")
     os.chdir("/")
+    os.makedirs("/tmp")
+    mount_tmp(config)  # before the binds: a Python in a checkout under /tmp is bound onto it
     for source, target, kind in config["binds"]:
         bind("/oldroot" + source, target, kind)
     for link, points_to in config["links"]:  # /lib -> usr/lib and the like, as on the host
@@ -159,8 +161,6 @@ def build_root(config: dict) -> None:
     write_file("/etc/group", f"root:x:0:\nsandbox:x:{CHECK_UID}:\n")
     os.makedirs("/proc")
     mount_proc()
-    os.makedirs("/tmp")
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={config['tmp_bytes']},mode=1777")
     call("umount2", b"/oldroot", MNT_DETACH)
     os.rmdir("/oldroot")
     mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
@@ -183,6 +183,17 @@ def bind(source: str, target: str, kind: str) -> None:
 def locked_flags(path: str) -> int:
     have = os.statvfs(path).f_flag
     return sum(ms for st, ms in LOCKED_FLAGS.items() if have & st)
+
+
+def mount_tmp(config: dict) -> None:
+    """A fresh, size-limited /tmp. Binds already under /tmp (the runtime of a checkout in /tmp)
+    are carried onto it, through descriptors opened before it covers them."""
+    kept = [(os.open(target, os.O_PATH), target, kind) for _, target, kind in config["binds"]
+            if target.startswith("/tmp/") and os.path.exists(target)]
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={config['tmp_bytes']},mode=1777")
+    for fd, target, kind in kept:
+        bind(f"/proc/self/fd/{fd}", target, kind)
+        os.close(fd)
 
 
 def mount_proc() -> None:
@@ -224,8 +235,8 @@ def confine_check(config: dict) -> None:
         exit_like(wait_for(check))
     die_with_parent()
     mount(None, "/", None, MS_REC | MS_PRIVATE)
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={config['tmp_bytes']},mode=1777")
     mount_proc()
+    mount_tmp(config)
     call("sethostname", b"check", 5)
     write_file("/proc/self/oom_score_adj", "1000", missing_ok=True)  # the memory killer takes checks first
     drop_capabilities(config["uids"] is not None)
