@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from xml.etree import ElementTree
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,28 @@ def test_class_grades_follow_the_course_scale(tmp_path):
         gradebook.import_points("exam", {"ann": __import__("decimal").Decimal("30")}, "exam.csv")
         (ann,) = gradebook.class_grades(load_course(TINY))
     assert [str(s.points) for s in ann.scores] == ["5.00", "30.00"] and ann.total == 35 and ann.grade == 4
+
+
+def test_report_writes_the_class_page_and_each_students_feedback(tmp_path):
+    db = tmp_path / "gradebook.sqlite"
+    record(db, "ann", 3.0)
+    record(db, "<script>bob", 1.0)
+    command("report", "--db", str(db), "-o", str(tmp_path / "reports"), "--root", str(TINY))
+    page = (tmp_path / "reports" / "class.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2 and "Tiny course" in page
+    feedback = sorted(p.name for p in (tmp_path / "reports" / "feedback").iterdir())
+    assert feedback == ["_script_bob.html", "_script_bob.md", "ann.html", "ann.md"]
+    assert "<script>bob" not in (tmp_path / "reports" / "feedback" / "_script_bob.html").read_text()
+    assert "10.00 / 10" in (tmp_path / "reports" / "feedback" / "ann.md").read_text()
+
+
+def test_grade_renders_one_result_for_gradescope_and_junit(tmp_path):
+    make_class(tmp_path, {"bob": WRONG})
+    args = ["grade", "tiny", str(tmp_path / "bob"), "--root", str(TINY), "--sandbox", "process"]
+    gradescope = json.loads(autograder(*args, "--format", "gradescope").stdout)
+    assert [(t["name"], t["status"], t["visibility"]) for t in gradescope["tests"]] == [
+        ("scale.double.values", "failed", "visible"), ("scale.double.random", "failed", "after_published")]
+    assert "expected" in gradescope["tests"][0]["output"] and "expected" not in gradescope["tests"][1]["output"]
+    junit = ElementTree.fromstring(autograder(*args, "--format", "junit").stdout)
+    suite = junit.find("testsuite")
+    assert (suite.get("name"), suite.get("tests"), suite.get("failures")) == ("tiny", "2", "2")
