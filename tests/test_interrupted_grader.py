@@ -21,7 +21,8 @@ from sandboxing import require
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADER = """
-import sys, time
+import faulthandler, signal, sys, time
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # where it stands, should it ever hang
 from pathlib import Path
 from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade
@@ -63,10 +64,18 @@ def test_killed_grader_leaves_no_process_and_no_cgroup(tmp_path, how):
     for name in ("neurons", "activations", "backprop", "optimizers"):
         (submission / f"{name}.py").write_text("import time\ntime.sleep(10**6)\n")  # every import hangs
     before = set(jailed_processes())
-    grader = subprocess.Popen([sys.executable, "-c", GRADER, str(ROOT), str(submission)], stdout=subprocess.PIPE, cwd=ROOT)
+    stderr = tmp_path / "grader.stderr"
+    with open(stderr, "w") as log:
+        grader = subprocess.Popen([sys.executable, "-c", GRADER, str(ROOT), str(submission)], stdout=subprocess.PIPE, stderr=log, cwd=ROOT)
     assert wait_until(lambda: set(jailed_processes()) - before, 60), "no jailed process ever started"
     grader.send_signal(how)
-    grader.wait(timeout=30)
+    try:
+        grader.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        grader.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        grader.kill()
+        pytest.fail(f"the grader did not end within 30 s of {how.name}; where it was:\n{stderr.read_text()[-6000:]}")
     assert wait_until(lambda: not set(jailed_processes()) - before, 10), "jailed processes outlived the grader"
     try:
         bases = cgroups._bases()[1]
