@@ -113,12 +113,7 @@ def check(assignment: str, directory: Path, root: Path | None, sandbox: str) -> 
 @sandbox_option("auto")
 def grade(assignment, directory, student, output_format, reveal_hidden, root, sandbox) -> None:
     """Grade DIRECTORY on every check of ASSIGNMENT, public and hidden."""
-    root = find_root(root, "reference", assignment)
-    try:
-        material = load_reference(assignment, root / "reference" / assignment)
-        course = load_course(root)
-    except (AssignmentError, CourseError) as exc:
-        raise click.ClickException(str(exc)) from None
+    material, course = _material(assignment, find_root(root, "reference", assignment))
     student = student or directory.resolve().name
     result = _run(material, directory, sandbox, student, reveal_hidden=reveal_hidden, course=course)
     if output_format == "json":
@@ -191,6 +186,8 @@ def _batch(material, course, source: Path, db: Path, workers: int, force: bool, 
         console.print(f"note: {warning}", markup=False)
     if not submissions:
         raise click.ClickException(f"no submissions in {source}: expected one folder or zip per student, named by student id")
+    if course.components and course.component_of(material.name) is None:
+        console.print(f"note: no component of course.toml has source {material.name!r}: its scores count in no final grade", markup=False)
     chosen = _sandbox(sandbox)
     with _gradebook(db) as gradebook, BatchProgress(console, material.name) as progress:
         try:

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from xml.etree import ElementTree
@@ -132,7 +133,9 @@ def test_a_killed_batch_resumes_without_losing_or_duplicating_anyone(tmp_path):
     assert 2 <= len(partial) < 10
     _no_grader_survives(running.pid)
 
+    left = list(Path(tempfile.gettempdir()).glob(f"autograder-batch-{running.pid}-*"))
     batch(source, db, "--workers", "2")
+    assert left and not any(folder.exists() for folder in left), "the killed batch's copies were not swept"
     resumed = rows(db)
     assert {s: r[:2] for s, r in resumed.items()} == clean
     assert all(resumed[s][2] == partial[s] for s in partial), "a result committed before the kill was graded again"

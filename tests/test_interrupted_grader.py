@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GRADER = """
 import faulthandler, signal, sys, time
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # where it stands, should it ever hang
+# Ctrl-C as in a terminal, even where this test was started in the background (SIGINT then comes in ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade

@@ -46,6 +46,7 @@ PACKAGE = Path(autograder.__file__).resolve().parent
 # What a result depends on besides the submission: the assignment's checks and reference, the checks library and engine.
 GRADING_CODE = ("checks", "engine", "protocol")
 PR_SET_PDEATHSIG = 1
+WORKDIR_PREFIX = "autograder-batch-"
 
 
 @dataclass
@@ -116,7 +117,8 @@ def run_batch(
             on_outcome(outcome)
     if not pending:
         return outcomes
-    workdir = Path(tempfile.mkdtemp(prefix="autograder-batch-"))
+    _sweep_workdirs()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
     _job.update(assignment=assignment, sandbox=sandbox, course=course, batch_pid=os.getpid())
     context = multiprocessing.get_context("fork")
     pool = concurrent.futures.ProcessPoolExecutor(max(1, min(workers, len(pending))), context, initializer=_become_grader)
@@ -139,6 +141,14 @@ def run_batch(
         pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(workdir, ignore_errors=True)
     return outcomes
+
+
+def _sweep_workdirs() -> None:
+    """Remove the copies a killed batch left in the temporary folder (named by its pid, now dead)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = folder.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _settle(future, submission: Submission, gradebook: Gradebook, version: str) -> Outcome:
