@@ -179,7 +179,8 @@ def batch(assignment, source, db, workers, force, root, sandbox) -> None:
 
 def _batch(material, course, source: Path, db: Path, workers: int, force: bool, sandbox: str, console: Console):
     try:
-        submissions, warnings = discover(source, material.name, material.modules)
+        others = tuple(c.source for c in course.components if not c.imported and c.source != material.name)
+        submissions, warnings = discover(source, material.name, material.modules, others)
     except (IntakeError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     for warning in warnings:

@@ -146,3 +146,12 @@ def test_a_student_with_a_folder_and_a_zip_is_taken_once(tmp_path):
     subs, warnings = found(tmp_path)
     assert sorted(subs["alice"].files) == ["activations.py", "neurons.py"]
     assert warnings == ["passed over alice.zip: alice already has a submission (alice)"]
+
+
+def test_a_class_folder_by_homework_skips_who_has_not_submitted_this_one(tmp_path):
+    write(tmp_path / "alice" / "hw1")
+    write(tmp_path / "bob" / "hw2", ["other.py"])  # bob has done hw2 only
+    (tmp_path / "carl" / "notes").mkdir(parents=True)  # not a homework folder: broken, with the reason
+    submissions, warnings = discover(tmp_path, "hw1", MODULES, others=("hw2", "hw3"))
+    assert [s.student for s in submissions] == ["alice", "carl"] and submissions[1].broken
+    assert warnings == ["bob has no hw1 (only hw2/): not submitted"]

@@ -78,8 +78,11 @@ class _Entry:
     read: object = None  # "file": () -> its bytes, capped; raises OSError. "unreadable": why
 
 
-def discover(source: Path, assignment: str, modules: list[str]) -> tuple[list[Submission], list[str]]:
-    """The submissions found in source, sorted by student, and warnings about what was passed over."""
+def discover(source: Path, assignment: str, modules: list[str], others: tuple[str, ...] = ()) -> tuple[list[Submission], list[str]]:
+    """The submissions found in source, sorted by student, and warnings about what was passed over.
+
+    others: the course's other assignments. A student whose work holds a folder named after one of
+    them and nothing of this assignment has not submitted it (a class folder of <student>/<hw>/)."""
     source = Path(source)
     warnings: list[str] = []
     if source.is_file():
@@ -93,7 +96,12 @@ def discover(source: Path, assignment: str, modules: list[str]) -> tuple[list[Su
     submissions = []
     for student, origin, entries in found:
         submission = Submission(student, origin)
+        entries = list(entries)
         _collect(submission, entries, modules, assignment)
+        folders = {e.path.parts[0] for e in entries if len(e.path.parts) > 1}
+        if submission.broken and not submission.files and folders & set(others):
+            warnings.append(f"{student} has no {assignment} (only {', '.join(sorted(folders & set(others)))}/): not submitted")
+            continue
         submissions.append(submission)
     return sorted(submissions, key=lambda s: s.student), warnings
 
