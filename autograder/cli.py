@@ -190,13 +190,13 @@ def _batch(material, course, source: Path, db: Path, workers: int, force: bool, 
     if course.components and course.component_of(material.name) is None:
         console.print(f"note: no component of course.toml has source {material.name!r}: its scores count in no final grade", markup=False)
     chosen = _sandbox(sandbox)
-    with _gradebook(db) as gradebook, BatchProgress(console, material.name) as progress:
-        try:
-            outcomes = run_batch(material, submissions, gradebook, sandbox=chosen, course=course, workers=workers,
-                                 force=force, on_start=progress.on_start, on_outcome=progress.on_outcome)
-        except KeyboardInterrupt:
-            raise click.ClickException("interrupted: every result shown so far is saved; run the same command again to go on") from None
     with _gradebook(db) as gradebook:
+        with BatchProgress(console, material.name) as progress:
+            try:
+                outcomes = run_batch(material, submissions, gradebook, sandbox=chosen, course=course, workers=workers,
+                                     force=force, on_start=progress.on_start, on_outcome=progress.on_outcome)
+            except KeyboardInterrupt:
+                raise click.ClickException("interrupted: every result shown so far is saved; run the same command again to go on") from None
         scores = [stored.result.score for stored in gradebook.submissions(material.name)]
         batch_terminal.summary(console, material.name, outcomes, scores, material.max_score, gradebook.failures_by_check(material.name))
     console.print(f"gradebook: {db}", markup=False)
@@ -269,13 +269,16 @@ def _reports(course, gradebook, output: Path) -> Path:
 
     grades = gradebook.class_grades(course)
     by_component: dict[str, list] = {}
+    by_student: dict[str, dict] = {}
     for component in course.components:
         if not component.imported:
             by_component[component.id] = [stored.result for stored in gradebook.submissions(component.source)]
+            for result in by_component[component.id]:
+                by_student.setdefault(result.student, {})[component.id] = result
     feedback_dir = output / "feedback"
     feedback_dir.mkdir(parents=True, exist_ok=True)
     for standing in grades:
-        own = {cid: r for cid, results in by_component.items() for r in results if r.student == standing.student}
+        own = by_student.get(standing.student, {})
         name = safe_name(standing.student)
         (feedback_dir / f"{name}.md").write_text(feedback.markdown(course, standing, own), encoding="utf-8")
         (feedback_dir / f"{name}.html").write_text(feedback.html(course, standing, own), encoding="utf-8")

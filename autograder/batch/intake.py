@@ -29,11 +29,12 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from autograder.engine.runner import SOURCE_CAP
+from autograder.engine.runner import SOURCE_CAP, read_student_file
 
 FILES_CAP = 200  # Python files kept per submission
 DEPTH_CAP = 6  # folders below the submission's top
 INNER_ZIP_CAP = 64 << 20  # a zip a student uploaded, inside the class folder or bulk zip
+READ_CAP = max(SOURCE_CAP, INNER_ZIP_CAP) + 1  # enough to tell that a file is over its cap
 SKIPPED_NAMES = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git"}
 STUDENT_ID = re.compile(r"[^\x00-\x1f/\\]{1,200}")
 
@@ -185,17 +186,9 @@ def _folder_entries(root: Path, depth: int = 0, prefix: PurePosixPath = PurePosi
             if depth < DEPTH_CAP:
                 yield from _folder_entries(Path(child.path), depth + 1, path)
         elif child.is_file(follow_symlinks=False):
-            yield _Entry(path, "file", child.stat(follow_symlinks=False).st_size, lambda p=child.path: _read_file(p))
+            yield _Entry(path, "file", child.stat(follow_symlinks=False).st_size, lambda p=child.path: read_student_file(p, READ_CAP))
         else:
             yield _Entry(path, "special", 0)
-
-
-def _read_file(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(0, "not a regular file")
-        return handle.read(max(SOURCE_CAP, INNER_ZIP_CAP) + 1)
 
 
 def _zip_entries(archive: zipfile.ZipFile):
@@ -221,7 +214,7 @@ def _zip_entries(archive: zipfile.ZipFile):
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     try:
         with archive.open(info) as member:  # read no more than the cap, whatever the header claims
-            return member.read(max(SOURCE_CAP, INNER_ZIP_CAP) + 1)
+            return member.read(READ_CAP)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError) as exc:
         raise OSError(0, f"damaged zip entry ({exc})") from None
 

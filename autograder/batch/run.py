@@ -41,6 +41,7 @@ from autograder.engine.course import Course
 from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.engine.runner import grade
 from autograder.gradebook.store import Gradebook
+from autograder.protocol.client import WorkerUnavailable
 
 PACKAGE = Path(autograder.__file__).resolve().parent
 # What a result depends on besides the submission: the assignment's checks and reference, the checks library and engine.
@@ -175,11 +176,10 @@ def _grade_one(student: str, copy: str, notes: list[str]) -> tuple[dict, float]:
     started = time.monotonic()
     try:
         result = grade(_job["assignment"], Path(copy), _job["sandbox"], student, course=_job["course"])
-    except Exception as exc:  # the grader's own trouble (no worker could start): not the student's
-        detail = f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, OSError) and "Worker" not in type(exc).__name__:
-            detail += "\n" + traceback.format_exc(limit=5)
-        return {"failure": detail}, time.monotonic() - started
+    except WorkerUnavailable as exc:  # the host's trouble, not the student's
+        return {"failure": str(exc)}, time.monotonic() - started
+    except Exception:  # a bug of the grader's own: its traceback is what a maintainer needs
+        return {"failure": traceback.format_exc(limit=8)}, time.monotonic() - started
     result.notes = list(notes)
     return result.to_dict(), time.monotonic() - started
 

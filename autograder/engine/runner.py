@@ -150,12 +150,21 @@ def scan_forbidden(assignment: Assignment, submission: Path, specs: list[CheckSp
 
 
 def read_source(path: Path) -> str:
-    """A student's file, read by the grader: never through a symbolic link, never more than SOURCE_CAP bytes."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a link or a FIFO gets nothing
-    with os.fdopen(fd, "rb") as source:
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size > SOURCE_CAP:
-            raise OSError(f"{path.name} is not a regular file of at most {SOURCE_CAP} bytes")
-        return source.read(SOURCE_CAP).decode("utf-8")
+    """A student's source file as text, at most SOURCE_CAP bytes (see read_student_file)."""
+    content = read_student_file(path, SOURCE_CAP + 1)
+    if len(content) > SOURCE_CAP:
+        raise OSError(f"{path.name} is over {SOURCE_CAP} bytes")
+    return content.decode("utf-8")
+
+
+def read_student_file(path: Path | str, limit: int) -> bytes:
+    """At most limit bytes of a file a student wrote, read by the grader: never through a
+    symbolic link, and only from a regular file (a FIFO or device would block or never end)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        return handle.read(limit)
 
 
 def run_check(

@@ -5,7 +5,6 @@ check, and the distribution of final grades (charts drawn with matplotlib, embed
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 import statistics
@@ -20,7 +19,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from autograder.engine.course import Component, Course
 from autograder.engine.grades import StudentGrades
 from autograder.engine.results import SubmissionResult
-from autograder.reports.feedback import PAGE_STYLE
+from autograder.reports import page
 from autograder.reports.gradescope import counts_as_passed
 
 DPI = 100
@@ -30,7 +29,7 @@ COLORS = {"public": "#4878a8", "hidden": "#e08a3c", "scores": "#4878a8", "grades
 COMPONENT_SCORES = "component_scores.png"
 FINAL_GRADES = "final_grades.png"
 
-_STYLE = PAGE_STYLE + """
+_STYLE = """
 img { max-width: 100%; height: auto; }
 """
 
@@ -48,7 +47,7 @@ def chart_pngs(
     charts = {}
     if grades and course.components:
         charts[COMPONENT_SCORES] = _png(_component_scores(course, grades))
-    for component_id, submissions in _in_course_order(course, results):
+    for component_id, submissions in page.in_course_order(course, results):
         if any(submission.checks for submission in submissions):
             charts[pass_rates_chart(component_id)] = _png(_pass_rates(component_id, submissions))
     if grades:
@@ -62,27 +61,22 @@ def class_html(
     """The class report as a standalone HTML page; results are the graded submissions by component id."""
     charts = chart_pngs(course, grades, results)
     title = f"{course.name}: class report"
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>Students: {len(grades)}</p>"]
+    body = [f"<h1>{page.escaped(title)}</h1>", f"<p>Students: {len(grades)}</p>"]
     body += _summary_table(course, grades)
     if not grades:
         body.append("<p>No students have grades yet, so there are no score charts.</p>")
     sections = [(COMPONENT_SCORES, "Scores per component")]
     sections += [
         (pass_rates_chart(component_id), f"Checks passed in {component_id}")
-        for component_id, _ in _in_course_order(course, results)
+        for component_id, _ in page.in_course_order(course, results)
     ]
     sections.append((FINAL_GRADES, "Final grades"))
     for name, heading in sections:
         if name in charts:
             data = base64.b64encode(charts[name]).decode("ascii")
-            body.append(f"<h2>{html.escape(heading)}</h2>")
-            body.append(f'<img alt="{html.escape(heading)}" src="data:image/png;base64,{data}">')
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
-    )
+            body.append(f"<h2>{page.escaped(heading)}</h2>")
+            body.append(f'<img alt="{page.escaped(heading)}" src="data:image/png;base64,{data}">')
+    return page.document(title, _STYLE, body)
 
 
 def _summary_table(course: Course, grades: list[StudentGrades]) -> list[str]:
@@ -99,12 +93,8 @@ def _summary_table(course: Course, grades: list[StudentGrades]) -> list[str]:
     final_grades = _mean_median([Decimal(g.grade) for g in grades], 1)
     rows.append(["Final grade", str(course.final_grade(course.max_points)), everyone, "", *final_grades])
     header = ["Component", "Points", "Graded", "Missing", "Mean", "Median"]
-    lines = ["<table>", "<tr>" + "".join(f"<th>{name}</th>" for name in header) + "</tr>"]
-    for row in rows:
-        first, *numbers = row
-        cells = f"<td>{html.escape(first)}</td>" + "".join(f'<td class="number">{n}</td>' for n in numbers)
-        lines.append(f"<tr>{cells}</tr>")
-    return lines + ["</table>", "<p>Mean and median are over the graded students; missing ones are left out.</p>"]
+    classes = [[None] + ["number"] * (len(header) - 1)] * len(rows)
+    return page.table(header, rows, classes) + ["<p>Mean and median are over the graded students; missing ones are left out.</p>"]
 
 
 def _mean_median(values: list[Decimal], decimals: int) -> list[str]:
@@ -202,10 +192,6 @@ def _final_grades(course: Course, grades: list[StudentGrades]) -> Figure:
 def _many(count: int, thing: str) -> str:
     return f"{count} {thing}" if count == 1 else f"{count} {thing}s"
 
-
-def _in_course_order(course: Course, results: dict) -> list:
-    order = {component.id: i for i, component in enumerate(course.components)}
-    return sorted(results.items(), key=lambda item: order.get(item[0], len(order)))
 
 
 def _png(figure: Figure) -> bytes:

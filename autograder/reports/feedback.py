@@ -12,24 +12,13 @@ import re
 from autograder.engine.course import Course
 from autograder.engine.grades import StudentGrades
 from autograder.engine.results import CheckResult, SubmissionResult
+from autograder.reports import page
 
 EXPLAINED = ("failed", "error", "timeout")  # the statuses whose public messages are shown
 COMPONENT_COLUMNS = ["Component", "Points", "Status", "Note"]
 CHECK_COLUMNS = ["Check", "Visibility", "Status", "Points"]
 
-# Terminal colour codes and control characters (but tab and newline) say nothing on a page.
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
-
-# The look every page of ours shares (the class report adds to it).
-PAGE_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 64rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: left; }
-th { background: #f3f3f3; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; }
-"""
-
-_STYLE = PAGE_STYLE + """
+_STYLE = """
 pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6rem; overflow-x: auto; white-space: pre-wrap; }
 .passed { color: #17702b; } .failed, .error { color: #b3261e; } .timeout { color: #9a6700; } .skipped { color: #666; }
 .missing { color: #b3261e; font-weight: bold; }
@@ -45,11 +34,11 @@ def markdown(course: Course, grades: StudentGrades, results: dict[str, Submissio
         f"**Total:** {_points(grades.total, course)} / {course.max_points}  ",
         f"**Final grade:** {grades.grade}",
     ]
-    for component_id, result in _in_course_order(course, results):
+    for component_id, result in page.in_course_order(course, results):
         lines += ["", f"## {_md(_assignment_title(course, component_id, result))}", ""]
         lines += _md_table(CHECK_COLUMNS, _check_rows(result))
         for check in _explained(result):
-            message = _clean(check.message)
+            message = page.plain(check.message)
             fence = "`" * max(3, _longest_backtick_run(message) + 1)
             lines += ["", f"### {_md(check.id)} ({check.status})", "", fence, message, fence]
         if result.notes:
@@ -60,28 +49,23 @@ def markdown(course: Course, grades: StudentGrades, results: dict[str, Submissio
 def html(course: Course, grades: StudentGrades, results: dict[str, SubmissionResult]) -> str:
     """The feedback as a standalone HTML page, with the same content as markdown()."""
     title = f"{course.name}: {grades.student}"
-    body = [f"<h1>{_h(title)}</h1>"]
+    body = [f"<h1>{page.escaped(title)}</h1>"]
     component_rows = _component_rows(course, grades)
-    body += _html_table(COMPONENT_COLUMNS, component_rows, [[None, "number", "missing", None]] * len(component_rows))
+    body += page.table(COMPONENT_COLUMNS, component_rows, [[None, "number", "missing", None]] * len(component_rows))
     body += [
         f"<p><strong>Total:</strong> {_points(grades.total, course)} / {course.max_points}<br>",
         f"<strong>Final grade:</strong> {grades.grade}</p>",
     ]
-    for component_id, result in _in_course_order(course, results):
-        body.append(f"<h2>{_h(_assignment_title(course, component_id, result))}</h2>")
+    for component_id, result in page.in_course_order(course, results):
+        body.append(f"<h2>{page.escaped(_assignment_title(course, component_id, result))}</h2>")
         classes = [[None, None, check.status, "number"] for check in result.checks]
-        body += _html_table(CHECK_COLUMNS, _check_rows(result), classes)
+        body += page.table(CHECK_COLUMNS, _check_rows(result), classes)
         for check in _explained(result):
-            body.append(f'<h3>{_h(check.id)} (<span class="{check.status}">{check.status}</span>)</h3>')
-            body.append(f"<pre>{_h(check.message)}</pre>")
+            body.append(f'<h3>{page.escaped(check.id)} (<span class="{check.status}">{check.status}</span>)</h3>')
+            body.append(f"<pre>{page.escaped(check.message)}</pre>")
         if result.notes:
-            body.append("<p>Notes:</p><ul>" + "".join(f"<li>{_h(note)}</li>" for note in result.notes) + "</ul>")
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{_h(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
-    )
+            body.append("<p>Notes:</p><ul>" + "".join(f"<li>{page.escaped(note)}</li>" for note in result.notes) + "</ul>")
+    return page.document(title, _STYLE, body)
 
 
 def _component_rows(course: Course, grades: StudentGrades) -> list[list[str]]:
@@ -105,11 +89,6 @@ def _explained(result: SubmissionResult) -> list[CheckResult]:
     return [c for c in result.checks if c.visibility == "public" and c.status in EXPLAINED]
 
 
-def _in_course_order(course: Course, results: dict[str, SubmissionResult]) -> list[tuple[str, SubmissionResult]]:
-    order = {component.id: i for i, component in enumerate(course.components)}
-    return sorted(results.items(), key=lambda item: order.get(item[0], len(order)))
-
-
 def _assignment_title(course: Course, component_id: str, result: SubmissionResult) -> str:
     component = next((c for c in course.components if c.id == component_id), None)
     name = f"{component_id}: {component.title}" if component else component_id
@@ -120,17 +99,13 @@ def _points(points, course: Course) -> str:
     return f"{points:.{course.decimals}f}"
 
 
-def _clean(text: str) -> str:
-    return _CONTROL.sub("", text)
-
-
 def _longest_backtick_run(text: str) -> int:
     return max((len(run) for run in re.findall("`+", text)), default=0)
 
 
 def _md(text: str) -> str:
     """text for Markdown prose or a table cell: no HTML, no cell breaks, on one line."""
-    one_line = " ".join(_clean(text).split())
+    one_line = " ".join(page.plain(text).split())
     return html_escaping.escape(one_line, quote=False).replace("|", "\\|")
 
 
@@ -138,19 +113,3 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
     return lines
-
-
-def _h(text: str) -> str:
-    return html_escaping.escape(_clean(text))
-
-
-def _html_table(header: list[str], rows: list[list[str]], classes: list[list[str | None]]) -> list[str]:
-    """A table whose cells get the CSS classes in classes (same shape as rows; None for none)."""
-    lines = ["<table>", "<tr>" + "".join(f"<th>{_h(name)}</th>" for name in header) + "</tr>"]
-    for row, row_classes in zip(rows, classes):
-        cells = "".join(
-            f'<td class="{css}">{_h(cell)}</td>' if css else f"<td>{_h(cell)}</td>"
-            for cell, css in zip(row, row_classes)
-        )
-        lines.append(f"<tr>{cells}</tr>")
-    return lines + ["</table>"]

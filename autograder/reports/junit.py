@@ -6,10 +6,10 @@ import re
 import xml.etree.ElementTree as ET
 
 from autograder.engine.results import SubmissionResult
+from autograder.reports.page import TERMINAL_CODES
 
-# Terminal colour codes, then every character XML 1.0 forbids (C0 controls but tab and
-# newlines, lone surrogates, U+FFFE/U+FFFF): student output may carry any of them.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+# Every character XML 1.0 forbids (C0 controls but tab and newlines, lone surrogates,
+# U+FFFE/U+FFFF): student output may carry any of them.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 _ELEMENT = {"failed": "failure", "error": "error", "timeout": "error", "skipped": "skipped"}
@@ -17,7 +17,7 @@ _ELEMENT = {"failed": "failure", "error": "error", "timeout": "error", "skipped"
 
 def xml_text(text: str) -> str:
     """text with what XML 1.0 cannot hold taken out."""
-    return _NOT_XML.sub("", _ANSI.sub("", text))
+    return _NOT_XML.sub("", TERMINAL_CODES.sub("", text))
 
 
 def junit_xml(result: SubmissionResult) -> str:
