@@ -23,7 +23,7 @@ def test_grade_json_prints_exactly_one_object_even_when_the_student_prints(tmp_p
     run = autograder("grade", "hw1", str(tmp_path), "--student", "s1", "--format", "json")
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)  # nothing else on stdout
-    assert set(result) == {"assignment", "student", "score", "max_score", "sandbox", "notes", "checks"}
+    assert set(result) == {"assignment", "student", "score", "max_score", "sandbox", "notes", "submitted_at", "submitted_at_source", "checks"}
     assert result["student"] == "s1" and result["max_score"] == 15
     assert {tuple(sorted(c)) for c in result["checks"]} == {("id", "max_score", "message", "score", "status", "visibility")}
     failed = {c["id"]: c for c in result["checks"] if c["status"] != "passed"}

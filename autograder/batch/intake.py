@@ -50,6 +50,8 @@ class Submission:
     files: dict[str, bytes] = field(default_factory=dict)  # path inside the submission -> content
     notes: list[str] = field(default_factory=list)  # what was left out or found wrong, for the student
     broken: str = ""  # why nothing can be graded; "" when gradable
+    submitted_at: str = ""  # ISO 8601 UTC, as in SubmissionResult; "" when unknown
+    submitted_at_source: str = ""  # "manifest" or "newest file"
 
     @property
     def content_hash(self) -> str:

@@ -79,7 +79,8 @@ def broken_result(assignment: Assignment, submission: Submission, sandbox: str) 
         CheckResult(spec.id, 0.0, spec.points, "error", f"not graded: {submission.broken}", spec.visibility)
         for spec in assignment.checks
     ]
-    return SubmissionResult(assignment.name, submission.student, checks, sandbox, [submission.broken, *submission.notes])
+    return SubmissionResult(assignment.name, submission.student, checks, sandbox, [submission.broken, *submission.notes],
+                            submission.submitted_at, submission.submitted_at_source)
 
 
 # Set by run_batch before the graders fork: they inherit it instead of receiving it pickled.
@@ -160,6 +161,7 @@ def _settle(future, submission: Submission, gradebook: Gradebook, version: str) 
     if "failure" in result_dict:
         return Outcome(submission.student, "failed", seconds=seconds, detail=result_dict["failure"])
     result = SubmissionResult.from_dict(result_dict)
+    result.submitted_at, result.submitted_at_source = submission.submitted_at, submission.submitted_at_source
     gradebook.record(result, submission.content_hash, version, seconds)
     return Outcome(submission.student, "graded", result.score, result.max_score, seconds)
 

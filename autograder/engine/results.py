@@ -29,6 +29,8 @@ class SubmissionResult:
     checks: list[CheckResult] = field(default_factory=list)
     sandbox: str = ""  # how the student's code was isolated while graded
     notes: list[str] = field(default_factory=list)  # what was wrong with the submission itself (e.g. a file left out)
+    submitted_at: str = ""  # when it was handed in, ISO 8601 UTC ("2026-11-23T09:30:00Z"); "" when unknown
+    submitted_at_source: str = ""  # how that is known: "manifest" (autograder submit) or "newest file"
 
     @property
     def score(self) -> float:
@@ -46,14 +48,16 @@ class SubmissionResult:
             "max_score": self.max_score,
             "sandbox": self.sandbox,
             "notes": self.notes,
+            "submitted_at": self.submitted_at,
+            "submitted_at_source": self.submitted_at_source,
             "checks": [asdict(c) for c in self.checks],
         }
-
 
     @classmethod
     def from_dict(cls, data: dict) -> SubmissionResult:
         checks = [CheckResult(**{k: c[k] for k in CHECK_FIELDS}) for c in data["checks"]]
-        return cls(data["assignment"], data["student"], checks, data.get("sandbox", ""), list(data.get("notes", [])))
+        return cls(data["assignment"], data["student"], checks, data.get("sandbox", ""), list(data.get("notes", [])),
+                   data.get("submitted_at", ""), data.get("submitted_at_source", ""))
 
 
 CHECK_FIELDS = ("id", "score", "max_score", "status", "message", "visibility")
