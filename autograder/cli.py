@@ -18,16 +18,20 @@ from rich.console import Console
 from rich.progress import Progress
 
 import autograder
-from autograder.batch.intake import IntakeError, discover
-from autograder.batch.run import run_batch
+from autograder.batch.folder import NothingToGrade, grade_folder
+from autograder.batch.intake import STUDENT_ID, IntakeError, discover
+from autograder.batch.run import broken_result, run_batch
 from autograder.engine.assignment import BUNDLE_DIR, AssignmentError, load_bundle, load_reference
 from autograder.engine.course import CourseError, load_course
-from autograder.engine.runner import grade as grade_submission
 from autograder.protocol.client import WorkerUnavailable
 from autograder.gradebook.imports import PointsFileError, read_points
+from autograder.gradebook.nbgrader_export import NbgraderExportError, export_to_nbgrader
 from autograder.gradebook.store import DEFAULT_PATH as DEFAULT_GRADEBOOK
 from autograder.gradebook.store import Gradebook, GradebookError
-from autograder.reports import batch_terminal, feedback, gradescope, junit, terminal
+from autograder.release.workflow import JUNIT_FILE
+from autograder.reports import batch_terminal, feedback, gradescope, terminal
+from autograder.reports import ci as ci_report
+from autograder.reports import junit as junit_report
 from autograder.reports.batch_terminal import BatchProgress
 from autograder.reports.export_csv import class_csv
 from autograder.sandboxes import SandboxUnavailable, choose
@@ -77,7 +81,7 @@ def release(assignment: str, root: Path | None, sandbox: str) -> None:
     root = find_root(root, "reference", assignment)
     try:
         written = do_release(assignment, root, _sandbox(sandbox))
-    except (ReleaseError, AssignmentError) as exc:
+    except (ReleaseError, AssignmentError, CourseError) as exc:
         raise click.ClickException(str(exc)) from None
     for path in written:
         click.echo(path.relative_to(root), err=True)
@@ -86,20 +90,51 @@ def release(assignment: str, root: Path | None, sandbox: str) -> None:
 @main.command()
 @click.argument("assignment")
 @click.argument("directory", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--ci", is_flag=True, help="For CI jobs: a Markdown table in $GITHUB_STEP_SUMMARY when set, "
+              "failed checks as GitHub annotations, a JUnit file (see --junit).")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JUnit XML here "
+              f"(with --ci: {JUNIT_FILE} unless given).")
 @root_option
 @sandbox_option("process")  # the student's own code on the student's own machine
-def check(assignment: str, directory: Path, root: Path | None, sandbox: str) -> None:
-    """Run the public checks of ASSIGNMENT on your files in DIRECTORY (default: here)."""
+def check(assignment: str, directory: Path, ci: bool, junit: Path | None, root: Path | None, sandbox: str) -> None:
+    """Run the public checks of ASSIGNMENT on your files in DIRECTORY (default: here).
+
+    The exit code is 1 while a public check fails, so a CI job fails with it."""
+    material = _public_checks(assignment, directory, root)
+    try:
+        result = _run(material, directory, sandbox, "local", visibilities=("public",))
+    except NothingToGrade as exc:
+        raise click.ClickException(f"nothing to check in {directory}: {exc}") from None
+    terminal.render(result, Console(width=120) if ci else Console())
+    if ci or junit:
+        (junit or Path(JUNIT_FILE)).write_text(junit_report.junit_xml(result), encoding="utf-8")
+    if ci:
+        ci_report.publish(result, os.environ, _relative(directory))
+    sys.exit(0 if all(c.status == "passed" for c in result.checks) else 1)
+
+
+def _public_checks(assignment: str, directory: Path, root: Path | None):
+    """The released public checks: in directory (a copy of assignments/<hw>), else in the course repository."""
     bundle = directory / BUNDLE_DIR
     if not bundle.is_dir():
         bundle = find_root(root, "assignments", assignment, BUNDLE_DIR, start=directory) / "assignments" / assignment / BUNDLE_DIR
     try:
-        material = load_bundle(assignment, bundle)
+        return load_bundle(assignment, bundle)
     except AssignmentError as exc:
         raise click.ClickException(str(exc)) from None
-    result = _run(material, directory, sandbox, "local", visibilities=("public",))
-    terminal.render(result, Console())
-    sys.exit(0 if all(c.status == "passed" for c in result.checks) else 1)
+
+
+hidden_visibility_option = click.option(
+    "--hidden-visibility", type=click.Choice(gradescope.VISIBILITIES), default=gradescope.DEFAULT_HIDDEN_VISIBILITY, show_default=True,
+    help="gradescope: when students see the tests of hidden checks (their outcome only, never their inputs).")
+
+
+def _relative(directory: Path) -> Path:
+    """directory as seen from here (a CI job runs at the repository's root)."""
+    try:
+        return directory.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return directory
 
 
 @main.command()
@@ -109,19 +144,23 @@ def check(assignment: str, directory: Path, root: Path | None, sandbox: str) -> 
 @click.option("--format", "output_format", type=click.Choice(["table", "json", "gradescope", "junit"]), default="table", show_default=True,
               help="table for people; json (our result model); gradescope (its results.json); junit (XML for CI).")
 @click.option("--reveal-hidden", is_flag=True, help="Show hidden checks' full messages (instructors only).")
+@hidden_visibility_option
 @root_option
 @sandbox_option("auto")
-def grade(assignment, directory, student, output_format, reveal_hidden, root, sandbox) -> None:
+def grade(assignment, directory, student, output_format, reveal_hidden, hidden_visibility, root, sandbox) -> None:
     """Grade DIRECTORY on every check of ASSIGNMENT, public and hidden."""
     material, course = _material(assignment, find_root(root, "reference", assignment))
     student = student or directory.resolve().name
-    result = _run(material, directory, sandbox, student, reveal_hidden=reveal_hidden, course=course)
+    try:
+        result = _run(material, directory, sandbox, student, reveal_hidden=reveal_hidden, course=course)
+    except NothingToGrade as exc:
+        result = broken_result(material, exc.submission, sandbox)
     if output_format == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
     elif output_format == "gradescope":
-        click.echo(json.dumps(gradescope.results_json(result), indent=2))
+        click.echo(json.dumps(gradescope.results_json(result, hidden_visibility), indent=2))
     elif output_format == "junit":
-        click.echo(junit.junit_xml(result))
+        click.echo(junit_report.junit_xml(result))
     else:
         terminal.render(result, Console())
 
@@ -133,7 +172,7 @@ def _run(material, directory: Path, sandbox: str, student: str, **options):
     with Progress(console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task(f"grading {material.name}", total=total)
         try:
-            return grade_submission(
+            return grade_folder(
                 material, directory, _sandbox(sandbox), student, on_result=lambda _: progress.advance(task), **options
             )
         except WorkerUnavailable as exc:
@@ -148,6 +187,47 @@ def _sandbox(name: str):
     for note in notes:
         click.echo(note, err=True)
     return sandbox
+
+
+@main.command()
+@click.argument("assignment")
+@click.argument("directory", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--student", required=True, help="Your student id, as the course knows you.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="The zip to write. Default: STUDENT-ASSIGNMENT.zip here.")
+@click.option("--force", is_flag=True, help="Write the zip despite problems; they are recorded in it for the instructor.")
+@root_option
+@sandbox_option("process")  # the student's own code on the student's own machine
+def submit(assignment, directory, student, output, force, root, sandbox) -> None:
+    """Check your files in DIRECTORY (default: here) and pack them into a zip to upload.
+
+    Every file of ASSIGNMENT must be there, parse, import, keep the signatures
+    of the assignment and use no forbidden API; otherwise nothing is written."""
+    from autograder.submission.manifest import build, write_zip
+    from autograder.submission.validate import validate
+
+    if not STUDENT_ID.fullmatch(student):
+        raise click.BadParameter(f"{student!r} cannot be a student id", param_hint="--student")
+    material = _public_checks(assignment, directory, root)
+    try:
+        checked = validate(material, directory, _sandbox(sandbox))
+    except WorkerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    for problem in checked.problems:
+        click.echo(f"problem: {problem}")
+    if checked.problems and not force:
+        raise click.ClickException(f"{len(checked.problems)} problem(s), so nothing was written: fix them and run submit "
+                                   f"again (--force hands the files in as they are, with the problems recorded)")
+    output = output or Path(f"{safe_name(student)}-{assignment}.zip")
+    manifest = build(student, assignment, checked.files, [str(p) for p in checked.problems])
+    try:
+        write_zip(output, manifest, checked.files)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
+    recorded = f", with {len(checked.problems)} problem(s) recorded in it" if checked.problems else ""
+    click.echo(f"wrote {output} for {student}, {assignment}, at {manifest['submitted_at']}{recorded}:")
+    for name, digest in manifest["files"].items():
+        click.echo(f"  {name:<20} sha256 {digest[:12]}")
+    click.echo(f"upload {output} as it is to the {assignment} submission form of the course")
 
 
 # -- a class: batch, gradebook, exports, reports ---------------------------------------------------
@@ -222,13 +302,14 @@ def import_points(component, csv_file, db, root) -> None:
 
 @main.command()
 @db_option
-@click.option("--format", "output_format", type=click.Choice(["csv", "gradescope", "junit"]), default="csv", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["csv", "gradescope", "junit", "nbgrader"]), default="csv", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="csv: the file to write ('-' for standard output); gradescope and junit: a folder.")
-@click.option("--assignment", help="gradescope and junit: only this assignment (default: all in the gradebook).")
+              help="csv: the file to write ('-' for standard output); gradescope and junit: a folder; "
+                   "nbgrader: the course's gradebook.db (created when absent).")
+@click.option("--assignment", help="gradescope, junit and nbgrader: only this assignment (default: all in the gradebook).")
 @root_option
 def export(db, output_format, output, assignment, root) -> None:
-    """Export the gradebook: the class CSV (final grades), or a result file per student."""
+    """Export the gradebook: the class CSV (final grades), a result file per student, or the scores per check into nbgrader."""
     with _gradebook(db, must_exist=True) as gradebook:
         if output_format == "csv":
             course = _course(find_root(root, "course.toml"))
@@ -240,6 +321,15 @@ def export(db, output_format, output, assignment, root) -> None:
                 click.echo(f"wrote {output}", err=True)
             return
         stored = gradebook.submissions(assignment)
+    if output_format == "nbgrader":
+        try:
+            counts = export_to_nbgrader(stored, output)
+        except NbgraderExportError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"wrote {counts.submissions} submission(s) of {counts.assignments} assignment(s) into {output}", err=True)
+        if counts.manual:
+            click.echo(f"note: {counts.manual} grade(s) keep the manual score a grader gave in the formgrader", err=True)
+        return
     for entry in stored:
         result = entry.result
         folder = output / result.assignment
@@ -248,7 +338,7 @@ def export(db, output_format, output, assignment, root) -> None:
             (folder / safe_name(result.student)).mkdir(exist_ok=True)
             (folder / safe_name(result.student) / "results.json").write_text(json.dumps(gradescope.results_json(result), indent=2))
         else:
-            (folder / f"{safe_name(result.student)}.xml").write_text(junit.junit_xml(result), encoding="utf-8")
+            (folder / f"{safe_name(result.student)}.xml").write_text(junit_report.junit_xml(result), encoding="utf-8")
     click.echo(f"wrote {len(stored)} result(s) under {output}", err=True)
 
 
@@ -369,3 +459,24 @@ def _demo_class(root: Path, material, folder: Path) -> Path:
         for module in material.modules:
             shutil.copy(source / material.name / f"{module}.py", folder / student)
     return folder
+
+
+@main.command(name="gradescope")
+@click.argument("assignment")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("autograder.zip"), show_default=True)
+@hidden_visibility_option
+@root_option
+def gradescope_package(assignment, output, hidden_visibility, root) -> None:
+    """Write the zip to upload as ASSIGNMENT's autograder on Gradescope.
+
+    It holds the reference solutions and the hidden checks: give it to Gradescope, never to students.
+    autograder/release/gradescope_package.py describes what is inside."""
+    from autograder.release.gradescope_package import PackageError, build
+
+    root = find_root(root, "reference", assignment)
+    material, _ = _material(assignment, root)
+    try:
+        written = build(material, root, output, hidden_visibility)
+    except PackageError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {written}: upload it on the assignment's Configure Autograder page", err=True)

@@ -239,17 +239,38 @@ def test_export_has_a_row_per_student_a_column_per_component_and_marks_what_is_m
     out = tmp_path / "grades.csv"
     command("export", "--db", str(db), "--format", "csv", "-o", str(out), "--root", str(TINY))
     table = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert list(table[0]) == ["student", "tiny", "exam", "total", "grade", "missing"]
+    assert list(table[0]) == ["student", "tiny", "exam", "total", "grade", "missing", "late"]
     assert table == [
-        {"student": "ann", "tiny": "10.00", "exam": "40.00", "total": "50.00", "grade": "5", "missing": ""},
-        {"student": "bob", "tiny": "3.33", "exam": "0", "total": "3.33", "grade": "0", "missing": "exam"},
-        {"student": "cat", "tiny": "0", "exam": "25.50", "total": "25.50", "grade": "3", "missing": "tiny"},
+        {"student": "ann", "tiny": "10.00", "exam": "40.00", "total": "50.00", "grade": "5", "missing": "", "late": ""},
+        {"student": "bob", "tiny": "3.33", "exam": "0", "total": "3.33", "grade": "0", "missing": "exam", "late": ""},
+        {"student": "cat", "tiny": "0", "exam": "25.50", "total": "25.50", "grade": "3", "missing": "tiny", "late": ""},
     ]
     # Re-importing replaces a student's points, never adds a second row.
     (tmp_path / "exam.csv").write_text("student,points\ncat,24.5\n")
     command("import", "exam", str(tmp_path / "exam.csv"), "--db", str(db), "--root", str(TINY))
     printed = command("export", "--db", str(db), "-o", "-", "--root", str(TINY)).stdout
-    assert printed.splitlines()[3] == "cat,0,24.50,24.50,2,tiny"
+    assert printed.splitlines()[3] == "cat,0,24.50,24.50,2,tiny,"
+
+
+def test_export_and_report_take_late_penalties_from_the_stored_submission_times(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    late_policy = 'deadline = 2026-10-05T23:59:00+02:00\n\n[late]\npenalty_per_day = 10\ngrace = 15\ncap = 50\n'
+    tiny = (TINY / "course.toml").read_text()
+    (course / "course.toml").write_text(tiny.replace('source = "tiny"\n', 'source = "tiny"\n' + late_policy))
+    db = tmp_path / "gradebook.sqlite"
+    check = CheckResult("scale.double.values", 3.0, 3.0, "passed", "", "public")
+    with Gradebook(db) as gradebook:
+        for student, submitted_at in (("ann", "2026-10-05T21:00:00Z"), ("bob", "2026-10-07T09:00:00Z"), ("cat", "")):
+            gradebook.record(SubmissionResult("tiny", student, [check], "process", [], submitted_at, "manifest"), "h", "v1", 1.0)
+    printed = command("export", "--db", str(db), "-o", "-", "--root", str(course)).stdout
+    assert printed.splitlines()[1:] == [
+        "ann,10.00,0,10.00,1,exam,", "bob,8.00,0,8.00,1,exam,tiny 2 days -20%", "cat,10.00,0,10.00,1,exam,",
+    ]
+    command("report", "--db", str(db), "-o", str(tmp_path / "reports"), "--root", str(course))
+    bob = (tmp_path / "reports" / "feedback" / "bob.md").read_text()
+    assert "submitted 2026-10-07 09:00 UTC (from the manifest), 2 days late: -20% (10.00 -&gt; 8.00)" in bob
+    assert "submission time unknown: counted as on time" in (tmp_path / "reports" / "feedback" / "cat.md").read_text()
 
 
 def test_export_gradescope_and_junit_write_a_file_per_student(tmp_path):

@@ -1,12 +1,16 @@
 """Finding a class's submissions: folders, zips, an LMS bulk zip, nbgrader's layout, and what is left out."""
 
+import hashlib
+import json
 import os
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from autograder.batch.intake import SOURCE_CAP, IntakeError, discover
+from autograder.submission.manifest import build, write_zip
 
 MODULES = ["neurons", "activations"]
 SOURCE = b"def f():\n    return 1\n"
@@ -155,3 +159,74 @@ def test_a_class_folder_by_homework_skips_who_has_not_submitted_this_one(tmp_pat
     submissions, warnings = discover(tmp_path, "hw1", MODULES, others=("hw2", "hw3"))
     assert [s.student for s in submissions] == ["alice", "carl"] and submissions[1].broken
     assert warnings == ["bob has no hw1 (only hw2/): not submitted"]
+
+
+# -- the manifest of `autograder submit`: verified, and the hand-in time ---------------------------
+
+FILES = {"neurons.py": SOURCE, "activations.py": b"def g():\n    return 2\n"}
+HANDED_IN = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+ZIPPED = (2026, 11, 21, 8, 30, 0)  # a zip entry's time, read as UTC
+
+
+def submit_zip(path: Path, manifest: dict | bytes, files=FILES, folder="") -> Path:
+    """What `autograder submit` writes, with files (possibly changed since) and the given manifest, in folder/ of the zip."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(zipfile.ZipInfo(folder + name, ZIPPED), content)
+        archive.writestr(zipfile.ZipInfo(folder + "manifest.json", ZIPPED),
+                         manifest if isinstance(manifest, bytes) else json.dumps(manifest))
+    return path
+
+
+def manifest_of(student="alice", assignment="hw1", files=FILES) -> dict:
+    return build(student, assignment, files, [], now=HANDED_IN.timestamp())
+
+
+def test_a_submit_zip_verifies_and_gives_the_hand_in_time(tmp_path):
+    write_zip(tmp_path / "alice-hw1.zip", manifest_of(), FILES)  # as `autograder submit` writes and names it
+    submit_zip(tmp_path / "bob.zip", manifest_of("bob"), folder="bob-hw1/")  # unzipped, then zipped again as a folder
+    subs, _ = found(tmp_path)
+    for student in ("alice", "bob"):
+        assert [n for n in subs[student].notes if "manifest" in n] == []
+        assert (subs[student].submitted_at, subs[student].submitted_at_source) == ("2026-11-20T10:00:00Z", "manifest")
+    assert sorted(subs["alice"].files) == sorted(FILES)  # manifest.json is not graded
+
+
+def test_a_changed_file_is_noted_and_the_time_comes_from_the_zip(tmp_path):
+    changed = {**FILES, "neurons.py": SOURCE + b"# after submit\n", "helper.py": b"x = 1\n"}
+    submit_zip(tmp_path / "alice.zip", manifest_of(), changed)
+    alice = found(tmp_path)[0]["alice"]
+    assert alice.notes == [
+        "manifest.json does not verify: helper.py is not in it (added after `autograder submit`?)",
+        f"manifest.json does not verify: neurons.py changed after `autograder submit`: sha256 "
+        f"{hashlib.sha256(changed['neurons.py']).hexdigest()[:12]}, the manifest says {hashlib.sha256(SOURCE).hexdigest()[:12]}",
+    ]
+    assert (alice.submitted_at, alice.submitted_at_source) == ("2026-11-21T08:30:00Z", "newest file")
+
+
+def test_a_folder_without_manifest_gets_its_newest_files_time(tmp_path):
+    alice = write(tmp_path / "alice")
+    os.utime(alice / "neurons.py", (0, HANDED_IN.timestamp()))
+    os.utime(alice / "activations.py", (0, HANDED_IN.timestamp() - 3600))
+    sub = found(tmp_path)[0]["alice"]
+    assert (sub.submitted_at, sub.submitted_at_source) == ("2026-11-20T10:00:00Z", "newest file") and not sub.notes
+
+
+@pytest.mark.parametrize("manifest, note", [
+    (manifest_of(student="bob"), "it was written for student 'bob', but this is the submission of 'alice'"),
+    (manifest_of(assignment="hw2"), "it is for 'hw2', not 'hw1'"),
+    (manifest_of(files={"neurons.py": SOURCE}), "activations.py is not in it (added after `autograder submit`?)"),
+    (b"{not json", "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+    (b" " * (64 << 10) + b"{}", "over the 64 KiB limit of a manifest"),
+    (json.dumps({**manifest_of(), "submitted_at": "yesterday"}).encode(),
+     "its submitted_at 'yesterday' is not ISO 8601 UTC (2026-11-23T09:30:00Z)"),
+    (json.dumps({**manifest_of(), "submitted_at": "2026-13-45T10:00:00Z"}).encode(),
+     "its submitted_at '2026-13-45T10:00:00Z' is not ISO 8601 UTC (2026-11-23T09:30:00Z)"),
+    (b"[]", "not a manifest of `autograder submit` (format 'list', expected 1)"),
+])
+def test_a_manifest_that_does_not_verify_is_a_note_and_grading_goes_on(tmp_path, manifest, note):
+    submit_zip(tmp_path / "alice.zip", manifest)
+    alice = found(tmp_path)[0]["alice"]
+    assert alice.notes == [f"manifest.json does not verify: {note}"] and not alice.broken
+    assert sorted(alice.files) == sorted(FILES)
+    assert (alice.submitted_at, alice.submitted_at_source) == ("2026-11-21T08:30:00Z", "newest file")

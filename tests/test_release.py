@@ -52,6 +52,7 @@ def test_committed_assignment_matches_the_reference(released, name):
 def assert_same_recordings(new, old, name):
     """Same structure; recorded tensors equal up to the last bits another CPU's kernels may round differently."""
     assert new["assignment"] == old["assignment"]
+    assert new["signatures"] == old["signatures"], f"signatures changed: run `autograder release {name}`"
     assert new["recordings"].keys() == old["recordings"].keys(), f"public checks changed: run `autograder release {name}`"
     for check_id, entries in new["recordings"].items():
         assert len(entries) == len(old["recordings"][check_id]), check_id

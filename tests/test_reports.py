@@ -1,20 +1,25 @@
-"""The renderers of autograder/reports: Gradescope JSON, JUnit XML, student feedback, class report."""
+"""The renderers of autograder/reports: Gradescope JSON, JUnit XML, student feedback, class report, class CSV,
+terminal gradebook."""
 
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 import re
 import struct
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
+from rich.console import Console
 
 from autograder.engine.course import parse_course
 from autograder.engine.grades import Earned, standing
 from autograder.engine.results import CheckResult, SubmissionResult
-from autograder.reports import class_report, feedback, gradescope, junit
+from autograder.reports import class_report, export_csv, feedback, gradescope, junit, terminal
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SECRET = "SECRET-VALUE-1234"  # what a hidden check's message holds and no student rendering may show
@@ -298,3 +303,72 @@ def test_class_report_escapes_names():
     course = parse_course({"course": {"name": "<script>x</script>"}, "components": []})
     page = class_report.class_html(course, [], {})
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+# Late penalties, as feedback, the class CSV and the terminal gradebook show them
+
+LATE_COURSE = parse_course(
+    {
+        "course": {"name": "Deep Learning"},
+        "components": [
+            {"id": "hw1", "title": "Backprop", "points": 12, "source": "hw1",
+             "deadline": datetime(2026, 10, 5, 21, 59, tzinfo=timezone.utc)},
+            {"id": "hw2", "title": "Convolution", "points": 10, "source": "hw2",
+             "deadline": datetime(2026, 10, 12, 21, 59, tzinfo=timezone.utc)},
+            {"id": "exam", "title": "Written exam", "points": 40, "source": "import"},
+        ],
+        "late": {"penalty_per_day": 10, "grace": 15, "cap": 50},
+    }
+)
+
+
+def late_grades(student="s123", hw1="2026-10-06T10:12:00Z", hw1_source="manifest", hw2="2026-10-14T22:30:00Z"):
+    earned = {
+        "hw1": Earned(Decimal(12), Decimal(12), "", hw1, hw1_source),
+        "hw2": Earned(Decimal(8), Decimal(10), "", hw2, "newest file"),
+        "exam": Earned(Decimal(30), None),
+    }
+    return standing(LATE_COURSE, student, earned)
+
+
+def test_markdown_feedback_says_when_each_submission_came_and_what_lateness_cost():
+    text = feedback.markdown(LATE_COURSE, late_grades(), {})
+    assert ("| Backprop (hw1) | 10.80 / 12 | late | submitted 2026-10-06 10:12 UTC (from the manifest), "
+            "1 day late: -10% (12.00 -&gt; 10.80) |") in text
+    assert ("| Convolution (hw2) | 5.60 / 10 | late | submitted 2026-10-14 22:30 UTC (from the newest file's time), "
+            "3 days late: -30% (8.00 -&gt; 5.60) |") in text
+    assert "| Written exam (exam) | 30.00 / 40 |  |  |" in text and "**Total:** 46.40 / 62" in text
+
+
+def test_feedback_on_time_and_unknown_times():
+    text = feedback.markdown(LATE_COURSE, late_grades(hw1="2026-10-05T22:14:00+00:00", hw2=""), {})
+    assert "| Backprop (hw1) | 12.00 / 12 |  | submitted 2026-10-05 22:14 UTC (from the manifest), on time |" in text
+    assert "| Convolution (hw2) | 8.00 / 10 |  | submission time unknown: counted as on time |" in text
+
+
+def test_html_feedback_shows_the_late_penalty_escaped():
+    page = feedback.html(LATE_COURSE, late_grades(), {})
+    assert ("<td>submitted 2026-10-06 10:12 UTC (from the manifest), 1 day late: -10% (12.00 -&gt; 10.80)</td>") in page
+    assert '<td class="missing">late</td>' in page and ">10.80 / 12<" in page
+
+
+def test_class_csv_sums_up_each_students_penalties_in_a_late_column():
+    grades = [late_grades("ann"), late_grades("bob", hw1="2026-10-05T20:00:00Z", hw2="2026-10-12T22:14:01Z"),
+              late_grades("=cat", hw1="", hw2="2026-10-01T00:00:00Z")]
+    table = list(csv.DictReader(io.StringIO(export_csv.class_csv(LATE_COURSE, grades))))
+    assert list(table[0]) == ["student", "hw1", "hw2", "exam", "total", "grade", "missing", "late"]
+    assert [(row["student"], row["hw1"], row["hw2"], row["total"], row["late"]) for row in table] == [
+        ("ann", "10.80", "5.60", "46.40", "hw1 1 day -10%; hw2 3 days -30%"),
+        ("bob", "12.00", "7.20", "49.20", "hw2 1 day -10%"),
+        ("'=cat", "12.00", "8.00", "50.00", ""),  # still no formula
+    ]
+
+
+def test_the_terminal_gradebook_marks_late_penalties():
+    console = Console(record=True, width=120)
+    terminal.render_gradebook(LATE_COURSE, [late_grades("ann")], console)
+    text = console.export_text()
+    assert "10.80 (-10%)" in text and "5.60 (-30%)" in text and "(-N%) = late penalty" in text
+    console = Console(record=True, width=120)
+    terminal.render_gradebook(LATE_COURSE, [late_grades("bob", hw1="", hw2="")], console)
+    assert "(-" not in console.export_text()

@@ -2,13 +2,15 @@
 
 Accepted layouts (one submission per student, the student id is the name):
     DIR/<student>/...                 a folder per student
-    DIR/<student>.zip                 a zip per student (an upload form)
+    DIR/<student>.zip                 a zip per student (an upload form; `autograder submit` writes <student>-<hw>.zip)
     DIR.zip  holding <student>/...    an LMS bulk download (one wrapper folder is fine)
     DIR/submitted/<student>/<hw>/...  nbgrader's exchange layout (DIR may be `submitted` itself)
 
 Inside a submission, the assignment's files are looked for at its top, or in the
 one folder that holds most of them (students zip a folder as often as its
-contents); a student who uploaded a single zip is read from inside it.
+contents); a student who uploaded a single zip is read from inside it. Where
+no folder holds every one of them, a notebook's cells marked `# file: <name>.py`
+stand for the missing files (autograder/submission/notebook.py).
 
 The copy holds Python sources only, each a regular file of at most SOURCE_CAP
 bytes: links, special files, paths that climb out of the submission (zip slip),
@@ -26,10 +28,16 @@ import os
 import re
 import stat
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from autograder.engine.runner import SOURCE_CAP, read_student_file
+from autograder.submission.manifest import MANIFEST_CAP, MANIFEST_NAME, TOO_LARGE, ManifestError, utc_stamp
+from autograder.submission.manifest import load as load_manifest
+from autograder.submission.manifest import verify as verify_manifest
+from autograder.submission.notebook import NOTEBOOK_CAP, NotebookError
+from autograder.submission.notebook import extract as extract_notebook
 
 FILES_CAP = 200  # Python files kept per submission
 DEPTH_CAP = 6  # folders below the submission's top
@@ -79,6 +87,7 @@ class _Entry:
     kind: str  # "file", "link", "special", "unsafe", "encrypted", "unreadable"
     size: int
     read: object = None  # "file": () -> its bytes, capped; raises OSError. "unreadable": why
+    modified: float | None = None  # "file": when it was last changed, POSIX seconds
 
 
 def discover(source: Path, assignment: str, modules: list[str], others: tuple[str, ...] = ()) -> tuple[list[Submission], list[str]]:
@@ -109,6 +118,13 @@ def discover(source: Path, assignment: str, modules: list[str], others: tuple[st
     return sorted(submissions, key=lambda s: s.student), warnings
 
 
+def take(folder: Path, student: str, assignment: str, modules: list[str]) -> Submission:
+    """One student's submission folder, read as a batch reads each (for `check` and `grade`)."""
+    submission = Submission(student, str(folder))
+    _collect(submission, list(_folder_entries(Path(folder))), modules, assignment)
+    return submission
+
+
 def _from_folder(source: Path, assignment: str, warnings: list[str]):
     nbgrader = source.name == "submitted" or (source / "submitted").is_dir()
     base = source / "submitted" if (source / "submitted").is_dir() else source
@@ -117,7 +133,8 @@ def _from_folder(source: Path, assignment: str, warnings: list[str]):
         if child.name.startswith(".") or child.name in SKIPPED_NAMES:
             continue
         is_zip = child.suffix.lower() == ".zip" and child.is_file() and not child.is_symlink()
-        student = child.stem if is_zip else child.name
+        # `autograder submit` names its zip <student>-<hw>.zip
+        student = child.stem.removesuffix(f"-{assignment}") if is_zip else child.name
         if child.is_symlink() or not (child.is_dir() or is_zip):
             warnings.append(f"passed over {child.name}: not a student's folder or zip")
             continue
@@ -155,7 +172,7 @@ def _from_bulk_zip(source: Path, warnings: list[str]):
         tops = {e.path.parts[0] for e in entries if len(e.path.parts) > 1}
         # One wrapper folder around the student folders: look inside it.
         if len(tops) == 1 and all(len(e.path.parts) > 2 for e in entries if e.kind == "file"):
-            entries = [_Entry(PurePosixPath(*e.path.parts[1:]), e.kind, e.size, e.read) for e in entries if len(e.path.parts) > 1]
+            entries = [replace(e, path=PurePosixPath(*e.path.parts[1:])) for e in entries if len(e.path.parts) > 1]
         by_student: dict[str, list[_Entry]] = {}
         for entry in entries:
             if len(entry.path.parts) < 2:
@@ -167,7 +184,7 @@ def _from_bulk_zip(source: Path, warnings: list[str]):
             if not STUDENT_ID.fullmatch(student):
                 warnings.append(f"passed over {student!r}: not usable as a student id")
                 continue
-            by_student.setdefault(student, []).append(_Entry(PurePosixPath(*entry.path.parts[1:]), entry.kind, entry.size, entry.read))
+            by_student.setdefault(student, []).append(replace(entry, path=PurePosixPath(*entry.path.parts[1:])))
         for student, student_entries in sorted(by_student.items()):
             yield student, f"{source.name}:{student}/", student_entries
 
@@ -188,7 +205,8 @@ def _folder_entries(root: Path, depth: int = 0, prefix: PurePosixPath = PurePosi
             if depth < DEPTH_CAP:
                 yield from _folder_entries(Path(child.path), depth + 1, path)
         elif child.is_file(follow_symlinks=False):
-            yield _Entry(path, "file", child.stat(follow_symlinks=False).st_size, lambda p=child.path: read_student_file(p, READ_CAP))
+            status = child.stat(follow_symlinks=False)
+            yield _Entry(path, "file", status.st_size, lambda p=child.path: read_student_file(p, READ_CAP), status.st_mtime)
         else:
             yield _Entry(path, "special", 0)
 
@@ -210,7 +228,16 @@ def _zip_entries(archive: zipfile.ZipFile):
         elif info.flag_bits & 0x1:
             yield _Entry(path, "encrypted", 0)
         else:
-            yield _Entry(path, "file", info.file_size, lambda i=info: _read_member(archive, i))
+            yield _Entry(path, "file", info.file_size, lambda i=info: _read_member(archive, i), _zip_time(info))
+
+
+def _zip_time(info: zipfile.ZipInfo) -> float | None:
+    """A zip entry's time as POSIX seconds. Zip keeps local time with no zone: it is taken as UTC,
+    off by the zipper's UTC offset (`autograder submit` writes UTC); None for an impossible date."""
+    try:
+        return datetime(*info.date_time, tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -231,7 +258,8 @@ LEFT_OUT = {
 
 def _collect(submission: Submission, entries, modules: list[str], assignment: str, inner: bool = False) -> None:
     """Read entries into submission.files under the caps, noting what is left out and why."""
-    notes, files, zips = submission.notes, {}, []
+    notes, files, zips, notebooks = submission.notes, {}, [], []
+    manifests, modified = {}, {}  # folder -> the manifest.json in it; file -> when it was changed
     for entry in entries:
         name = str(entry.path)
         if entry.kind == "unreadable":
@@ -243,6 +271,12 @@ def _collect(submission: Submission, entries, modules: list[str], assignment: st
             continue
         if entry.path.suffix.lower() == ".zip" and not inner:
             zips.append(entry)
+            continue
+        if entry.path.suffix == ".ipynb":
+            notebooks.append(entry)
+            continue
+        if entry.path.name == MANIFEST_NAME and entry.kind == "file":
+            manifests[entry.path.parent] = entry
             continue
         if entry.path.suffix != ".py":
             continue
@@ -261,21 +295,78 @@ def _collect(submission: Submission, entries, modules: list[str], assignment: st
             notes.append(f"left out {name}: over the {SOURCE_CAP >> 20} MiB limit of a source file")
             continue
         files[entry.path] = content
-    if not files and len(zips) == 1:
+        modified[entry.path] = entry.modified
+    if not files and not notebooks and len(zips) == 1:
         _collect_inner_zip(submission, zips[0], modules, assignment)
         return
     expected = {f"{m}.py" for m in modules}
-    top = _top_folder(files, expected)
+    top, unusable_notebooks = _top_folder(files, expected), []
+    if notebooks and (top is None or not expected <= {p.name for p in files if p.parent == top}):
+        unusable_notebooks = _add_notebook_files(files, modified, notebooks, notes)
+        top = _top_folder(files, expected)
     if top is None:
         found = ", ".join(sorted(str(p) for p in files)[:8]) or "no Python files at all"
-        submission.broken = f"none of the assignment's files ({', '.join(sorted(expected))}) was found; found: {found}"
+        submission.broken = (unusable_notebooks.pop(0) if unusable_notebooks else
+                             f"none of the assignment's files ({', '.join(sorted(expected))}) was found; found: {found}")
+        notes.extend(unusable_notebooks)
         return
+    notes.extend(unusable_notebooks)
     if top.parts and top.name != assignment:  # a folder named after the assignment is what anyone would expect
         notes.append(f"graded the files in {top}/, the folder that holds the assignment's files")
     submission.files = {str(p.relative_to(top)): c for p, c in files.items() if p.is_relative_to(top)}
     missing = sorted(expected - set(submission.files))
     if missing:
         notes.append(f"missing: {', '.join(missing)} (the checks of its units score 0)")
+    times = [modified[p] for p in files if p.is_relative_to(top) and modified.get(p) is not None]
+    _stamp(submission, manifests.get(top), times, assignment)
+
+
+def _stamp(submission: Submission, manifest: _Entry | None, times: list[float], assignment: str) -> None:
+    """When it was handed in: the time in the manifest of `autograder submit` when that verifies against
+    the files taken, else the newest file's time. A manifest that does not verify becomes notes."""
+    if manifest is not None:
+        try:
+            if manifest.size > MANIFEST_CAP:  # said before reading it
+                raise ManifestError(TOO_LARGE)
+            loaded = load_manifest(manifest.read())
+            problems = verify_manifest(loaded, submission.files, submission.student, assignment)
+        except OSError as exc:
+            problems = [f"it cannot be read ({exc.strerror or exc})"]
+        except ManifestError as exc:
+            problems = [str(exc)]
+        if not problems:
+            submission.submitted_at, submission.submitted_at_source = loaded["submitted_at"], "manifest"
+            return
+        submission.notes += [f"{manifest.path} does not verify: {problem}" for problem in problems]
+    if times:
+        submission.submitted_at, submission.submitted_at_source = utc_stamp(max(times)), "newest file"
+
+
+def _add_notebook_files(files: dict[PurePosixPath, bytes], modified: dict, notebooks: list[_Entry], notes: list[str]) -> list[str]:
+    """Add the files the notebooks define (next to each notebook, changed when the notebook was) that were
+    not handed in as files; returns why each unusable notebook could not be used."""
+    unusable = []
+    for entry in notebooks:
+        try:
+            if entry.size > NOTEBOOK_CAP:
+                raise NotebookError(f"{entry.path} is over the {NOTEBOOK_CAP >> 20} MiB limit of a notebook; clear its outputs and save it again")
+            extracted = extract_notebook(entry.read(), str(entry.path))
+        except OSError as exc:
+            unusable.append(f"{entry.path} cannot be read ({exc.strerror or exc})")
+            continue
+        except NotebookError as exc:
+            unusable.append(str(exc))
+            continue
+        notes.extend(extracted.notes)
+        for name, code in extracted.files.items():
+            cells = ", ".join(map(str, extracted.cells[name]))
+            path = entry.path.parent / name
+            if path in files:
+                notes.append(f"{name} was handed in as a file and in {entry.path} (cells {cells}): the file is graded")
+                continue
+            files[path], modified[path] = code.encode(), entry.modified
+            notes.append(f"{path}: taken from {entry.path}, cells {cells}")
+    return unusable
 
 
 def _collect_inner_zip(submission: Submission, entry: _Entry, modules: list[str], assignment: str) -> None:

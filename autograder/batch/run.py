@@ -36,7 +36,7 @@ import torch
 
 import autograder
 from autograder.batch.intake import Submission
-from autograder.engine.assignment import Assignment
+from autograder.engine.assignment import NOTEBOOK_TEMPLATE, Assignment
 from autograder.engine.course import Course
 from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.engine.runner import grade
@@ -68,6 +68,8 @@ def checks_version(assignment: Assignment, course: Course) -> str:
     folders = [assignment.reference_dir] + [PACKAGE / name for name in GRADING_CODE]
     for folder in folders:
         for path in sorted(Path(folder).rglob("*.py")):
+            if path.name == NOTEBOOK_TEMPLATE and folder == assignment.reference_dir:
+                continue  # the students' notebook: no score depends on it
             digest.update(f"{path.relative_to(folder)}\0".encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

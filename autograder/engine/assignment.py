@@ -19,6 +19,7 @@ HIDDEN_CHECKS = "hidden_checks.py"
 BUNDLE_DIR = "public_checks"
 BUNDLE_CODE = "checks.py"
 BUNDLE_MANIFEST = "manifest.json"
+NOTEBOOK_TEMPLATE = "notebook.py"  # the students' notebook, in the percent format (release/notebook.py)
 
 
 class AssignmentError(Exception):
@@ -33,6 +34,7 @@ class Assignment:
     modules: list[str]  # the student's files (stems), in check order
     reference_dir: Path | None = None  # None when replaying a bundle
     recordings: dict[str, list] = field(default_factory=dict)  # check id -> tape entries (bundle)
+    signatures: dict[str, dict] = field(default_factory=dict)  # file stem -> unit -> signature (bundle; see submission/signatures.py)
     _reference: object = None
 
     @property
@@ -79,6 +81,7 @@ def load_bundle(name: str, bundle_dir: Path) -> Assignment:
     specs = [spec for spec in _specs(module) if spec.id in manifest["recordings"]]
     assignment = _assemble(name, specs, getattr(module, "FORBIDDEN", {}), reference_dir=None)
     assignment.recordings = manifest["recordings"]
+    assignment.signatures = manifest.get("signatures", {})  # absent from bundles released before submit checked them
     return assignment
 
 

@@ -10,6 +10,7 @@ rule, and the settings grading follows.
     title = "Neurons, activations, backprop, optimizers"
     points = 15                  # its share of the scale
     source = "hw1"               # an assignment under reference/, or "import" (the exam)
+    deadline = 2026-10-05T23:59:00+02:00   # optional, with a UTC offset ("Z" for UTC); never on an imported one
 
     [grade]
     divisor = 10                 # final grade = total / divisor, rounded half up
@@ -17,6 +18,14 @@ rule, and the settings grading follows.
 
     [grading]
     cuda_absent = "cpu"          # what a CUDA check scores on a host without a CUDA device
+
+    [late]                       # optional: without it (or without a deadline) nothing is late
+    penalty_per_day = 10         # percent of the component's points lost per started day late
+    grace = 15                   # minutes after the deadline that still count as on time
+    cap = 50                     # the most percent ever lost (100: a very late submission can reach 0)
+
+    [release]
+    package = "autograder @ git+https://github.com/dl-course/autograder@v0.1.0"   # what each homework's CI installs
 
 Arithmetic is exact (Decimal): an assignment's raw score is scaled to its
 component's points and rounded half up to `decimals`; the total is the sum of
@@ -27,6 +36,16 @@ A CUDA check (`<id>.cuda`, the twin of the CPU check `<id>`) is skipped where
 the grading host has no CUDA device; `cuda_absent` says what it scores then:
 "cpu", what its CPU twin scored (a host without a GPU grades the same code the
 same way, on CPU); "zero", nothing; "exclude", left out of the maximum as well.
+
+The late policy is applied when grades are computed, from the submission time the
+gradebook holds, never when grading: the gradebook keeps the raw result, so changing
+the policy or a deadline needs no regrade. A submission is on time up to and at
+deadline + grace. After that, days late = the started 24-hour periods since then
+(1 second to exactly 24 h after: 1 day; 24 h and 1 second: 2 days); the penalty is
+min(cap, days * penalty_per_day) percent, and the points are the scaled points *
+(100 - penalty) / 100, rounded half up to `decimals`. An unknown submission time
+counts as on time (the feedback says it was unknown); points imported for a
+component are never late.
 """
 
 from __future__ import annotations
@@ -34,6 +53,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -41,6 +61,8 @@ COURSE_FILE = "course.toml"
 CUDA_ABSENT = ("cpu", "zero", "exclude")
 IMPORT = "import"
 COMPONENT_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+DAY = timedelta(days=1)
+MAX_GRACE = 7 * 24 * 60  # minutes; a bound keeps deadline + grace a valid date
 
 
 class CourseError(Exception):
@@ -53,10 +75,27 @@ class Component:
     title: str
     points: Decimal
     source: str  # an assignment id, or IMPORT
+    deadline: datetime | None = None  # aware (it has a UTC offset); None: never late
 
     @property
     def imported(self) -> bool:
         return self.source == IMPORT
+
+
+@dataclass(frozen=True)
+class LatePolicy:
+    penalty_per_day: Decimal  # percent of a component's points lost per started day late
+    grace: timedelta  # after the deadline, still on time
+    cap: Decimal  # the most percent ever lost
+
+    def days_late(self, deadline: datetime, submitted: datetime) -> int:
+        """The started days after deadline + grace; 0 up to and at its end."""
+        over = submitted - (deadline + self.grace)
+        return max(0, -(-over // DAY))  # ceiling, in whole microseconds: no float rounding at a day's edge
+
+    def percent(self, days: int) -> Decimal:
+        """The percent of the points lost when days late."""
+        return min(self.cap, days * self.penalty_per_day)
 
 
 @dataclass(frozen=True)
@@ -66,6 +105,8 @@ class Course:
     components: tuple[Component, ...] = ()
     divisor: Decimal = Decimal(10)
     decimals: int = 2
+    late: LatePolicy | None = None  # None: nothing is ever late
+    package: str = ""  # what a released homework's CI workflow installs with pip; "": not set
 
     @property
     def max_points(self) -> Decimal:
@@ -88,6 +129,10 @@ class Course:
         if raw_max <= 0:
             return Decimal(0)
         return self.rounded(raw * component.points / raw_max)
+
+    def penalized(self, points: Decimal, percent: Decimal) -> Decimal:
+        """points less percent of them, rounded half up to the course's decimals."""
+        return self.rounded(points * (100 - percent) / 100)
 
     def rounded(self, points: Decimal) -> Decimal:
         return points.quantize(Decimal(1).scaleb(-self.decimals), rounding=ROUND_HALF_UP)
@@ -115,13 +160,15 @@ def load_course(root: Path) -> Course:
 
 
 def parse_course(data: dict, where: str = COURSE_FILE) -> Course:
-    _known(data, {"course", "components", "grade", "grading"}, where, "the top level")
+    _known(data, {"course", "components", "grade", "grading", "late", "release"}, where, "the top level")
     course = _table(data, "course", where)
     _known(course, {"name", "total"}, where, "[course]")
     grade = _table(data, "grade", where)
     _known(grade, {"divisor", "decimals"}, where, "[grade]")
     grading = _table(data, "grading", where)
     _known(grading, {"cuda_absent"}, where, "[grading]")
+    release = _table(data, "release", where)
+    _known(release, {"package"}, where, "[release]")
 
     name = course.get("name", Course.name)
     if not isinstance(name, str) or not name.strip():
@@ -143,7 +190,11 @@ def parse_course(data: dict, where: str = COURSE_FILE) -> Course:
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
             raise CourseError(f"{where}: two components have the same {attribute}: {', '.join(repeated)}")
-    result = Course(cuda_absent, name.strip(), components, divisor, decimals)
+    late = _late_policy(data, where) if "late" in data else None
+    package = release.get("package", Course.package)
+    if not isinstance(package, str) or any(ch in package for ch in "\"\n\r"):
+        raise CourseError(f"{where}: [release] package must be one pip requirement on one line, without quotes, not {package!r}")
+    result = Course(cuda_absent, name.strip(), components, divisor, decimals, late, package.strip())
     if "total" in course:
         total = _number(course["total"], f"{where}: [course] total")
         if total != result.max_points:
@@ -159,7 +210,7 @@ def _component(entry, index: int, where: str) -> Component:
     missing = [key for key in ("id", "points", "source") if key not in entry]
     if missing:
         raise CourseError(f"{label} lacks {', '.join(missing)} (each component needs id, points and source)")
-    _known(entry, {"id", "title", "points", "source"}, where, label.split(": ", 1)[1])
+    _known(entry, {"id", "title", "points", "source", "deadline"}, where, label.split(": ", 1)[1])
     component_id, source = entry["id"], entry["source"]
     if not isinstance(component_id, str) or not COMPONENT_ID.fullmatch(component_id):
         raise CourseError(f"{label}: id {component_id!r} must be a letter then letters, digits, '_' or '-' (at most 32)")
@@ -171,7 +222,51 @@ def _component(entry, index: int, where: str) -> Component:
     title = entry.get("title", component_id)
     if not isinstance(title, str):
         raise CourseError(f"{label} ({component_id}): title must be a string")
-    return Component(component_id, title, points, source)
+    deadline = entry.get("deadline")
+    if deadline is not None:
+        _check_deadline(deadline, source, f"{label} ({component_id})")
+    return Component(component_id, title, points, source, deadline)
+
+
+def _check_deadline(deadline, source: str, label: str) -> None:
+    if source == IMPORT:
+        raise CourseError(f"{label}: an imported component has no deadline (its points are graded elsewhere); remove deadline")
+    if not isinstance(deadline, datetime):
+        raise CourseError(
+            f"{label}: deadline must be a date and time with a UTC offset, written without quotes, "
+            f"e.g. deadline = 2026-10-05T23:59:00+02:00; not {deadline!r}"
+        )
+    if deadline.utcoffset() is None:
+        written = deadline.isoformat()
+        raise CourseError(
+            f"{label}: deadline {written} has no UTC offset, so it names no one moment; "
+            f"add the offset of its time zone, e.g. {written}+02:00, or {written}Z for UTC"
+        )
+
+
+def _late_policy(data: dict, where: str) -> LatePolicy:
+    late = _table(data, "late", where)
+    _known(late, {"penalty_per_day", "grace", "cap"}, where, "[late]")
+    if "penalty_per_day" not in late:
+        raise CourseError(
+            f"{where}: [late] lacks penalty_per_day (the percent of a component's points lost per started day late)"
+        )
+    grace = late.get("grace", 0)
+    if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= MAX_GRACE:
+        raise CourseError(f"{where}: [late] grace must be a whole number of minutes from 0 to {MAX_GRACE} (a week), "
+                          f"not {grace!r}")
+    return LatePolicy(
+        penalty_per_day=_percent(late["penalty_per_day"], f"{where}: [late] penalty_per_day"),
+        grace=timedelta(minutes=grace),
+        cap=_percent(late.get("cap", 100), f"{where}: [late] cap"),
+    )
+
+
+def _percent(value, what: str) -> Decimal:
+    percent = _number(value, what)
+    if not 0 < percent <= 100:
+        raise CourseError(f"{what} is a percent: more than 0, at most 100; not {percent}")
+    return percent
 
 
 def _number(value, what: str) -> Decimal:

@@ -1,19 +1,46 @@
-"""A student's standing on the course scale: points per component, total, final grade."""
+"""A student's standing on the course scale: points per component (less any late
+penalty, see course.py), total, final grade."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from autograder.engine.course import Component, Course
 
 
 @dataclass(frozen=True)
+class Lateness:
+    """A graded submission against its component's deadline, under the course's late policy."""
+
+    submitted_at: datetime | None  # None: unknown, counted as on time
+    source: str  # how the time is known: "manifest" or "newest file"
+    days: int  # started days late; 0 when on time
+    percent: Decimal  # of the points lost
+    points_before: Decimal  # the scaled points before the penalty
+
+    @property
+    def days_text(self) -> str:
+        return f"{self.days} day{'' if self.days == 1 else 's'}"
+
+    @property
+    def summary(self) -> str:
+        """e.g. "1 day -10%"."""
+        return f"{self.days_text} -{percent_text(self.percent)}%"
+
+
+@dataclass(frozen=True)
 class ComponentScore:
     component: Component
-    points: Decimal  # on the component's scale; 0 when missing
+    points: Decimal  # on the component's scale, after any late penalty; 0 when missing
     missing: bool  # no submission graded, no points imported
     note: str = ""  # e.g. why a submission could not be graded
+    late: Lateness | None = None  # None where no deadline applies (no policy, no deadline, imported points)
+
+    @property
+    def penalized(self) -> bool:
+        return self.late is not None and self.late.days > 0
 
 
 @dataclass(frozen=True)
@@ -35,6 +62,8 @@ class Earned:
     raw: Decimal  # an assignment's score, or imported points (already on the component's scale)
     raw_max: Decimal | None  # an assignment's maximum; None for imported points
     note: str = ""
+    submitted_at: str = ""  # as in SubmissionResult: ISO 8601 UTC, "" when unknown
+    submitted_at_source: str = ""
 
 
 def standing(course: Course, student: str, earned: dict[str, Earned]) -> StudentGrades:
@@ -44,11 +73,37 @@ def standing(course: Course, student: str, earned: dict[str, Earned]) -> Student
         got = earned.get(component.id)
         if got is None:
             scores.append(ComponentScore(component, Decimal(0), True))
-            continue
-        if got.raw_max is None:
-            points = course.rounded(got.raw)
+        elif got.raw_max is None:
+            scores.append(ComponentScore(component, course.rounded(got.raw), False, got.note))
         else:
             points = course.scaled(got.raw, got.raw_max, component)
-        scores.append(ComponentScore(component, points, False, got.note))
+            late = _lateness(course, component, got, points)
+            if late is not None:
+                points = course.penalized(points, late.percent)
+            scores.append(ComponentScore(component, points, False, got.note, late))
     total = sum((s.points for s in scores), Decimal(0))
     return StudentGrades(student, tuple(scores), total, course.final_grade(total))
+
+
+def _lateness(course: Course, component: Component, got: Earned, points: Decimal) -> Lateness | None:
+    if course.late is None or component.deadline is None:
+        return None
+    submitted = _submission_time(got.submitted_at)
+    if submitted is None:
+        return Lateness(None, "", 0, Decimal(0), points)
+    days = course.late.days_late(component.deadline, submitted)
+    return Lateness(submitted, got.submitted_at_source, days, course.late.percent(days), points)
+
+
+def _submission_time(text: str) -> datetime | None:
+    """An ISO 8601 submission time; one without an offset is UTC (what results hold); None when empty or unreadable."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def percent_text(percent: Decimal) -> str:
+    """10 for 10 or 10.0, 12.5 for 12.5: no exponent, no trailing zeros."""
+    return f"{percent.normalize():f}"

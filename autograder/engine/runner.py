@@ -119,16 +119,26 @@ def cuda_skipped(spec: CheckSpec, twin: CheckResult | None, course: Course) -> C
 
 def probe_import(worker: Worker, module: str) -> Verdict | None:
     """Import module alone in a fresh child; a Verdict for its checks if that fails."""
-    session = worker.session(seed=0, forbid=[], call_timeout=IMPORT_TIMEOUT, deadline=time.monotonic() + IMPORT_TIMEOUT)
-    try:
-        getattr(session.student, module)
+    failed = import_failure(worker, module)
+    if failed is None:
         return None
-    except WorkerFailure as exc:
-        verdict = failure_verdict(exc)
-    finally:
-        report = session.end()
+    failure, report = failed
+    verdict = failure_verdict(failure)
     message = f"{module}.py could not be imported, so none of its checks ran: {verdict.message}"
     return Verdict(verdict.status, with_output(message, report), f"{module}.py could not be imported: {verdict.summary}")
+
+
+def import_failure(worker: Worker, module: str) -> tuple[WorkerFailure, dict] | None:
+    """Import module alone in a fresh child: None when it imports, else what went wrong and the child's report."""
+    session = worker.session(seed=0, forbid=[], call_timeout=IMPORT_TIMEOUT, deadline=time.monotonic() + IMPORT_TIMEOUT)
+    failure = None
+    try:
+        getattr(session.student, module)
+    except WorkerFailure as exc:
+        failure = exc
+    finally:
+        report = session.end()
+    return None if failure is None else (failure, report)
 
 
 def scan_forbidden(assignment: Assignment, submission: Path, specs: list[CheckSpec]) -> dict[str, Verdict]:

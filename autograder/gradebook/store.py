@@ -173,7 +173,8 @@ class Gradebook:
         return [row[0] for row in rows]
 
     def class_grades(self, course: Course) -> list[StudentGrades]:
-        """Every student's standing on the course scale, sorted by student id."""
+        """Every student's standing on the course scale, sorted by student id; late penalties are
+        applied here, from the stored submission times, so a changed policy needs no regrade."""
         earned: dict[str, dict[str, Earned]] = {student: {} for student in self.students()}
         for component in course.components:
             if component.imported:
@@ -181,11 +182,14 @@ class Gradebook:
                     earned[student][component.id] = Earned(points, None)
                 continue
             rows = self.db.execute(
-                "SELECT student, score, max_score, json_extract(result, '$.notes') FROM submissions WHERE assignment = ?",
+                "SELECT student, score, max_score, json_extract(result, '$.notes'), json_extract(result, '$.submitted_at'), "
+                "json_extract(result, '$.submitted_at_source') FROM submissions WHERE assignment = ?",
                 (component.source,),
             )
-            for student, score, max_score, notes in rows:
-                earned[student][component.id] = Earned(exact(score), exact(max_score), "; ".join(json.loads(notes or "[]")))
+            for student, score, max_score, notes, submitted_at, source in rows:
+                note = "; ".join(json.loads(notes or "[]"))
+                # Results stored before submission times were kept have none: unknown.
+                earned[student][component.id] = Earned(exact(score), exact(max_score), note, submitted_at or "", source or "")
             # Points imported for an assignment's component (graded elsewhere) count when nothing was graded here.
             for student, points in self.imported(component.id).items():
                 earned[student].setdefault(component.id, Earned(points, None))

@@ -5,7 +5,10 @@
 * README.md: reference/<hw>/README.md with the points table filled in;
 * public_checks/: the public checks' code and, in manifest.json, everything they
   drew from the tape (inputs, and the reference's answers) when run against the
-  reference, so `autograder check` can replay them without the reference.
+  reference, so `autograder check` can replay them without the reference; and
+  the units' signatures, which `autograder submit` holds student files to;
+* <hw>.ipynb: the notebook written from reference/<hw>/notebook.py (release/notebook.py);
+* .github/workflows/autograde.yml: the public checks on every push (release/workflow.py).
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ from autograder.engine.assignment import (
     BUNDLE_CODE,
     BUNDLE_DIR,
     BUNDLE_MANIFEST,
+    NOTEBOOK_TEMPLATE,
     PUBLIC_CHECKS,
     Assignment,
     load_reference,
 )
+from autograder.engine.course import load_course
 from autograder.engine.runner import run_check
 from autograder.protocol.client import Worker
+from autograder.release.notebook import build_notebook
+from autograder.release.workflow import WORKFLOW_PATH, workflow
+from autograder.submission.signatures import signatures_of
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 POINTS_MARKER = "<!-- POINTS -->"
@@ -49,8 +57,13 @@ def release(name: str, root: Path, sandbox, out: Path | None = None) -> list[Pat
         files["README.md"] = template.read_text().replace(POINTS_MARKER, points_table(assignment))
     files[f"{BUNDLE_DIR}/{BUNDLE_CODE}"] = (reference_dir / PUBLIC_CHECKS).read_text()
     files[f"{BUNDLE_DIR}/{BUNDLE_MANIFEST}"] = json.dumps(
-        {"assignment": name, "recordings": record_public(assignment, sandbox)}, indent=1, sort_keys=True
+        {"assignment": name, "recordings": record_public(assignment, sandbox),
+         "signatures": signatures_of(reference_dir, assignment.modules)}, indent=1, sort_keys=True
     ) + "\n"
+    notebook_template = reference_dir / NOTEBOOK_TEMPLATE
+    if notebook_template.is_file():
+        files[f"{name}.ipynb"] = build_notebook(notebook_template.read_text())
+    files[WORKFLOW_PATH] = workflow(name, load_course(root).package)
     if out.exists():
         shutil.rmtree(out)
     written = []

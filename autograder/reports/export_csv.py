@@ -1,4 +1,4 @@
-"""The class gradebook as one CSV: a row per student, a column per component of course.toml."""
+"""The class gradebook as one CSV: a row per student, a column per component of course.toml, late penalties summed up."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from autograder.engine.grades import StudentGrades
 
 
 def class_csv(course: Course, grades: list[StudentGrades]) -> str:
-    """student, one column per component, total, grade, and `missing`: the components without a score (counted as 0)."""
+    """student, one column per component (after any late penalty), total, grade, `missing`: the components
+    without a score (counted as 0), and `late`: the penalties taken, e.g. "hw1 1 day -10%; hw2 3 days -30%"."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student", *(c.id for c in course.components), "total", "grade", "missing"])
+    writer.writerow(["student", *(c.id for c in course.components), "total", "grade", "missing", "late"])
     for standing in grades:
         writer.writerow([
             _cell(standing.student),
@@ -21,6 +22,7 @@ def class_csv(course: Course, grades: list[StudentGrades]) -> str:
             str(standing.total),
             standing.grade,
             " ".join(standing.missing),
+            _cell("; ".join(f"{s.component.id} {s.late.summary}" for s in standing.scores if s.penalized)),
         ])
     return out.getvalue()
 

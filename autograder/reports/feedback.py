@@ -1,5 +1,6 @@
 """A student's feedback as Markdown or a standalone HTML page: their standing on the
-course scale, then per assignment the checks and what went wrong in the public ones.
+course scale (with when each submission came and any late penalty), then per assignment
+the checks and what went wrong in the public ones.
 
 Messages come from student code and are treated as hostile: escaped in HTML, fenced
 in Markdown. Hidden checks show their id, status and points only, never a message."""
@@ -8,15 +9,17 @@ from __future__ import annotations
 
 import html as html_escaping
 import re
+from datetime import timezone
 
 from autograder.engine.course import Course
-from autograder.engine.grades import StudentGrades
+from autograder.engine.grades import ComponentScore, StudentGrades, percent_text
 from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.reports import page
 
 EXPLAINED = ("failed", "error", "timeout")  # the statuses whose public messages are shown
 COMPONENT_COLUMNS = ["Component", "Points", "Status", "Note"]
 CHECK_COLUMNS = ["Check", "Visibility", "Status", "Points"]
+TIME_SOURCES = {"manifest": " (from the manifest)", "newest file": " (from the newest file's time)"}
 
 _STYLE = """
 pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6rem; overflow-x: auto; white-space: pre-wrap; }
@@ -36,14 +39,20 @@ def markdown(course: Course, grades: StudentGrades, results: dict[str, Submissio
     ]
     for component_id, result in page.in_course_order(course, results):
         lines += ["", f"## {_md(_assignment_title(course, component_id, result))}", ""]
-        lines += _md_table(CHECK_COLUMNS, _check_rows(result))
-        for check in _explained(result):
-            message = page.plain(check.message)
-            fence = "`" * max(3, _longest_backtick_run(message) + 1)
-            lines += ["", f"### {_md(check.id)} ({check.status})", "", fence, message, fence]
-        if result.notes:
-            lines += ["", "Notes:", ""] + [f"- {_md(note)}" for note in result.notes]
+        lines += result_markdown(result)
     return "\n".join(lines) + "\n"
+
+
+def result_markdown(result: SubmissionResult) -> list[str]:
+    """One graded submission: its checks' table, why each public check failed, the notes."""
+    lines = _md_table(CHECK_COLUMNS, _check_rows(result))
+    for check in _explained(result):
+        message = page.plain(check.message)
+        fence = "`" * max(3, _longest_backtick_run(message) + 1)
+        lines += ["", f"### {_md(check.id)} ({check.status})", "", fence, message, fence]
+    if result.notes:
+        lines += ["", "Notes:", ""] + [f"- {_md(note)}" for note in result.notes]
+    return lines
 
 
 def html(course: Course, grades: StudentGrades, results: dict[str, SubmissionResult]) -> str:
@@ -73,11 +82,25 @@ def _component_rows(course: Course, grades: StudentGrades) -> list[list[str]]:
         [
             f"{score.component.title} ({score.component.id})",
             f"{_points(score.points, course)} / {score.component.points}",
-            "missing" if score.missing else "",
-            score.note,
+            "missing" if score.missing else "late" if score.penalized else "",
+            "; ".join(note for note in (_lateness(score, course), score.note) if note),
         ]
         for score in grades.scores
     ]
+
+
+def _lateness(score: ComponentScore, course: Course) -> str:
+    """When the submission came against its deadline, and what that cost; "" where no deadline applies."""
+    late = score.late
+    if late is None:
+        return ""
+    if late.submitted_at is None:
+        return "submission time unknown: counted as on time"
+    when = f"submitted {late.submitted_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC{TIME_SOURCES.get(late.source, '')}"
+    if not late.days:
+        return f"{when}, on time"
+    cost = f"-{percent_text(late.percent)}% ({_points(late.points_before, course)} -> {_points(score.points, course)})"
+    return f"{when}, {late.days_text} late: {cost}"
 
 
 def _check_rows(result: SubmissionResult) -> list[list[str]]:

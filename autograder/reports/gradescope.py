@@ -6,6 +6,7 @@ from __future__ import annotations
 from autograder.engine.results import CheckResult, SubmissionResult
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+DEFAULT_HIDDEN_VISIBILITY = "after_published"  # students see hidden checks' outcomes once grades are published
 
 
 def counts_as_passed(check: CheckResult) -> bool:
@@ -13,7 +14,7 @@ def counts_as_passed(check: CheckResult) -> bool:
     return check.status == "passed" or (check.status == "skipped" and check.score >= check.max_score)
 
 
-def results_json(result: SubmissionResult, hidden_visibility: str = "after_published") -> dict:
+def results_json(result: SubmissionResult, hidden_visibility: str = DEFAULT_HIDDEN_VISIBILITY) -> dict:
     """Gradescope's results.json for result; hidden checks' tests get hidden_visibility and no message."""
     if hidden_visibility not in VISIBILITIES:
         raise ValueError(f"hidden_visibility must be one of {', '.join(VISIBILITIES)}, not {hidden_visibility!r}")

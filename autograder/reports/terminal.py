@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from autograder.engine.course import Course
-from autograder.engine.grades import StudentGrades
+from autograder.engine.grades import ComponentScore, StudentGrades, percent_text
 from autograder.engine.results import SubmissionResult
 
 STYLES = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow", "skipped": "dim"}
@@ -31,6 +31,8 @@ def render(result: SubmissionResult, console: Console) -> None:
     for check in failures:
         console.rule(Text(f"{check.id} ({check.status})", style=STYLES[check.status]), align="left")
         console.print(Text(check.message or "(no message)"))
+    for note in result.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
     passed = len(result.checks) - len(failures)
     console.print(
         Text(f"{result.score:g} / {result.max_score:g} points; {passed} of {len(result.checks)} checks passed", style="bold")
@@ -46,7 +48,18 @@ def render_gradebook(course: Course, grades: list[StudentGrades], console: Conso
     table.add_column(f"total\n/{course.max_points}", justify="right")
     table.add_column("grade", justify="right")
     for standing in grades:
-        cells = [Text("-", style="dim") if s.missing else f"{s.points}" for s in standing.scores]
-        table.add_row(standing.student, *cells, f"{standing.total}", Text(str(standing.grade), style="bold"))
+        table.add_row(standing.student, *map(_points_cell, standing.scores), f"{standing.total}",
+                      Text(str(standing.grade), style="bold"))
     console.print(table)
-    console.print(Text(f"grade = total / {course.divisor}, rounded half up; '-' = nothing graded or imported (counts 0)", style="dim"))
+    legend = f"grade = total / {course.divisor}, rounded half up; '-' = nothing graded or imported (counts 0)"
+    if any(s.penalized for standing in grades for s in standing.scores):
+        legend += "; (-N%) = late penalty, already taken off"
+    console.print(Text(legend, style="dim"))
+
+
+def _points_cell(score: ComponentScore) -> Text | str:
+    if score.missing:
+        return Text("-", style="dim")
+    if score.penalized:
+        return Text.assemble(f"{score.points} ", (f"(-{percent_text(score.late.percent)}%)", "yellow"))
+    return f"{score.points}"

@@ -1,0 +1,61 @@
+"""`autograder check --ci` inside a CI job: the results where GitHub Actions shows them.
+
+* $GITHUB_STEP_SUMMARY (a file the job appends Markdown to): the checks' table and why
+  each public check failed, on the run's summary page;
+* workflow commands on standard output (`::error file=...::...`) when GITHUB_ACTIONS is
+  "true": each failed check marked on the run and on the file it grades.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from autograder.engine.results import SubmissionResult
+from autograder.reports import feedback, page
+
+ANNOTATION_CAP = 2000  # characters of a message shown in an annotation; the summary has all of it
+
+
+def publish(result: SubmissionResult, environ: Mapping[str, str], directory: Path = Path(".")) -> None:
+    """directory: the checked folder, relative to the repository's root (annotations name files by that path)."""
+    summary = environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with Path(summary).open("a", encoding="utf-8") as out:
+            out.write(step_summary(result))
+    if environ.get("GITHUB_ACTIONS") == "true":
+        for line in annotations(result, directory):
+            print(line, flush=True)
+
+
+def step_summary(result: SubmissionResult) -> str:
+    passed = sum(c.status == "passed" for c in result.checks)
+    verdict = "all public checks pass" if passed == len(result.checks) else f"{len(result.checks) - passed} public check(s) to fix"
+    lines = [f"## {result.assignment}: {result.score:g} / {result.max_score:g} points, {verdict}", ""]
+    return "\n".join(lines + feedback.result_markdown(result)) + "\n"
+
+
+def annotations(result: SubmissionResult, directory: Path = Path(".")) -> list[str]:
+    lines = []
+    for check in result.checks:
+        if check.status == "passed":
+            continue
+        graded_file = check.id.split(".", 1)[0] + ".py"
+        where = f"file={_property(str(directory / graded_file))}"
+        raised_at = re.search(rf"\bat {re.escape(graded_file)}:(\d+)\b", check.message)
+        if raised_at:  # the line that raised, as the message names it
+            where += f",line={raised_at[1]}"
+        title = f"{check.id} ({check.status}, {check.score:g} / {check.max_score:g})"
+        message = page.plain(check.message)[:ANNOTATION_CAP] or "(no message)"
+        lines.append(f"::error {where},title={_property(title)}::{_data(message)}")
+    return lines
+
+
+def _data(text: str) -> str:
+    """Escaped as GitHub's workflow commands require: a message stays one line."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")

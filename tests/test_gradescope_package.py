@@ -1,0 +1,160 @@
+"""`autograder gradescope`: the zip's layout, and its run_autograder run as Gradescope runs it, against
+a fake /autograder tree (AUTOGRADER_GRADESCOPE_ROOT), with this environment's autograder on PATH in
+place of the one setup.sh would install."""
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hw1_variants import VARIANTS
+from sandboxing import CHOSEN
+from variants import apply
+
+from autograder.reports.gradescope import VISIBILITIES
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "reference" / "hw1"
+SOLUTION = ("neurons.py", "activations.py", "backprop.py", "optimizers.py")
+BIN = Path(sys.executable).parent  # this environment's python3 and autograder
+SANDBOX = CHOSEN or "process"  # Gradescope's runs use auto; the process sandbox keeps this test quick
+ADA = {"sid": "s1", "email": "ada@example.edu", "name": "Ada Lovelace"}
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    """hw1's package, built as an instructor would (hidden checks' tests hidden), unzipped as Gradescope does."""
+    folder = tmp_path_factory.mktemp("gradescope")
+    zip_path = folder / "autograder.zip"
+    run = subprocess.run([sys.executable, "-m", "autograder", "gradescope", "hw1", "-o", str(zip_path), "--hidden-visibility", "hidden"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert f"wrote {zip_path}" in run.stderr
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(folder / "source")
+        for info in archive.infolist():  # as unzip does; extractall drops the permissions
+            (folder / "source" / info.filename).chmod(info.external_attr >> 16 & 0o777)
+    return folder / "source"
+
+
+def fake_root(tmp_path: Path, package: Path, user: dict = ADA) -> Path:
+    """An /autograder with the package in source/, Gradescope's copy of run_autograder, and an empty submission/."""
+    root = tmp_path / "autograder"
+    shutil.copytree(package, root / "source")
+    shutil.copy2(package / "run_autograder", root / "run_autograder")
+    (root / "submission").mkdir()
+    (root / "submission_metadata.json").write_text(json.dumps({"users": [user], "created_at": "2026-11-20T10:00:00Z"}))
+    return root
+
+
+def run_autograder(root: Path, first_on_path: Path = BIN) -> dict:
+    env = {**os.environ, "PATH": f"{first_on_path}{os.pathsep}{BIN}{os.pathsep}{os.environ['PATH']}",
+           "AUTOGRADER_GRADESCOPE_ROOT": str(root), "AUTOGRADER_GRADESCOPE_SANDBOX": SANDBOX}
+    run = subprocess.run([str(root / "run_autograder")], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert isinstance(results["score"], float) and isinstance(results["output"], str)
+    for test in results.get("tests", []):  # Gradescope's spec
+        assert isinstance(test["name"], str) and isinstance(test["score"], float) and isinstance(test["max_score"], float)
+        assert test["status"] in ("passed", "failed") and test["visibility"] in VISIBILITIES
+    return results
+
+
+def solution_files() -> dict[str, bytes]:
+    return {name: (REFERENCE / name).read_bytes() for name in SOLUTION}
+
+
+def test_package_layout(package):
+    names = {path.relative_to(package).as_posix() for path in package.rglob("*") if path.is_file()}
+    tops = {name.split("/")[0] for name in names}
+    wheel = next(name for name in tops if name.endswith(".whl"))
+    assert tops == {"setup.sh", "run_autograder", wheel, "course"}
+    assert os.access(package / "run_autograder", os.X_OK)
+    assert not any(part in (".git", "__pycache__") or part.endswith(".pyc") for name in names for part in name.split("/"))
+    assert {name.split("/")[2] for name in names if name.startswith("course/reference/")} == {"hw1"}  # no other homework
+    assert {"course/course.toml", "course/reference/hw1/hidden_checks.py", *(f"course/reference/hw1/{n}" for n in SOLUTION)} <= names
+    with zipfile.ZipFile(io.BytesIO((package / wheel).read_bytes())) as built:
+        assert {"autograder/cli.py", "autograder/reports/gradescope.py"} <= set(built.namelist())
+    setup = (package / "setup.sh").read_text()
+    assert "install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in setup
+    assert [line for line in setup.splitlines() if "torch" in line and "install" in line and "==" not in line] == []
+    assert f'install "$root/source/"{wheel}' in setup
+    assert "hidden_visibility=hidden" in (package / "run_autograder").read_text()
+    for script in ("setup.sh", "run_autograder"):
+        assert subprocess.run(["bash", "-n", str(package / script)]).returncode == 0
+
+
+def test_gradescope_refuses_an_unknown_homework(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "autograder", "gradescope", "hw9", "-o", str(tmp_path / "a.zip")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "reference/hw9" in run.stderr and not (tmp_path / "a.zip").exists()
+
+
+def test_reference_solution_scores_full_marks(package, tmp_path):
+    root = fake_root(tmp_path, package)
+    for name, content in solution_files().items():
+        (root / "submission" / name).write_bytes(content)
+    results = run_autograder(root)
+    assert results["score"] == 15.0 and sum(t["max_score"] for t in results["tests"]) == 15.0
+    assert all(t["status"] == "passed" for t in results["tests"])
+    hidden = [t for t in results["tests"] if t["output"].startswith("hidden check")]
+    assert hidden and {t["visibility"] for t in hidden} == {"hidden"}  # as the package was built
+    assert {t["visibility"] for t in results["tests"] if t not in hidden} == {"visible"}
+
+
+def test_buggy_submission_in_a_zipped_folder_loses_the_units_points(package, tmp_path):
+    root = fake_root(tmp_path, package, {**ADA, "sid": None})
+    work = tmp_path / "work"
+    work.mkdir()
+    for name, content in solution_files().items():
+        (work / name).write_bytes(content)
+    apply(next(v for v in VARIANTS if v.name == "sigmoid_wrong_derivative"), work)
+    with zipfile.ZipFile(root / "submission" / "upload.zip", "w") as upload:
+        for name in SOLUTION:
+            upload.write(work / name, f"my_hw1/{name}")
+    results = run_autograder(root)
+    assert 0 < results["score"] < 15
+    failed = {t["name"] for t in results["tests"] if t["status"] == "failed"}
+    assert failed and all(name.startswith("activations.Sigmoid.") for name in failed)
+    assert "read from inside upload.zip" in results["output"] and "my_hw1/" in results["output"]
+
+
+def test_empty_submission_scores_zero_and_says_why(package, tmp_path):
+    results = run_autograder(fake_root(tmp_path, package))
+    assert results["score"] == 0.0 and all(t["score"] == 0.0 for t in results["tests"])
+    assert "none of the assignment's files" in results["output"]
+
+
+def test_grading_that_cannot_run_still_writes_results(package, tmp_path):
+    """A grader that crashes: score 0 and its last words; the command line it got names the student by email."""
+    root = fake_root(tmp_path, package, {"sid": "", "email": "ada@example.edu", "name": "Ada"})
+    fakes = tmp_path / "bin"
+    fakes.mkdir()
+    (fakes / "autograder").write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(tmp_path / 'argv.json')!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+        "print('Traceback (most recent call last):', file=sys.stderr)\nsys.exit('RuntimeError: the worker exploded')\n")
+    (fakes / "autograder").chmod(0o755)
+    results = run_autograder(root, first_on_path=fakes)
+    assert results["score"] == 0.0 and "tests" not in results
+    assert "could not grade this submission: RuntimeError: the worker exploded" in results["output"]
+    assert json.loads((tmp_path / "argv.json").read_text()) == [
+        "grade", "hw1", str(root / "submission"), "--format", "gradescope", "--hidden-visibility", "hidden",
+        "--root", str(root / "source" / "course"), "--sandbox", SANDBOX, "--student=ada@example.edu"]
+
+
+def test_without_a_working_python_results_still_say_something(package, tmp_path):
+    root = fake_root(tmp_path, package)
+    fakes = tmp_path / "bin"
+    fakes.mkdir()
+    for name in ("python3", "autograder"):
+        (fakes / name).write_text("#!/bin/sh\nexit 127\n")
+        (fakes / name).chmod(0o755)
+    results = run_autograder(root, first_on_path=fakes)
+    assert results["score"] == 0.0 and "could not run" in results["output"]
