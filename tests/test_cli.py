@@ -46,9 +46,4 @@ def test_check_runs_public_checks_from_the_bundle(tmp_path):
     shutil.copytree(ROOT / "assignments" / "hw1", student)
     failing = autograder("check", "hw1", cwd=student)
     assert failing.returncode == 1 and "NotImplementedError" in failing.stdout
-    assert "hidden" not in failing.stdout
-    for name in ("neurons.py", "activations.py", "backprop.py", "optimizers.py"):
-        shutil.copy(REFERENCE / name, student / name)
-    passing = autograder("check", "hw1", str(student), cwd=tmp_path)
-    assert passing.returncode == 0, passing.stdout
-    assert "8 / 8 points" in passing.stdout
+    assert "hidden" not in failing.stdout  # a solution passing it: tests/test_wheel.py

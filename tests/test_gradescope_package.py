@@ -96,18 +96,6 @@ def test_gradescope_refuses_an_unknown_homework(tmp_path):
     assert run.returncode != 0 and "reference/hw9" in run.stderr and not (tmp_path / "a.zip").exists()
 
 
-def test_reference_solution_scores_full_marks(package, tmp_path):
-    root = fake_root(tmp_path, package)
-    for name, content in solution_files().items():
-        (root / "submission" / name).write_bytes(content)
-    results = run_autograder(root)
-    assert results["score"] == 15.0 and sum(t["max_score"] for t in results["tests"]) == 15.0
-    assert all(t["status"] == "passed" for t in results["tests"])
-    hidden = [t for t in results["tests"] if t["output"].startswith("hidden check")]
-    assert hidden and {t["visibility"] for t in hidden} == {"hidden"}  # as the package was built
-    assert {t["visibility"] for t in results["tests"] if t not in hidden} == {"visible"}
-
-
 def test_buggy_submission_in_a_zipped_folder_loses_the_units_points(package, tmp_path):
     root = fake_root(tmp_path, package, {**ADA, "sid": None})
     work = tmp_path / "work"
@@ -119,10 +107,14 @@ def test_buggy_submission_in_a_zipped_folder_loses_the_units_points(package, tmp
         for name in SOLUTION:
             upload.write(work / name, f"my_hw1/{name}")
     results = run_autograder(root)
-    assert 0 < results["score"] < 15
-    failed = {t["name"] for t in results["tests"] if t["status"] == "failed"}
-    assert failed and all(name.startswith("activations.Sigmoid.") for name in failed)
+    failed = [t for t in results["tests"] if t["status"] != "passed"]
+    assert failed and all(t["name"].startswith("activations.Sigmoid.") and t["score"] == 0 for t in failed)
+    assert sum(t["max_score"] for t in results["tests"]) == 15.0  # every check, each passed one at full points
+    assert results["score"] == 15.0 - sum(t["max_score"] for t in failed)
     assert "read from inside upload.zip" in results["output"] and "my_hw1/" in results["output"]
+    hidden = [t for t in results["tests"] if t["output"].startswith("hidden check")]
+    assert hidden and {t["visibility"] for t in hidden} == {"hidden"}  # as the package was built
+    assert {t["visibility"] for t in results["tests"] if t not in hidden} == {"visible"}
 
 
 def test_empty_submission_scores_zero_and_says_why(package, tmp_path):

@@ -10,8 +10,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.batch.intake import discover, take
+from autograder.batch.folder import grade_folder
+from autograder.batch.intake import discover
+from autograder.engine.assignment import load_reference
 from autograder.release.notebook import build_notebook
+from autograder.sandboxes import get_sandbox
 from autograder.submission.notebook import HOW_TO, NotebookError, extract
 from hw1_variants import VARIANTS
 from variants import apply
@@ -107,17 +110,11 @@ def test_a_notebook_is_graded_like_the_same_code_as_files(tmp_path):
     as_notebook = tmp_path / "notebook" / "s1"
     as_notebook.mkdir(parents=True)
     (as_notebook / "my_hw1.ipynb").write_bytes(hw1_notebook(files))
-    results = []
-    for folder in (files, as_notebook):
-        run = subprocess.run([sys.executable, "-m", "autograder", "grade", "hw1", str(folder), "--format", "json", "--sandbox", "process"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert run.returncode == 0, run.stderr
-        results.append(json.loads(run.stdout))
-    as_files, from_notebook = results
-    scores = [{c["id"]: (c["status"], c["score"]) for c in r["checks"]} for r in results]
-    assert scores[0] == scores[1]
-    assert 0 < from_notebook["score"] < from_notebook["max_score"]  # the bug costs points, the same ones
-    assert any("taken from my_hw1.ipynb" in note for note in from_notebook["notes"]) and as_files["notes"] == []
+    assignment, sandbox = load_reference("hw1", ROOT / "reference" / "hw1"), get_sandbox("process")
+    as_files, from_notebook = (grade_folder(assignment, folder, sandbox, "s1") for folder in (files, as_notebook))
+    assert [(c.id, c.status, c.score) for c in as_files.checks] == [(c.id, c.status, c.score) for c in from_notebook.checks]
+    assert 0 < from_notebook.score < from_notebook.max_score  # the bug costs points, the same ones
+    assert any("taken from my_hw1.ipynb" in note for note in from_notebook.notes) and as_files.notes == []
 
 
 def test_check_says_what_to_change_when_a_notebook_follows_the_rule_nowhere(tmp_path):

@@ -1,17 +1,20 @@
 """What students install: the built wheel holds no reference solution, and with it alone
-a copy of assignments/hw1 checks itself (no reference/ anywhere, a fresh virtualenv)."""
+a copy of assignments/hw1 checks itself (no reference/ anywhere, a fresh virtualenv), as
+the homework's GitHub Actions workflow runs it (`check --ci`)."""
 
 import shutil
 import subprocess
 import sys
 import sysconfig
+import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from autograder.release.gradescope_package import _project, build_wheel
+from autograder.release.gradescope_package import build_wheel, project_metadata
 from autograder.release.release import BEGIN, END
+from autograder.release.workflow import JUNIT_FILE
 from hw1_variants import VARIANTS
 from variants import apply
 
@@ -21,7 +24,7 @@ HW1_FILES = ("neurons.py", "activations.py", "backprop.py", "optimizers.py")
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    return build_wheel(_project(ROOT / "pyproject.toml"), tmp_path_factory.mktemp("wheel"))
+    return build_wheel(project_metadata(ROOT / "pyproject.toml"), tmp_path_factory.mktemp("wheel"))
 
 
 def solution_lines(path: Path) -> list[str]:
@@ -61,8 +64,10 @@ def student_env(wheel, tmp_path_factory) -> Path:
 
 
 def check_hw1(env: Path, folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(env / "bin" / "autograder"), "check", "hw1", "."], cwd=folder, capture_output=True,
-                          text=True, timeout=300, env={"PATH": f"{env / 'bin'}:/usr/bin:/bin", "HOME": str(folder)})
+    """`autograder check hw1 . --ci` as the homework's workflow runs it in GitHub Actions."""
+    github = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(folder / "summary.md")}
+    return subprocess.run([str(env / "bin" / "autograder"), "check", "hw1", ".", "--ci"], cwd=folder, capture_output=True,
+                          text=True, timeout=300, env={"PATH": f"{env / 'bin'}:/usr/bin:/bin", "HOME": str(folder), **github})
 
 
 def test_a_copy_of_the_released_homework_checks_itself_with_the_wheel_alone(student_env, tmp_path):
@@ -77,7 +82,19 @@ def test_a_copy_of_the_released_homework_checks_itself_with_the_wheel_alone(stud
 
     passing = check_hw1(student_env, correct)
     assert passing.returncode == 0, passing.stdout + passing.stderr
-    assert "41 of 41 checks passed" in passing.stdout
-    failing = check_hw1(student_env, buggy)
+    assert "41 of 41 checks passed" in passing.stdout and "::error" not in passing.stdout
+    assert (correct / "summary.md").read_text().startswith("## hw1: 8 / 8 points, all public checks pass")
+    assert ET.parse(correct / JUNIT_FILE).getroot().find("testsuite").get("failures") == "0"
+
+    failing = check_hw1(student_env, buggy)  # the job fails, with the summary, an annotation and the JUnit file
     assert failing.returncode == 1, failing.stdout + failing.stderr
     assert "activations.Sigmoid.backward (failed)" in failing.stdout and "40 of 41 checks passed" in failing.stdout
+    summary = (buggy / "summary.md").read_text()
+    assert summary.startswith("## hw1: 7.875 / 8 points, 1 public check(s) to fix")
+    assert "| activations.Sigmoid.backward | public | failed | 0 / 0.125 |" in summary
+    assert "### activations.Sigmoid.backward (failed)" in summary
+    errors = [line for line in failing.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and errors[0].startswith(
+        "::error file=activations.py,title=activations.Sigmoid.backward (failed%2C 0 / 0.125)::")
+    suite = ET.parse(buggy / JUNIT_FILE).getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("41", "1", "0")

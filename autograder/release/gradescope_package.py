@@ -56,7 +56,7 @@ def build(assignment: Assignment, root: Path, output: Path, hidden_visibility: s
     """Write the Gradescope zip of assignment (loaded from root/reference/<name>) to output; returns output."""
     if hidden_visibility not in VISIBILITIES:
         raise PackageError(f"hidden visibility must be one of {', '.join(VISIBILITIES)}, not {hidden_visibility!r}")
-    project = _project(CHECKOUT / "pyproject.toml")
+    project = project_metadata(CHECKOUT / "pyproject.toml")
     torch, python = _torch_pin(project), _least_python(project)
     with tempfile.TemporaryDirectory(prefix="autograder-gradescope-") as work:
         wheel = build_wheel(project, Path(work))
@@ -88,7 +88,8 @@ def build_wheel(project: dict, folder: Path) -> Path:
     return next((folder / "wheel").glob("*.whl"))
 
 
-def _project(pyproject: Path) -> dict:
+def project_metadata(pyproject: Path) -> dict:
+    """The [project] table of pyproject.toml."""
     if not pyproject.is_file():
         raise PackageError(f"no {pyproject}: the package is built from the autograder's checkout, not from an installed copy")
     return tomllib.loads(pyproject.read_text())["project"]
