@@ -214,6 +214,8 @@ def submit(assignment, directory, student, output, force, root, sandbox) -> None
         raise click.ClickException(str(exc)) from None
     for problem in checked.problems:
         click.echo(f"problem: {problem}")
+    for stub in checked.unwritten:
+        click.echo(f"not written yet: {stub}")
     if checked.problems and not force:
         raise click.ClickException(f"{len(checked.problems)} problem(s), so nothing was written: fix them and run submit "
                                    f"again (--force hands the files in as they are, with the problems recorded)")

@@ -66,6 +66,20 @@ def test_a_clean_submission_is_packed_with_its_manifest(tmp_path, monkeypatch):
     assert "problem" not in run.output
     assert all(digest[:12] in run.output for digest in hashes.values()), run.output
     assert "upload alice-hw1.zip" in run.output
+    assert "not written yet" not in run.output
+
+
+def test_a_file_left_as_the_stub_is_said_and_packed_anyway(tmp_path, monkeypatch):
+    folder = student_copy(tmp_path)
+    shutil.copy(RELEASED / "optimizers.py", folder / "optimizers.py")  # forgot to write it
+    monkeypatch.chdir(folder)
+    run = submit("--student", "alice")
+    assert run.exit_code == 0 and (folder / "alice-hw1.zip").is_file(), run.output
+    unwritten = [line for line in run.output.splitlines() if line.startswith("not written yet: ")]
+    stub = (RELEASED / "optimizers.py").read_text().splitlines()
+    sgd_line = next(i for i, line in enumerate(stub, 1) if "SGD.step: write your solution here" in line)
+    assert unwritten[0] == f"not written yet: optimizers.py:{sgd_line}: `SGD.step` still raises NotImplementedError: its checks will score 0"
+    assert [line.split("`")[1] for line in unwritten] == ["SGD.step", "AdaGrad.step", "RMSProp.step", "Adam.step", "AdamW.step"]
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ class Problem:
 class Validation:
     files: dict[str, bytes] = field(default_factory=dict)  # file name -> the content checked (what gets packed)
     problems: list[Problem] = field(default_factory=list)
+    unwritten: list[Problem] = field(default_factory=list)  # stubs left as released: said, packed anyway
 
 
 def validate(assignment: Assignment, directory: Path, sandbox) -> Validation:
@@ -62,6 +63,7 @@ def validate(assignment: Assignment, directory: Path, sandbox) -> Validation:
         expected = assignment.signatures.get(module, {})
         checked.problems += [Problem(name, line, text) for line, text in signatures.mismatches(expected, tree, name)]
         checked.problems += _forbidden(assignment, module, source, expected)
+        checked.unwritten += _unwritten(tree, name)
         importable.append(module)
     if importable:
         checked.problems += _import_problems(checked.files, importable, sandbox)
@@ -112,6 +114,28 @@ def _parse(content: bytes, name: str) -> tuple[str, ast.Module]:
         raise Unusable(Problem(name, exc.lineno, f"syntax error: {exc.msg}{shown}")) from None
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
         raise Unusable(Problem(name, None, f"cannot be parsed: {type(exc).__name__}: {exc}")) from None
+
+
+def _unwritten(tree: ast.Module, name: str) -> list[Problem]:
+    """Functions whose body still raises NotImplementedError, as the released stubs do: a student may hand in
+    part of the work on purpose, but should not do so by mistake."""
+    found = []
+
+    def visit(node, prefix: str):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                visit(child, f"{prefix}{child.name}.")
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for statement in child.body:
+                    raised = statement.exc if isinstance(statement, ast.Raise) else None
+                    called = raised.func if isinstance(raised, ast.Call) else raised
+                    if isinstance(called, ast.Name) and called.id == "NotImplementedError":
+                        found.append(Problem(name, statement.lineno, f"`{prefix}{child.name}` still raises "
+                                                                     "NotImplementedError: its checks will score 0"))
+                        break
+
+    visit(tree, "")
+    return found
 
 
 def _forbidden(assignment: Assignment, module: str, source: str, expected: dict) -> list[Problem]:
