@@ -11,7 +11,7 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.checks.registry import CheckList, CheckSpec
+from autograder.checks.registry import AUTOGRAD_APIS, CheckList, CheckSpec
 from autograder.checks.tape import ReferenceProxy, ReplayTape, Tape
 
 PUBLIC_CHECKS = "public_checks.py"
@@ -40,6 +40,10 @@ class Assignment:
     @property
     def max_score(self) -> float:
         return sum(spec.points for spec in self.checks)
+
+    def forbidden_for(self, unit: str) -> list[str]:
+        """What unit ("activations.Sigmoid") must not use: its own forbidden APIs, and autograd (every unit)."""
+        return self.forbidden.get(unit, []) + AUTOGRAD_APIS
 
     def tape_for(self, check_id: str) -> Tape:
         return ReplayTape(self.recordings[check_id]) if self.reference_dir is None else Tape()

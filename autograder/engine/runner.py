@@ -28,7 +28,7 @@ import torch
 
 from autograder.checks import forbidden
 from autograder.checks.failures import CheckFailed
-from autograder.checks.registry import AUTOGRAD_APIS, CheckSpec
+from autograder.checks.registry import CheckSpec
 from autograder.checks.seeds import PUBLIC_STUDENT, check_seed
 from autograder.checks.trial import Trial
 from autograder.engine.assignment import Assignment
@@ -150,7 +150,7 @@ def scan_forbidden(assignment: Assignment, submission: Path, specs: list[CheckSp
         except (OSError, UnicodeDecodeError):
             continue  # the import probe reports what is wrong with the file
         units = {spec.unit for spec in specs if spec.module == module}
-        rules = {unit.split(".", 1)[1]: assignment.forbidden.get(unit, []) + AUTOGRAD_APIS for unit in units}
+        rules = {unit.split(".", 1)[1]: assignment.forbidden_for(unit) for unit in units}
         for name, violations in forbidden.scan_source(source, rules).items():
             if violations:
                 listed = "; ".join(str(v) for v in violations[:5])
@@ -181,7 +181,7 @@ def run_check(
     assignment: Assignment, spec: CheckSpec, worker: Worker, student: str, tape=None, pacer: Worker | None = None
 ) -> Verdict:
     seed = check_seed(student if spec.visibility == "hidden" else PUBLIC_STUDENT, assignment.name, spec.id)
-    forbid = assignment.forbidden.get(spec.unit, []) + AUTOGRAD_APIS
+    forbid = assignment.forbidden_for(spec.unit)
     limits = dict(seed=seed, forbid=forbid, call_timeout=spec.call_timeout, deadline=time.monotonic() + spec.timeout)
     session = worker.session(**limits)
     session.show_scalars = spec.visibility == "public"
