@@ -77,7 +77,8 @@ def test_package_layout(package):
     assert tops == {"setup.sh", "run_autograder", wheel, "course"}
     assert os.access(package / "run_autograder", os.X_OK)
     assert not any(part in (".git", "__pycache__") or part.endswith(".pyc") for name in names for part in name.split("/"))
-    assert {name.split("/")[2] for name in names if name.startswith("course/reference/")} == {"hw1"}  # no other homework
+    assert {name.split("/")[2] for name in names if name.startswith("course/reference/")} == {"hw1", "grading-secret"}  # no other homework
+    assert (package / "course/reference/grading-secret").read_text().strip() == (ROOT / "reference/grading-secret").read_text().strip()
     assert {"course/course.toml", "course/reference/hw1/hidden_checks.py", *(f"course/reference/hw1/{n}" for n in SOLUTION)} <= names
     with zipfile.ZipFile(io.BytesIO((package / wheel).read_bytes())) as built:
         assert {"autograder/cli.py", "autograder/reports/gradescope.py"} <= set(built.namelist())

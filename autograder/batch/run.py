@@ -65,6 +65,7 @@ class Outcome:
 def checks_version(assignment: Assignment, course: Course) -> str:
     """A hash of everything besides the submission that a score depends on."""
     digest = hashlib.sha256(f"{autograder.__version__}\0{course.cuda_absent}\0cuda={torch.cuda.is_available()}\0".encode())
+    digest.update(hashlib.sha256(assignment.secret or b"").digest())  # it decides the hidden inputs
     folders = [assignment.reference_dir] + [PACKAGE / name for name in GRADING_CODE]
     for folder in folders:
         for path in sorted(Path(folder).rglob("*.py")):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.checks.registry import AUTOGRAD_APIS, CheckList, CheckSpec
+from autograder.checks.seeds import course_secret
 from autograder.checks.tape import ReferenceProxy, ReplayTape, Tape
 
 PUBLIC_CHECKS = "public_checks.py"
@@ -35,6 +36,7 @@ class Assignment:
     reference_dir: Path | None = None  # None when replaying a bundle
     recordings: dict[str, list] = field(default_factory=dict)  # check id -> tape entries (bundle)
     signatures: dict[str, dict] = field(default_factory=dict)  # file stem -> unit -> signature (bundle; see submission/signatures.py)
+    secret: bytes | None = None  # keys hidden checks' inputs (checks/seeds.py); None when replaying a bundle
     _reference: object = None
 
     @property
@@ -67,7 +69,9 @@ def load_reference(name: str, reference_dir: Path) -> Assignment:
     specs = _specs(public)
     if (reference_dir / HIDDEN_CHECKS).is_file():
         specs += _specs(_import(f"{package}.hidden_checks", reference_dir / HIDDEN_CHECKS))
-    return _assemble(name, specs, getattr(public, "FORBIDDEN", {}), reference_dir=reference_dir)
+    assignment = _assemble(name, specs, getattr(public, "FORBIDDEN", {}), reference_dir=reference_dir)
+    assignment.secret = course_secret(reference_dir.parent)
+    return assignment
 
 
 def load_bundle(name: str, bundle_dir: Path) -> Assignment:

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import os
 import stat
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 from autograder.checks import forbidden
 from autograder.checks.failures import CheckFailed
 from autograder.checks.registry import CheckSpec
-from autograder.checks.seeds import PUBLIC_STUDENT, check_seed
+from autograder.checks.seeds import PUBLIC_STUDENT, check_seed, process_seed
 from autograder.checks.trial import Trial
 from autograder.engine.assignment import Assignment
 from autograder.engine.course import Course

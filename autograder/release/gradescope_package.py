@@ -18,6 +18,8 @@ handed it in in /autograder/submission_metadata.json), runs a copy of run_autogr
     course/reference/<hw>/
                           the reference solutions and the public and hidden checks of this homework
                           only: students never see the zip
+    course/reference/grading-secret
+                          the course secret that keys hidden inputs (checks/seeds.py)
 
 Inside the image the student's code runs in the sandbox `auto` picks (run_autograder's output, which
 only instructors see, says which): where Gradescope's container refuses namespaces that is the
@@ -38,6 +40,7 @@ import zipfile
 from pathlib import Path
 
 import autograder
+from autograder.checks.seeds import SECRET_FILE
 from autograder.engine.assignment import Assignment
 from autograder.engine.course import COURSE_FILE
 from autograder.reports.gradescope import DEFAULT_HIDDEN_VISIBILITY, VISIBILITIES
@@ -68,6 +71,8 @@ def build(assignment: Assignment, root: Path, output: Path, hidden_visibility: s
             if (root / COURSE_FILE).is_file():
                 _add(archive, f"{COURSE_DIR}/{COURSE_FILE}", (root / COURSE_FILE).read_bytes())
             reference = assignment.reference_dir
+            # The course secret keys the hidden inputs: the package's grades are this course's grades.
+            _add(archive, f"{COURSE_DIR}/reference/{SECRET_FILE}", assignment.secret + b"\n")
             for path in _material_files(reference):
                 _add(archive, f"{COURSE_DIR}/reference/{assignment.name}/{path.relative_to(reference).as_posix()}", path.read_bytes())
     return output
