@@ -16,6 +16,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from autograder.checks.parsing import parse
+
 # Larger files are not scanned (source is capped before parsing it); the
 # run-time guard still applies to them.
 MAX_SOURCE_BYTES = 1_000_000
@@ -44,7 +46,7 @@ def scan_source(source: str, rules: dict[str, list[str]]) -> dict[str, list[Viol
         with warnings.catch_warnings():
             # Invalid escapes and the like in the student's file are not ours to report.
             warnings.simplefilter("ignore")
-            tree = ast.parse(source)
+            tree = parse(source)
         module = _Module(tree, star_rules={rule for names in rules.values() for rule in names})
         found = {unit: _violations_of(module, unit, forbidden) for unit, forbidden in rules.items()}
     except (SyntaxError, RecursionError, MemoryError, ValueError):

@@ -19,6 +19,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+from autograder.checks.parsing import parse
 from autograder.checks.seeds import PUBLIC_STUDENT
 from autograder.checks.tape import RecordingTape
 from autograder.engine.assignment import (
@@ -97,7 +98,7 @@ def make_stub(source: str, filename: str) -> str:
     if region_start is not None:
         raise ReleaseError(f"{filename}:{region_start}: {BEGIN} is never closed")
     stub = "".join(out)
-    ast.parse(stub, filename)  # a stub that does not parse would cost students every point
+    parse(stub, filename)  # a stub that does not parse would cost students every point
     return stub
 
 
@@ -113,7 +114,7 @@ def _function_names_by_line(source: str, filename: str) -> dict[int, str]:
                         names[line] = qualified
                 visit(child, qualified + ".")
 
-    visit(ast.parse(source, filename), "")
+    visit(parse(source, filename), "")
     return names
 
 

@@ -17,11 +17,12 @@ points at line k of that cell.
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field
 
 import nbformat
+
+from autograder.checks.parsing import parse
 
 NOTEBOOK_CAP = 16 << 20  # notebooks carry their outputs (plots): larger than a source file
 MARKER = re.compile(r"\s*(?:#\s*file\s*:|%%writefile(?:\s+-a)?)\s*(?P<name>\S+)\s*$", re.IGNORECASE)
@@ -82,7 +83,7 @@ def extract(content: bytes, notebook_name: str) -> Extracted:
 def _note_syntax_error(extracted: Extracted, name: str, notebook_name: str) -> None:
     """Say which cell holds a syntax error: the grader would only see a line of the joined file."""
     try:
-        ast.parse(extracted.files[name], name)
+        parse(extracted.files[name], name)
     except SyntaxError as exc:
         lines = extracted.files[name].splitlines()[: exc.lineno or 0]
         headers = [i for i, line in enumerate(lines) if line.startswith(f"# {notebook_name}, cell ")]

@@ -19,6 +19,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from autograder.checks.parsing import parse
+
 # The methods the grader calls (ASSIGNMENTS.md); other methods are the student's own business.
 CONTRACT_METHODS = ("__init__", "forward", "backward", "step", "parameters", "gradients", "train", "eval")
 POSITIONAL = ("positional_only", "positional")
@@ -36,7 +38,7 @@ def signatures_of(folder: Path, modules: list[str]) -> dict[str, dict]:
 def unit_signatures(source: str, filename: str) -> dict[str, dict]:
     """unit -> signature of every public top-level function and class of source."""
     signatures = {}
-    tree = ast.parse(source, filename)
+    tree = parse(source, filename)
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     for node in tree.body:
         if not isinstance(node, _DEFINITIONS) or node.name.startswith("_"):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.checks.forbidden import scan_source
+from autograder.checks.parsing import parse
 from autograder.engine.assignment import Assignment
 from autograder.engine.runner import SOURCE_CAP, import_failure
 from autograder.protocol.client import CallTimeout, StudentError, Worker
@@ -107,7 +108,7 @@ def _parse(content: bytes, name: str) -> tuple[str, ast.Module]:
     except SyntaxError as exc:  # an unknown encoding in a coding cookie
         raise Unusable(Problem(name, exc.lineno, f"cannot be decoded: {exc.msg}")) from None
     try:
-        return source, ast.parse(source, name)
+        return source, parse(source, name)
     except SyntaxError as exc:
         shown = f"\n    {exc.text.rstrip()}" if exc.text and exc.text.strip() else ""
         raise Unusable(Problem(name, exc.lineno, f"syntax error: {exc.msg}{shown}")) from None
