@@ -110,9 +110,52 @@ import torch.nn.functional as F
 
 
 def legit(x):
-    # torch.exp is not guarded; silu and nn.Sigmoid.forward call guarded
-    # APIs from inside torch, which must pass.
-    return torch.exp(x) + F.silu(x) + torch.nn.Sigmoid.forward(None, x) + 1 / (1 + torch.exp(-x))
+    # torch.exp is not guarded; silu calls guarded APIs from inside torch and computes no sigmoid
+    # operator of its own, which must pass.
+    return torch.exp(x) + F.silu(x) + 1 / (1 + torch.exp(-x))
+"""
+
+# Other spellings of the same operations: only the dispatcher-level guard sees them.
+SPELLINGS = """\
+import threading
+
+import torch
+
+
+def aten_packet(x):
+    return torch.ops.aten.sigmoid(x)  # the packet
+
+
+def aten_overload(x):
+    return torch.ops.aten.sigmoid.default(x)
+
+
+def unbound_forward(x):
+    return torch.nn.Sigmoid.forward(None, x)
+
+
+def private_functorch(x):
+    from torch._functorch.apis import grad  # torch.func.grad, not through the name the guard wraps
+    return grad(lambda a: (a * a).sum())(x)
+
+
+def requires_grad_flag(x):
+    a = x.detach().clone()
+    a.requires_grad = True
+    return (a * a).sum()
+
+
+def in_a_thread(x):
+    results = []
+    worker = threading.Thread(target=lambda: results.append(torch.ops.aten.sigmoid(x)))
+    worker.start()
+    worker.join()
+    return results
+
+
+def remove_the_guard(x):
+    torch._C._pop_torch_dispatch_stack.__wrapped__(None)  # the original, behind the name guard
+    return torch.ops.aten.sigmoid(x)
 """
 
 def line_of(text: str, source: str = CHEATS) -> int:
@@ -168,6 +211,8 @@ def refusal(api: str, location: str) -> str:
     return f"refused: {api} is not allowed here ({location}): implement it with plain tensor operations"
 
 
+AUTOGRAD_MUL = "autograd (torch.ops.aten.mul on a tensor that requires grad)"
+
 # function of CHEATS -> (the API it calls, the text of the line that calls it)
 DIRECT_CHEATS = {
     "direct": ("torch.sigmoid", "return torch.sigmoid(x)"),
@@ -175,8 +220,9 @@ DIRECT_CHEATS = {
     "method": ("torch.Tensor.sigmoid", "return x.sigmoid()"),
     "functional": ("torch.nn.functional.sigmoid", "return F.sigmoid(x)"),
     "module": ("torch.nn.Sigmoid", "return torch.nn.Sigmoid()(x)"),
-    "autograd_grad": ("torch.autograd.grad", "torch.autograd.grad("),
-    "tensor_backward": ("torch.Tensor.backward", ".sum().backward()"),
+    # Building the graph is refused before the call: the dispatcher sees a tensor that requires grad.
+    "autograd_grad": (AUTOGRAD_MUL, "torch.autograd.grad("),
+    "tensor_backward": (AUTOGRAD_MUL, ".sum().backward()"),
     "func_module": ("torch.func.vmap", "torch.func.vmap("),
     "optimizer": ("torch.optim.SGD", "torch.optim.SGD("),
     "custom_function": ("torch.autograd.Function.apply", "Square.apply(x)"),
@@ -201,7 +247,8 @@ def test_forbidden_calls_from_student_files_are_refused(cheats_run):
     for name, (api, _) in DIRECT_CHEATS.items():
         assert cheats_run["outcomes"][name] == refusal(api, locations[name])
     assert cheats_run["violations"][: len(DIRECT_CHEATS)] == [
-        f"{api} called at {locations[name]}" for name, (api, _) in DIRECT_CHEATS.items()
+        f"{api} {'reached from' if api == AUTOGRAD_MUL else 'called at'} {locations[name]}"
+        for name, (api, _) in DIRECT_CHEATS.items()
     ]
 
 
@@ -232,7 +279,7 @@ def test_calls_from_torch_and_from_other_files_pass(tmp_path):
         attempt("worker_optimizer", lambda: torch.optim.SGD([x.clone().requires_grad_()], lr=0.1))
         attempt("worker_backward", lambda: (x.clone().requires_grad_() ** 2).sum().backward())
         attempt("worker_vmap", lambda: torch.func.vmap(torch.exp)(x))
-        assert torch.allclose(legit.legit(x), torch.exp(x) + x * torch.sigmoid(x) + torch.sigmoid(x) * 2)
+        assert torch.allclose(legit.legit(x), torch.exp(x) + x * torch.sigmoid(x) + torch.sigmoid(x))
         """)
     assert set(result["outcomes"].values()) == {"passed"}
     assert result["violations"] == []
@@ -315,3 +362,39 @@ def test_student_files_are_found_through_symlinks(tmp_path):
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout.splitlines()[-1])
     assert result["outcomes"]["direct"].startswith("refused: torch.sigmoid")
+
+
+def test_other_spellings_of_a_forbidden_operation_are_refused_at_the_dispatcher(tmp_path):
+    guarded = GUARDED + ["torch.utils._python_dispatch", "torch._C._pop_torch_dispatch_stack"]
+    result = run_guarded(tmp_path, {"spellings": SPELLINGS}, """\
+        import spellings
+        for name in ("aten_packet", "aten_overload", "unbound_forward", "private_functorch", "requires_grad_flag"):
+            attempt(name, lambda: getattr(spellings, name)(x))
+        attempt("in_a_thread", lambda: spellings.in_a_thread(x))
+        attempt("remove_the_guard", lambda: spellings.remove_the_guard(x))
+        guard.check_dispatcher()
+        """, guarded=guarded)
+    outcomes, violations = result["outcomes"], result["violations"]
+    sigmoid = "torch.ops.aten.sigmoid (what a forbidden API computes)"
+    for name, text in [("aten_packet", "# the packet"), ("aten_overload", "sigmoid.default(x)")]:
+        assert outcomes[name] == refusal(sigmoid, f"spellings.py:{line_of(text, SPELLINGS)} in {name}")
+    assert outcomes["unbound_forward"] == refusal(sigmoid, f"spellings.py:{line_of('Sigmoid.forward(None', SPELLINGS)} in unbound_forward")
+    assert outcomes["private_functorch"].startswith("refused: autograd (a backward pass of the autograd engine)")
+    assert outcomes["requires_grad_flag"].startswith("refused: autograd (torch.ops.aten.mul on a tensor that requires grad)")
+    # The thread's refusal ends the thread, not the call; it is on record all the same.
+    assert outcomes["in_a_thread"] == "passed"
+    assert any(v.startswith(sigmoid) and "in <lambda>" in v for v in violations)
+    # Taking the guard apart is on record, and the guard is back in place for what follows.
+    assert outcomes["remove_the_guard"] == "passed"
+    assert "the run-time guard (a torch dispatch mode) was removed by the student's code" in violations
+
+
+def test_the_static_scan_reads_aten_spellings(tmp_path):
+    from autograder.checks.forbidden import scan_source
+    from autograder.engine.assignment import load_reference
+
+    assignment = load_reference("hw1", Path(__file__).resolve().parent.parent / "reference" / "hw1")
+    source = "import torch\naten = torch.ops.aten\n\nclass GELU:\n    def forward(self, x):\n        return aten.gelu.default(x)\n"
+    (violation,) = scan_source(source, {"GELU": assignment.forbidden_in_source("activations.GELU")})["GELU"]
+    assert violation.name == "torch.ops.aten.gelu.default" and violation.line == 6
+    assert scan_source(source, {"GELU": assignment.forbidden_in_source("activations.Tanh")}) == {}

@@ -37,6 +37,18 @@ AUTOGRAD_APIS = [
     "torch.func",
 ]
 
+# What the run-time guard is made of (protocol/guard.py): no unit may take it apart.
+GUARD_APIS = [
+    "torch.utils._python_dispatch",
+    "torch.utils._python_dispatch._disable_current_modes",
+    "torch.utils._python_dispatch._pop_mode",
+    "torch.utils._python_dispatch._pop_mode_temporarily",
+    "torch._C._pop_torch_dispatch_stack",
+    "torch._C._set_dispatch_mode",
+    "torch._C._unset_dispatch_mode",
+    "torch._C._DisableTorchDispatch",
+]
+
 
 @dataclass(frozen=True)
 class CheckSpec:

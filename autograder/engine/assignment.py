@@ -11,9 +11,10 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.checks.registry import AUTOGRAD_APIS, CheckList, CheckSpec
+from autograder.checks.registry import AUTOGRAD_APIS, GUARD_APIS, CheckList, CheckSpec
 from autograder.checks.seeds import course_secret
 from autograder.checks.tape import ReferenceProxy, ReplayTape, Tape
+from autograder.protocol.guard import operators_for
 
 PUBLIC_CHECKS = "public_checks.py"
 HIDDEN_CHECKS = "hidden_checks.py"
@@ -44,8 +45,14 @@ class Assignment:
         return sum(spec.points for spec in self.checks)
 
     def forbidden_for(self, unit: str) -> list[str]:
-        """What unit ("activations.Sigmoid") must not use: its own forbidden APIs, and autograd (every unit)."""
-        return self.forbidden.get(unit, []) + AUTOGRAD_APIS
+        """What unit ("activations.Sigmoid") must not use: its own forbidden APIs, autograd and the guard's parts (every unit)."""
+        return self.forbidden.get(unit, []) + AUTOGRAD_APIS + GUARD_APIS
+
+    def forbidden_in_source(self, unit: str) -> list[str]:
+        """forbidden_for(unit) and the `torch.ops.aten` spellings of what it computes, for the static scan
+        (at run time the guard sees those operators at the dispatcher, whatever spelled them)."""
+        names = self.forbidden_for(unit)
+        return names + [f"torch.ops.aten.{operator}" for operator in sorted(operators_for(names))]
 
     def tape_for(self, check_id: str) -> Tape:
         return ReplayTape(self.recordings[check_id]) if self.reference_dir is None else Tape()

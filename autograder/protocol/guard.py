@@ -1,11 +1,22 @@
 """Run-time guard against forbidden torch APIs, inside the worker process.
 
 Runs in the sandbox next to the student's code, so it imports only the
-standard library and torch. `Guard.install()` swaps each forbidden callable
-for a wrapper that refuses calls coming straight from a file in the
-student's directory and lets every other caller (torch itself, the worker)
-through. Install it once per process, before the student's module is
-imported, so that `from torch import sigmoid` picks up the wrapper.
+standard library and torch. Two layers, installed once per check's process
+before the student's module is imported:
+
+* By name: `Guard.install()` swaps each forbidden callable for a wrapper that
+  refuses calls coming straight from a file in the student's directory and
+  lets every other caller (torch itself, the worker) through, so the message
+  can name the API and the line (`from torch import sigmoid` picks up the
+  wrapper).
+* By behaviour: a TorchDispatchMode sees every aten operator the process
+  dispatches, whatever spelled it (`torch.ops.aten.gelu`, `nn.GELU.forward`,
+  a private alias). An operator that only a forbidden API computes (OPERATORS)
+  is refused while a student file is on the Python stack; so is any
+  operator on a tensor that requires grad, and any run of the autograd engine
+  (torch.func's transforms end there too), when autograd is forbidden. The
+  mode follows the process into threads it starts, and a call that leaves it
+  removed is a violation.
 """
 
 import functools
@@ -13,7 +24,72 @@ import importlib
 import inspect
 import os
 import sys
+import threading
 import types
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+# What forbidding an API forbids at the dispatcher: the aten operators (packet names) that only it computes,
+# by its name with case and underscores dropped (torch.nn.functional.leaky_relu, torch.nn.LeakyReLU: leakyrelu).
+_CONVOLUTION = (
+    "convolution", "_convolution", "convolution_backward", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+    "conv_transpose2d", "conv_transpose3d", "mkldnn_convolution", "_slow_conv2d_forward", "_slow_conv2d_backward",
+    "slow_conv_dilated2d", "slow_conv_transpose2d", "slow_conv3d", "thnn_conv2d", "cudnn_convolution",
+    "cudnn_convolution_transpose", "_nnpack_spatial_convolution", "miopen_convolution",
+)
+_CROSS_ENTROPY = ("nll_loss_forward", "nll_loss_backward", "nll_loss2d_forward", "nll_loss2d_backward")
+_BATCH_NORM = (
+    "native_batch_norm", "native_batch_norm_backward", "_native_batch_norm_legit",
+    "_native_batch_norm_legit_no_training", "_batch_norm_with_update", "_batch_norm_no_update", "batch_norm_backward",
+)
+_MAX_POOL = ("max_pool2d", "max_pool2d_with_indices", "max_pool2d_with_indices_backward", "adaptive_max_pool2d",
+             "adaptive_max_pool2d_backward", "fractional_max_pool2d", "max_unpool2d")
+_AVG_POOL = ("avg_pool1d", "avg_pool2d", "avg_pool2d_backward", "_adaptive_avg_pool2d", "_adaptive_avg_pool2d_backward")
+OPERATORS = {
+    "sigmoid": ("sigmoid", "sigmoid_backward"),
+    "expit": ("sigmoid", "sigmoid_backward"),
+    "tanh": ("tanh", "tanh_backward"),
+    "relu": ("relu", "threshold_backward"),
+    "leakyrelu": ("leaky_relu", "leaky_relu_backward"),
+    "elu": ("elu", "elu_backward"),
+    "softplus": ("softplus", "softplus_backward"),
+    "gelu": ("gelu", "gelu_backward"),
+    "softmax": ("_softmax", "_softmax_backward_data"),
+    "logsoftmax": ("_log_softmax", "_log_softmax_backward_data"),
+    "binarycrossentropy": ("binary_cross_entropy", "binary_cross_entropy_backward"),
+    "bceloss": ("binary_cross_entropy", "binary_cross_entropy_backward"),
+    "binarycrossentropywithlogits": ("binary_cross_entropy_with_logits",),
+    "bcewithlogitsloss": ("binary_cross_entropy_with_logits",),
+    "mseloss": ("mse_loss", "mse_loss_backward"),
+    "crossentropy": _CROSS_ENTROPY,
+    "crossentropyloss": _CROSS_ENTROPY,
+    "nllloss": _CROSS_ENTROPY,
+    "dropout": ("native_dropout", "native_dropout_backward"),
+    "batchnorm": _BATCH_NORM,
+    "batchnorm1d": _BATCH_NORM,
+    **{name: _CONVOLUTION for name in ("conv1d", "conv2d", "conv3d", "convolution", "grad",
+                                       "convtranspose1d", "convtranspose2d", "convtranspose3d")},
+    "unfold": ("im2col",),
+    "fold": ("col2im",),
+    **{name: _MAX_POOL for name in ("maxpool2d", "maxpool2dwithindices", "adaptivemaxpool2d", "fractionalmaxpool2d")},
+    **{name: _AVG_POOL for name in ("avgpool1d", "avgpool2d", "adaptiveavgpool2d")},
+    "optim": ("_fused_adam", "_fused_adamw", "_fused_sgd", "_fused_adagrad"),
+}
+_API_OWNERS = {"torch", "torch.nn", "torch.nn.functional", "torch.Tensor", "torch.special"}
+AUTOGRAD = "torch.autograd"  # forbidding it forbids autograd in every spelling
+
+
+def operators_for(names: list[str]) -> set[str]:
+    """The aten operators the forbidden APIs `names` stand for (only those of this torch)."""
+    found = set()
+    for name in names:
+        owner, _, last = name.rpartition(".")
+        if owner not in _API_OWNERS:
+            continue  # torch.autograd.grad is autograd, not torch.nn.grad's convolutions
+        key = last.replace("_", "").lower()
+        found.update(op for op in OPERATORS.get(key, ()) if hasattr(torch.ops.aten, op))
+    return found
 
 
 class ForbiddenAPIError(RuntimeError):
@@ -23,6 +99,9 @@ class ForbiddenAPIError(RuntimeError):
 class Guard:
     def __init__(self, names: list[str], student_dir: str):
         self.names = list(names)
+        self.operators = operators_for(self.names)
+        self.autograd_forbidden = any(name == AUTOGRAD or name.startswith(AUTOGRAD + ".") for name in self.names)
+        self.mode: _OperatorGuard | None = None
         self.violations: list[str] = []  # e.g. "torch.sigmoid called at activations.py:12 in forward"
         self._student_prefix = os.path.join(os.path.realpath(student_dir), "")
         self._student_file_cache: dict[str, bool] = {}
@@ -30,7 +109,49 @@ class Guard:
         self._wrapped: set[tuple[int, str]] = set()  # (id(owner), attribute) already guarded
 
     def install(self) -> None:
-        """Guard every name that resolves in this torch; skip the others."""
+        """Guard every name that resolves in this torch (skip the others), then the dispatcher."""
+        self._install_names()
+        if self.operators or self.autograd_forbidden:
+            self._install_dispatcher()
+
+    def _install_dispatcher(self) -> None:
+        self.mode = _OperatorGuard(self)
+        self.mode.__enter__()  # for the rest of this process: it serves one check
+        if self.autograd_forbidden:
+            from torch.autograd.variable import Variable
+
+            Variable._execution_engine = _GuardedEngine(Variable._execution_engine, self)
+        # Dispatch modes are per thread: a thread the process starts gets the mode too.
+        import _thread
+
+        start_new_thread = _thread.start_new_thread
+
+        def start_guarded(function, args, kwargs=None):
+            def guarded(*args, **kwargs):
+                with self.mode:
+                    return function(*args, **kwargs)
+
+            return start_new_thread(guarded, args, kwargs or {})
+
+        _thread.start_new_thread = start_guarded
+        if hasattr(threading, "_start_new_thread"):  # threading keeps its own reference (3.11, 3.12)
+            threading._start_new_thread = start_guarded
+
+    def check_dispatcher(self) -> None:
+        """After a call into the student's code: the operator guard must still be in place."""
+        if self.mode is not None and self.mode not in _dispatch_modes():
+            self.violations.append("the run-time guard (a torch dispatch mode) was removed by the student's code")
+            self.mode.__enter__()
+
+    def refuse_operator(self, what: str) -> None:
+        """`what` was dispatched: refuse it when a student file is on the stack."""
+        frame = sys._getframe(1)
+        while frame is not None and not self._is_student_file(frame.f_code.co_filename):
+            frame = frame.f_back
+        if frame is not None:
+            self._refuse(what, "reached from", _location(frame))
+
+    def _install_names(self) -> None:
         for name in self.names:
             owner, attribute, target = _resolve(name)
             if target is None:
@@ -160,3 +281,60 @@ def _resolve(name: str) -> tuple[object, str, object]:
 
 def _location(frame) -> str:
     return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno} in {frame.f_code.co_name}"
+
+
+class _OperatorGuard(TorchDispatchMode):
+    """Sees every aten operator dispatched in this thread; the guard decides."""
+
+    def __init__(self, guard: Guard):
+        super().__init__()
+        self.guard = guard
+        self.forbidden: dict = {}  # operator overload -> whether the guard refuses it
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # no torch.compile here: a dynamo-disabling wrapper would cost ~20x per operator
+
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        forbidden = self.forbidden.get(func)
+        if forbidden is None:  # once per operator overload: this runs for every operator the check dispatches
+            forbidden = self.forbidden[func] = func.overloadpacket.__name__ in self.guard.operators
+        if forbidden:
+            self.guard.refuse_operator(f"torch.ops.aten.{func.overloadpacket.__name__} (what a forbidden API computes)")
+        if self.guard.autograd_forbidden and _needs_grad(args, kwargs):
+            self.guard.refuse_operator(f"autograd (torch.ops.aten.{func.overloadpacket.__name__} on a tensor that requires grad)")
+        return func(*args, **kwargs)
+
+
+class _GuardedEngine:
+    """The autograd engine, refusing to run a backward pass for the student's code."""
+
+    def __init__(self, engine, guard: Guard):
+        self._engine = engine
+        self._guard = guard
+
+    def run_backward(self, *args, **kwargs):
+        self._guard.refuse_operator("autograd (a backward pass of the autograd engine)")
+        return self._engine.run_backward(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+
+def _needs_grad(args, kwargs) -> bool:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            if value.requires_grad:
+                return True
+        elif isinstance(value, (list, tuple)):
+            if any(isinstance(item, torch.Tensor) and item.requires_grad for item in value):
+                return True
+    return False
+
+
+def _dispatch_modes() -> list:
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    return _get_current_dispatch_mode_stack()

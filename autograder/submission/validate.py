@@ -142,7 +142,7 @@ def _forbidden(assignment: Assignment, module: str, source: str, expected: dict)
     """The grader's static scan: each graded unit of module against its forbidden APIs (autograd for all)."""
     units = {u for u in assignment.forbidden if u.startswith(f"{module}.")} | {s.unit for s in assignment.checks if s.module == module}
     units |= {f"{module}.{unit}" for unit in expected}
-    rules = {unit.split(".", 1)[1]: assignment.forbidden_for(unit) for unit in units}
+    rules = {unit.split(".", 1)[1]: assignment.forbidden_in_source(unit) for unit in units}
     return [
         Problem(f"{module}.py", v.line, f"`{v.unit}` uses {v.name}, which is forbidden in it: "
                                         f"implement {v.unit} with plain tensor operations (the checks of a unit that uses it fail)")
