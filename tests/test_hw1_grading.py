@@ -42,7 +42,7 @@ BROKEN_FILES = [
     Broken("syntax_error", "activations.py", b"import torch\nclass Sigmoid(:\n    pass\n", frozenset({"activations"}), "error", "SyntaxError"),
     Broken("raises_at_import", "backprop.py", b"import torch\nraise RuntimeError('half-finished')\n", frozenset({"backprop"}), "error", "half-finished"),
     Broken("not_utf8", "neurons.py", b'"""Neurons, by Ren\xe9 (saved as Latin-1)."""\n' + (REFERENCE / "neurons.py").read_bytes(), frozenset({"neurons"}), "error", "not valid UTF-8"),
-    Broken("import_never_returns", "optimizers.py", b"while True:\n    pass\n", frozenset({"optimizers"}), "timeout", "did not return"),
+    Broken("import_never_returns", "optimizers.py", b"while True:\n    pass\n", frozenset({"optimizers"}), "timeout", "without returning"),
 ]
 
 

@@ -38,7 +38,7 @@ from autograder.protocol.wire import ProtocolError
 
 log = logging.getLogger("autograder")
 
-IMPORT_TIMEOUT = 10.0
+IMPORT_TIMEOUT = 10.0  # seconds of CPU time (protocol/limits.py) to import one student file alone
 OUTPUT_SHOWN = 1500
 SOURCE_CAP = 1 << 20
 
@@ -129,7 +129,7 @@ def probe_import(worker: Worker, module: str) -> Verdict | None:
 
 def import_failure(worker: Worker, module: str) -> tuple[WorkerFailure, dict] | None:
     """Import module alone in a fresh child: None when it imports, else what went wrong and the child's report."""
-    session = worker.session(seed=0, forbid=[], call_timeout=IMPORT_TIMEOUT, deadline=time.monotonic() + IMPORT_TIMEOUT)
+    session = worker.session(seed=0, forbid=[], call_timeout=IMPORT_TIMEOUT, check_timeout=IMPORT_TIMEOUT)
     failure = None
     try:
         getattr(session.student, module)
@@ -181,7 +181,7 @@ def run_check(
 ) -> Verdict:
     seed = check_seed(student if spec.visibility == "hidden" else PUBLIC_STUDENT, assignment.name, spec.id)
     forbid = assignment.forbidden_for(spec.unit)
-    limits = dict(seed=seed, forbid=forbid, call_timeout=spec.call_timeout, deadline=time.monotonic() + spec.timeout)
+    limits = dict(seed=seed, forbid=forbid, call_timeout=spec.call_timeout, check_timeout=spec.timeout)
     session = worker.session(**limits)
     session.show_scalars = spec.visibility == "public"
     # The reference's process for a race: the same seed, guard and limits as the student's.

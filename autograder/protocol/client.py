@@ -1,6 +1,7 @@
 """The grader's side of the worker protocol: start a worker, open one session
-per check, send requests with deadlines, and turn every way a worker can fail
-into one of a few exceptions. Nothing read from the worker is trusted."""
+per check, send requests under the check's time limits (limits.py), and turn
+every way a worker can fail into one of a few exceptions. Nothing read from the
+worker is trusted."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ import time
 from pathlib import Path
 
 from autograder.protocol import wire
+from autograder.protocol.limits import END_TIMEOUT, START_TIMEOUT, CheckLimits, WallLimit
 from autograder.protocol.proxy import Remote, StudentModules, describe_call, describe_value
 
-START_TIMEOUT = 120.0  # importing torch on a loaded machine can take a while
-END_TIMEOUT = 5.0
 CLOSE_GRACE = 2.0  # for a worker to kill its children and remove its cache when grading is over
 
 
@@ -58,7 +58,8 @@ class WorkerUnavailable(Exception):
 
 
 class Connection:
-    """Frames over a socket or a pair of pipes, every read and write bounded by a deadline.
+    """Frames over a socket or a pair of pipes, every read and write bounded by a limit
+    (limits.py: anything whose next_wait() says how long to wait next, None once it is spent).
 
     On a Unix socket, file descriptors that arrive with the bytes (SCM_RIGHTS)
     are kept in `passed`, in order.
@@ -72,10 +73,10 @@ class Connection:
         self.frames: list[wire.Frame] = []
         self.passed: list[int] = []
 
-    def send(self, header: dict, buffers: list, deadline: float) -> None:
+    def send(self, header: dict, buffers: list, limit) -> None:
         data = memoryview(wire.encode_frame(header, buffers))
         while data:
-            if not select.select([], [self.write_fd], [], _left(deadline))[1]:
+            if not _ready(self.write_fd, limit, writing=True):
                 raise CallTimeout("the worker stopped reading its input")
             try:
                 data = data[os.write(self.write_fd, data[: 1 << 20]) :]
@@ -84,9 +85,9 @@ class Connection:
             except (BrokenPipeError, OSError) as exc:
                 raise WorkerDied(f"the worker is gone ({exc.strerror or exc})") from None
 
-    def receive(self, deadline: float) -> wire.Frame:
+    def receive(self, limit) -> wire.Frame:
         while not self.frames:
-            if not select.select([self.read_fd], [], [], _left(deadline))[0]:
+            if not _ready(self.read_fd, limit, writing=False):
                 raise CallTimeout("no answer in time")
             try:
                 data = self._read()
@@ -123,8 +124,12 @@ class Connection:
                 pass
 
 
-def _left(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic())
+def _ready(fd: int, limit, writing: bool) -> bool:
+    """Wait until fd can be read (or written); False once the limit is reached first."""
+    while (wait := limit.next_wait()) is not None:
+        if any(select.select([] if writing else [fd], [fd] if writing else [], [], wait)[:2]):
+            return True
+    return False
 
 
 class Worker:
@@ -153,7 +158,7 @@ class Worker:
             else:
                 self.control = Connection(self.proc.stdout.fileno(), self.proc.stdin.fileno())
             try:
-                frame = self.control.receive(time.monotonic() + START_TIMEOUT)
+                frame = self.control.receive(WallLimit(START_TIMEOUT))
             except WorkerFailure as exc:
                 log = self.log_tail()
                 self.close()
@@ -163,14 +168,16 @@ class Worker:
                 raise WorkerUnavailable(f"the worker sent {str(frame.header)[:200]} instead of ready")
         return self.control
 
-    def session(self, *, seed: int, forbid: list[str], call_timeout: float, deadline: float) -> "Session":
+    def session(self, *, seed: int, forbid: list[str], call_timeout: float, check_timeout: float) -> "Session":
+        """A fresh check's process. Its limits (limits.py: seconds of CPU time where the kernel shows
+        it, with a wall-clock backstop) start once it exists: starting the worker is never charged."""
         request = {"zygote": "fork", "seed": seed, "forbid": forbid}
         for attempt in (1, 2):  # a zygote that died since the last check is restarted once
             control = self.ensure_started()
             try:
-                control.send(request, [], time.monotonic() + END_TIMEOUT)
+                control.send(request, [], WallLimit(END_TIMEOUT))
                 data, pid = self._data_channel(control)
-                return Session(self, control, data, call_timeout, deadline, pid)
+                return Session(self, control, data, call_timeout, check_timeout, pid)
             except WorkerFailure:
                 self.close()
                 if attempt == 2:
@@ -180,7 +187,7 @@ class Worker:
         """The child's connection, and its process id where the grader can see the child's process."""
         if not self.direct:
             return control, None
-        frame = control.receive(time.monotonic() + END_TIMEOUT)
+        frame = control.receive(WallLimit(END_TIMEOUT))
         if frame.header.get("zygote") != "forked" or not control.passed:
             raise WorkerDied(f"the worker sent {str(frame.header)[:200]} instead of forked")
         fd = control.passed.pop(0)
@@ -225,12 +232,10 @@ class Worker:
 class Session:
     """One check's conversation with its own forked child."""
 
-    def __init__(self, worker, control: Connection, data: Connection, call_timeout: float, deadline: float, pid=None):
+    def __init__(self, worker, control: Connection, data: Connection, call_timeout: float, check_timeout: float, pid=None):
         self.worker = worker
         self.control = control  # to the zygote
         self.data = data  # to the child: its own socket (direct), or the zygote's relay
-        self.call_timeout = call_timeout
-        self.deadline = deadline
         self.exit: dict | None = None  # the zygote's `exited` report, once the child is gone
         self.last_call = ""
         self.show_scalars = True  # call descriptions show scalar arguments (not in hidden checks)
@@ -238,6 +243,7 @@ class Session:
         self.cpu_clock = _process_cpu_clock(pid)
         # Where the check's pid is not ours to see (a jail), the kernel's count for the worker's whole cgroup.
         self.group_cpu = getattr(worker.proc, "cpu_seconds", None) if self.cpu_clock is None else None
+        self.limits = CheckLimits(call_timeout, check_timeout, self.cpu_time)
 
     def cpu_time(self) -> float | None:
         """Seconds of CPU the check's process has used, all its threads together; None where not visible.
@@ -268,16 +274,17 @@ class Session:
         header = {"op": op, **fields, "args": wire.encode_value(list(args), buffers, _handle)}
         if kwargs:
             header["kwargs"] = wire.encode_value(dict(kwargs), buffers, _handle)
-        start = time.monotonic()
-        deadline = min(self.deadline, start + self.call_timeout)
+        budget = self.limits.call()
         try:
-            self.data.send(header, buffers, deadline)
-            frame = self.data.receive(deadline)
+            self.data.send(header, buffers, budget)
+            frame = self.data.receive(budget)
         except CallTimeout:
             self.end()
-            raise CallTimeout(f"{what} did not return within {deadline - start:.3g} s") from None
+            raise CallTimeout(f"{what} {budget.exceeded()}") from None
         except WorkerDied as exc:
             raise WorkerDied(f"{what}: {self._died(str(exc))}") from None
+        finally:
+            self.limits.charge(budget)
         if "zygote" in frame.header:
             if self.relayed:  # the zygote reports the child's end
                 self.exit = _report(frame.header)
@@ -316,6 +323,10 @@ class Session:
     def fixture(self, name: str) -> Remote:
         return self.request("fixture", name=name, describe=name)
 
+    def repeat(self, plan, input_sets: list[dict], *, describe: str) -> list:
+        """Run a recorded program (plan.py) once per input set, all in one request; the results, in order."""
+        return self.request("repeat", args=[*plan.wire_form(), input_sets], describe=describe)
+
     def violations(self) -> list[str]:
         found = self.request("violations", describe="violations")
         return [str(v) for v in found] if isinstance(found, list) else []
@@ -329,11 +340,11 @@ class Session:
     def _end(self, wait: bool) -> dict:
         if not self.relayed:
             self.data.close()
-        deadline = time.monotonic() + END_TIMEOUT
+        limit = WallLimit(END_TIMEOUT)
         try:
-            self.control.send({"zygote": "end", "wait": wait}, [], deadline)
+            self.control.send({"zygote": "end", "wait": wait}, [], limit)
             while True:  # in relay mode, late replies of the killed child may come first
-                frame = self.control.receive(deadline)
+                frame = self.control.receive(limit)
                 if frame.header.get("zygote") == "exited":
                     return _report(frame.header)
         except WorkerFailure as exc:

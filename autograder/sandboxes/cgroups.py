@@ -1,4 +1,4 @@
-"""Memory, pids and CPU accounting for one sandboxed worker through cgroups, v1 or v2.
+"""Memory, pids, a CPU share and CPU accounting for one sandboxed worker through cgroups, v1 or v2.
 
 Groups are made below the grader's own cgroup (so they stay inside whatever
 limits the host gives the grader) and named `autograder-<grader pid>-<n>`;
@@ -6,6 +6,12 @@ groups left by a grader that was killed are removed by the next one. On a v2
 host the grader's own cgroup usually holds processes and cannot delegate
 controllers; set AUTOGRADER_CGROUP to a cgroup directory you delegated to the
 grader (systemd `Delegate=yes`, or a container's own cgroup namespace).
+
+The CPU share: every worker's group may use `cpus` CPUs at most (a CFS quota)
+and weighs the same as any other when CPUs are scarce, however many processes
+it runs, so one submission's busy processes cannot starve another's checks.
+Without a cpu controller the group is still made; `unlimited` says what is
+missing, for the sandbox to warn about.
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ import time
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("memory", "pids", "cpuacct")
+V1_CONTROLLERS = ("memory", "pids", "cpuacct")  # the group is not made without these
+V1_OPTIONAL = ("cpu",)  # without these it is, with a warning
+V2_CONTROLLERS, V2_OPTIONAL = ("memory", "pids"), ("cpu",)
+CPU_PERIOD_US = 100_000  # the quota's period: the kernel's default
+CPU_WEIGHT_V1, CPU_WEIGHT_V2 = 1024, 100  # the same weight for every worker (the kernels' defaults)
 PREFIX = "autograder-"
 _numbers = itertools.count()
 
@@ -29,37 +39,61 @@ class CgroupUnavailable(RuntimeError):
 class Cgroup:
     """One worker's group: every process of the sandbox is in it, and dies with it."""
 
-    def __init__(self, directories: list[Path], version: int):
-        self.directories = directories
+    def __init__(self, groups: dict[str, Path], version: int):
+        self.groups = groups  # controller -> the group's directory in its hierarchy (v2: one for all)
         self.version = version
+        self.unlimited: list[str] = []  # what this host's cgroups could not limit
+
+    @property
+    def directories(self) -> list[Path]:
+        """Each directory once (v1 may mount cpu and cpuacct together)."""
+        return list(dict.fromkeys(self.groups.values()))
 
     @classmethod
-    def create(cls, memory_bytes: int, pids: int) -> "Cgroup":
+    def create(cls, memory_bytes: int, pids: int, cpus: float = 1.0) -> "Cgroup":
         version, bases = _bases()
         name = f"{PREFIX}{os.getpid()}-{next(_numbers)}"
-        for base in bases:
+        for base in dict.fromkeys(bases.values()):
             _sweep(base)
-        made = cls([base / name for base in bases], version)
+        made = cls({controller: base / name for controller, base in bases.items()}, version)
         try:
             for directory in made.directories:
                 directory.mkdir()
             made.set_limits(memory_bytes, pids)
         except OSError as exc:
             made.destroy()
-            raise CgroupUnavailable(f"cannot set up a cgroup in {bases[0]}: {exc}") from None
+            raise CgroupUnavailable(f"cannot set up a cgroup in {next(iter(bases.values()))}: {exc}") from None
+        made.set_cpu_share(cpus)
         return made
 
     def set_limits(self, memory_bytes: int, pids: int) -> None:
         if self.version == 2:
-            (group,) = self.directories
+            group = self.groups["memory"]
             _write(group / "memory.max", memory_bytes)
             _write(group / "memory.swap.max", 0, optional=True)
             _write(group / "pids.max", pids)
             return
-        memory, pid_group, _ = self.directories
-        _write(memory / "memory.limit_in_bytes", memory_bytes)
-        _write(memory / "memory.memsw.limit_in_bytes", memory_bytes, optional=True)  # no swapping around it
-        _write(pid_group / "pids.max", pids)
+        _write(self.groups["memory"] / "memory.limit_in_bytes", memory_bytes)
+        _write(self.groups["memory"] / "memory.memsw.limit_in_bytes", memory_bytes, optional=True)  # no swapping around it
+        _write(self.groups["pids"] / "pids.max", pids)
+
+    def set_cpu_share(self, cpus: float) -> None:
+        """At most `cpus` CPUs, and the same weight as every other worker; noted in `unlimited` where it cannot be."""
+        group = self.groups.get("cpu")
+        if group is None:
+            self.unlimited.append("CPU share (no cpu controller)")
+            return
+        quota = max(1000, round(cpus * CPU_PERIOD_US))
+        try:
+            if self.version == 2:
+                _write(group / "cpu.max", f"{quota} {CPU_PERIOD_US}")
+                _write(group / "cpu.weight", CPU_WEIGHT_V2)
+            else:
+                _write(group / "cpu.cfs_period_us", CPU_PERIOD_US)
+                _write(group / "cpu.cfs_quota_us", quota)
+                _write(group / "cpu.shares", CPU_WEIGHT_V1)
+        except OSError as exc:
+            self.unlimited.append(f"CPU share ({exc.strerror or exc})")
 
     def add(self, pid: int) -> None:
         for directory in self.directories:
@@ -69,12 +103,12 @@ class Cgroup:
         """CPU time used by every process of the group, from the kernel's accounting."""
         try:
             if self.version == 2:
-                for line in (self.directories[0] / "cpu.stat").read_text().splitlines():
+                for line in (self.groups["memory"] / "cpu.stat").read_text().splitlines():
                     key, _, value = line.partition(" ")
                     if key == "usage_usec":
                         return int(value) / 1e6
                 return None
-            return int((self.directories[2] / "cpuacct.usage").read_text()) / 1e9
+            return int((self.groups["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
         except (OSError, ValueError):
             return None
 
@@ -84,17 +118,19 @@ class Cgroup:
             _empty_and_remove(directory)
 
 
-def _bases() -> tuple[int, list[Path]]:
+def _bases() -> tuple[int, dict[str, Path]]:
+    """The cgroup version, and for each controller the directory the worker's groups are made in."""
     delegated = os.environ.get("AUTOGRADER_CGROUP")
     own = _own_paths()
     if (ROOT / "cgroup.controllers").exists() or delegated:
         base = Path(delegated) if delegated else ROOT / own.get("", "/").lstrip("/")
-        _enable_v2_controllers(base)
-        return 2, [base]
+        return 2, {controller: base for controller in _enable_v2_controllers(base)}
     missing = [c for c in V1_CONTROLLERS if not (ROOT / c / "cgroup.procs").exists()]
     if missing:
         raise CgroupUnavailable(f"no cgroup v2 and no v1 {', '.join(missing)} controller mounted under {ROOT}")
-    return 1, [ROOT / c / own.get(c, "/").lstrip("/") for c in V1_CONTROLLERS]
+    mounted = V1_CONTROLLERS + tuple(c for c in V1_OPTIONAL if (ROOT / c / "cgroup.procs").exists())
+    # cpu and cpuacct are often one hierarchy (cpu,cpuacct, linked as both): its path is read once.
+    return 1, {c: Path(os.path.realpath(ROOT / c)) / own.get(c, "/").lstrip("/") for c in mounted}
 
 
 def _own_paths() -> dict[str, str]:
@@ -107,17 +143,29 @@ def _own_paths() -> dict[str, str]:
     return paths
 
 
-def _enable_v2_controllers(base: Path) -> None:
+def _enable_v2_controllers(base: Path) -> list[str]:
+    """Enable the controllers the worker's groups need below base; the ones now enabled.
+
+    memory and pids are required; cpu is optional (one that is missing, or that
+    the kernel refuses, e.g. for a realtime process, is left out)."""
+    available = (base / "cgroup.controllers").read_text().split()
     enabled = (base / "cgroup.subtree_control").read_text().split()
-    wanted = [c for c in ("memory", "pids", "cpu") if c not in enabled]
-    try:
-        if wanted:
-            _write(base / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
-    except OSError as exc:
-        raise CgroupUnavailable(
-            f"cannot enable the memory and pids controllers below {base} ({exc.strerror}); "
-            "set AUTOGRADER_CGROUP to a cgroup delegated to the grader"
-        ) from None
+    for controller in V2_CONTROLLERS + V2_OPTIONAL:
+        if controller in enabled:
+            continue
+        required = controller in V2_CONTROLLERS
+        try:
+            if controller not in available:
+                raise OSError(0, f"{base} does not offer the {controller} controller")
+            _write(base / "cgroup.subtree_control", f"+{controller}")
+            enabled.append(controller)
+        except OSError as exc:
+            if required:
+                raise CgroupUnavailable(
+                    f"cannot enable the memory and pids controllers below {base} ({exc.strerror}); "
+                    "set AUTOGRADER_CGROUP to a cgroup delegated to the grader"
+                ) from None
+    return [c for c in V2_CONTROLLERS + V2_OPTIONAL if c in enabled]
 
 
 def _sweep(base: Path) -> None:

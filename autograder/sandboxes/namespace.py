@@ -23,11 +23,14 @@ Process model (the one place it is written down; jail.py holds the kernel calls)
 
 * One slot per concurrently running worker (a lock file): the slot gives the
   host uids Z and C, so two students' checks never share a uid.
-* Limits: the worker's cgroup caps memory (swap included) and process count
-  for all its processes; checks are the memory killer's first choice; the
-  check's rlimits cap CPU time, file size, open files, processes (as root),
-  core dumps (none) and, as a generous backstop, address space. The grader
-  enforces wall-clock limits on every call.
+* Limits: the worker's cgroup caps memory (swap included), process count and
+  CPU (`cpus` CPUs at most, and a weight equal to every other worker's, so a
+  submission's busy processes cannot starve another's checks) for all its
+  processes; checks are the memory killer's first choice; the check's rlimits
+  cap CPU time, file size, open files, processes (as root), core dumps (none)
+  and, as a generous backstop, address space. The grader enforces every
+  call's time limits by the group's CPU time, with a wall-clock backstop
+  (protocol/limits.py).
 * Cleaning up: at a check's end the zygote kills the holder's process group;
   the check, pid 1 of its namespaces, takes every process it started with it,
   and its /tmp and mounts vanish with its mount namespace. When the worker
@@ -73,6 +76,7 @@ class NamespaceSandbox(Sandbox):
         file_bytes: int = 32 << 20,
         cpu_seconds: int = 300,
         address_space_bytes: int = 32 * GiB,
+        cpus: float = 1.0,
     ):
         self.memory_bytes = memory_bytes
         self.pids = pids
@@ -80,6 +84,7 @@ class NamespaceSandbox(Sandbox):
         self.file_bytes = file_bytes
         self.cpu_seconds = cpu_seconds
         self.address_space_bytes = address_space_bytes
+        self.cpus = cpus  # the CPU share of each worker's cgroup
         self.warnings: list[str] = []  # said once per sandbox, on stderr, by whoever starts workers
 
     @classmethod
@@ -120,7 +125,7 @@ class NamespaceSandbox(Sandbox):
                 slot.release()
             shutil.rmtree(staged, ignore_errors=True)  # only ever mounted read-only in the jail
 
-        proc.log, proc.channel, proc.cleanup = log, ours, cleanup
+        proc.log, proc.channel, proc.cleanup, proc.cgroup = log, ours, cleanup, cgroup
         proc.cpu_seconds = cgroup.cpu_seconds if cgroup else None
         try:
             if cgroup:  # before the jail makes a single process, all of which must be in the group
@@ -134,13 +139,18 @@ class NamespaceSandbox(Sandbox):
 
     def _cgroup(self) -> Cgroup | None:
         try:
-            return Cgroup.create(self.memory_bytes, self.pids)
+            cgroup = Cgroup.create(self.memory_bytes, self.pids, self.cpus)
         except CgroupUnavailable as exc:
-            warning = f"no cgroup limits ({exc}); memory and processes are limited by rlimits only"
-            if warning not in self.warnings:
-                self.warnings.append(warning)
-                print(f"autograder: warning: {warning}", file=sys.stderr)
+            self._warn(f"no cgroup limits ({exc}); memory and processes are limited by rlimits only, CPU not at all")
             return None
+        for missing in cgroup.unlimited:
+            self._warn(f"no {missing} for the workers: a submission's busy processes can slow down others' checks")
+        return cgroup
+
+    def _warn(self, warning: str) -> None:
+        if warning not in self.warnings:
+            self.warnings.append(warning)
+            print(f"autograder: warning: {warning}", file=sys.stderr)
 
     def config(self, submission: Path, slot: "Slot | None", go: int) -> dict:
         check_limits = {
