@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-namespace bench clean
+.PHONY: demo test test-slow test-namespace bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,16 +17,21 @@ demo: $(STAMP)
 	$(BIN)/autograder demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# Tests over 30 s each: a worker started 15 s late, a busy neighbour in a batch, every bundle under perturbation.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 # Every grading test with student code in the namespace sandbox (make test jails hw1's only).
 test-namespace: $(STAMP)
-	AUTOGRADER_TEST_SANDBOX=namespace $(BIN)/python -m pytest -q
+	AUTOGRADER_TEST_SANDBOX=namespace $(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/hw1_grading.py
 	$(BIN)/python bench/hw2_timing.py --reruns 3
 	$(BIN)/python bench/batch.py
+	$(BIN)/python bench/same_score.py --runs 3
 
 clean:
 	rm -rf $(VENV)
