@@ -21,7 +21,7 @@ test: $(STAMP)
 
 # Tests over 30 s each: a worker started 15 s late, a busy neighbour in a batch, every bundle under perturbation.
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no test is marked slow
 
 # Every grading test with student code in the namespace sandbox (make test jails hw1's only).
 test-namespace: $(STAMP)
