@@ -149,7 +149,7 @@ def scan_forbidden(assignment: Assignment, submission: Path, specs: list[CheckSp
         except (OSError, UnicodeDecodeError):
             continue  # the import probe reports what is wrong with the file
         units = {spec.unit for spec in specs if spec.module == module}
-        rules = {unit.split(".", 1)[1]: assignment.forbidden_for(unit) for unit in units}
+        rules = {unit.split(".", 1)[1]: assignment.forbidden_in_source(unit) for unit in units}
         for name, violations in forbidden.scan_source(source, rules).items():
             if violations:
                 listed = "; ".join(str(v) for v in violations[:5])
@@ -179,9 +179,10 @@ def read_student_file(path: Path | str, limit: int) -> bytes:
 def run_check(
     assignment: Assignment, spec: CheckSpec, worker: Worker, student: str, tape=None, pacer: Worker | None = None
 ) -> Verdict:
-    seed = check_seed(student if spec.visibility == "hidden" else PUBLIC_STUDENT, assignment.name, spec.id)
+    hidden = spec.visibility == "hidden"
+    seed = check_seed(student if hidden else PUBLIC_STUDENT, assignment.name, spec.id, assignment.secret if hidden else None)
     forbid = assignment.forbidden_for(spec.unit)
-    limits = dict(seed=seed, forbid=forbid, call_timeout=spec.call_timeout, check_timeout=spec.timeout)
+    limits = dict(seed=process_seed(seed), forbid=forbid, call_timeout=spec.call_timeout, check_timeout=spec.timeout)
     session = worker.session(**limits)
     session.show_scalars = spec.visibility == "public"
     # The reference's process for a race: the same seed, guard and limits as the student's.
