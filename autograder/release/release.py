@@ -4,9 +4,10 @@
   regions replaced by `raise NotImplementedError(...)`;
 * README.md: reference/<hw>/README.md with the points table filled in;
 * public_checks/: the public checks' code and, in manifest.json, everything they
-  drew from the tape (inputs, and the reference's answers) when run against the
-  reference, so `autograder check` can replay them without the reference; and
-  the units' signatures, which `autograder submit` holds student files to;
+  drew from the tape (inputs, the reference's answers, and the arguments it was
+  asked with) when run against the reference, so `autograder check` can replay
+  them without the reference (checks/tape.py); and the units' signatures, which
+  `autograder submit` holds student files to;
 * <hw>.ipynb: the notebook written from reference/<hw>/notebook.py (release/notebook.py);
 * .github/workflows/autograde.yml: the public checks on every push (release/workflow.py).
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from autograder.checks.parsing import parse
 from autograder.checks.seeds import PUBLIC_STUDENT
-from autograder.checks.tape import RecordingTape
+from autograder.checks.tape import RecordingTape, recording_difference
 from autograder.engine.assignment import (
     BUNDLE_CODE,
     BUNDLE_DIR,
@@ -57,10 +58,10 @@ def release(name: str, root: Path, sandbox, out: Path | None = None) -> list[Pat
     if template.is_file():
         files["README.md"] = template.read_text().replace(POINTS_MARKER, points_table(assignment))
     files[f"{BUNDLE_DIR}/{BUNDLE_CODE}"] = (reference_dir / PUBLIC_CHECKS).read_text()
-    files[f"{BUNDLE_DIR}/{BUNDLE_MANIFEST}"] = json.dumps(
+    files[f"{BUNDLE_DIR}/{BUNDLE_MANIFEST}"] = manifest_text(
         {"assignment": name, "recordings": record_public(assignment, sandbox),
-         "signatures": signatures_of(reference_dir, assignment.modules)}, indent=1, sort_keys=True
-    ) + "\n"
+         "signatures": signatures_of(reference_dir, assignment.modules)}
+    )
     notebook_template = reference_dir / NOTEBOOK_TEMPLATE
     if notebook_template.is_file():
         files[f"{name}.ipynb"] = build_notebook(notebook_template.read_text())
@@ -74,6 +75,48 @@ def release(name: str, root: Path, sandbox, out: Path | None = None) -> list[Pat
         path.write_text(text)
         written.append(path)
     return written
+
+
+def manifest_text(manifest: dict) -> str:
+    """manifest.json: indented, each tape entry on a line of its own (smaller, and a diff shows
+    which draw changed)."""
+    entries = {}
+
+    def placeholder(entry: dict) -> str:
+        entries[json.dumps(f"\0entry {len(entries)}")] = json.dumps(entry, sort_keys=True)
+        return f"\0entry {len(entries) - 1}"
+
+    shown = dict(manifest, recordings={check: [placeholder(e) for e in tape] for check, tape in manifest["recordings"].items()})
+    text = json.dumps(shown, indent=1, sort_keys=True)
+    for marker, entry in entries.items():
+        text = text.replace(marker, entry, 1)
+    return text + "\n"
+
+
+def release_differences(fresh: Path, committed: Path) -> list[str]:
+    """How committed (assignments/<hw>) differs from a fresh release of the same reference: files
+    byte for byte, except the recordings, which may differ in floating-point last bits (another
+    CPU rounds differently) but nowhere else. Empty when committed is up to date."""
+    listed = lambda root: sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)  # noqa: E731
+    if listed(fresh) != listed(committed):
+        return [f"files: a release has {[str(p) for p in listed(fresh)]}, committed {[str(p) for p in listed(committed)]}"]
+    differences = []
+    for relative in listed(fresh):
+        new, old = (fresh / relative).read_text(), (committed / relative).read_text()
+        if relative.name == BUNDLE_MANIFEST:
+            differences += [f"{relative}: {found}" for found in _manifest_differences(json.loads(new), json.loads(old))]
+        elif new != old:
+            differences.append(f"{relative} differs")
+    return differences
+
+
+def _manifest_differences(new: dict, old: dict) -> list[str]:
+    if {k: v for k, v in new.items() if k != "recordings"} != {k: v for k, v in old.items() if k != "recordings"}:
+        return ["the assignment or the units' signatures differ"]
+    if new["recordings"].keys() != old["recordings"].keys():
+        return [f"public checks {sorted(new['recordings'])}, committed {sorted(old['recordings'])}"]
+    found = {check: recording_difference(tape, old["recordings"][check]) for check, tape in new["recordings"].items()}
+    return [f"{check}: {difference}" for check, difference in found.items() if difference]
 
 
 def make_stub(source: str, filename: str) -> str:
