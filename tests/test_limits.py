@@ -53,23 +53,25 @@ def nap(seconds):
     return seconds
 '''
 
-# Prepended to every file of a correct hw1 solution: each check's process fills its pids limit
-# with processes that spin until the check ends.
-HOSTILE = '''import os as _os
+# A hostile hw1 submission: importing activations, backprop or optimizers, or calling
+# threshold_neuron or perceptron_fit, fills the check's pids limit with processes that spin until
+# the check ends, each in a session of its own (so the kernel's autogroups cannot gather them into
+# one share). Each lasts until a time limit stops it: 3 import probes and 4 checks of pressure, on
+# either side of its instant failures, while the others are graded.
+KEEP_BUSY = """import os
 
-def _keep_busy():
-    while True:
+def keep_busy(*args, **kwargs):
+    while True:  # every process forks until the pids limit says no: it is reached in a moment
         try:
-            pid = _os.fork()
-        except OSError:  # the pids limit: as many spin as the sandbox allows
-            return
-        if pid == 0:
-            while True:
-                pass
-
-_keep_busy()
-
-'''
+            if os.fork() == 0:
+                os.setsid()
+        except OSError:
+            break
+    while True:
+        pass
+"""
+BUSY_NEURONS = KEEP_BUSY + "\nthreshold_neuron = perceptron_fit = keep_busy\n"
+BUSY_AT_IMPORT = KEEP_BUSY + "\nkeep_busy()\n"
 
 
 class DelayedStart(Sandbox):
@@ -229,27 +231,31 @@ def test_cgroup_v2_without_a_cpu_controller_keeps_memory_and_pids_and_says_so(tm
 
 # --- a neighbour that keeps its pids limit of processes busy, in the same batch ---------------
 
+STARVED = 3.0  # times the quiet run's grading time: beyond this, a neighbour starved the others
 
-def class_folder(folder: Path, students: dict[str, list[str]]) -> Path:
-    """A class of hw1 submissions: each student's reference copy, with the given source prepended to every file
-    or with a single-bug variant applied (a name from hw1_variants)."""
+
+def class_folder(folder: Path, students: dict[str, str | None]) -> Path:
+    """A class of hw1 submissions: the reference with a single-bug variant applied (a name from
+    hw1_variants; None: none), or "busy", the hostile neighbour."""
     variants = {v.name: v for v in VARIANTS}
-    for student, changes in students.items():
+    for student, change in students.items():
         directory = folder / student
         directory.mkdir(parents=True)
+        if change == "busy":
+            (directory / "neurons.py").write_text(BUSY_NEURONS)
+            for name in STUDENT_FILES[1:]:
+                (directory / name).write_text(BUSY_AT_IMPORT)
+            continue
         for name in STUDENT_FILES:
             shutil.copy(REFERENCE / name, directory / name)
-        for change in changes:
-            if change in variants:
-                apply(variants[change], directory)
-            else:
-                for name in STUDENT_FILES:
-                    (directory / name).write_text(change + (directory / name).read_text())
+        if change:
+            apply(variants[change], directory)
     return folder
 
 
-def batch_scores(folder: Path, db: Path) -> dict[str, dict[str, float]]:
-    """Grade the class as an instructor does (two submissions at once, jailed); student -> check id -> score."""
+def batch_scores(folder: Path, db: Path) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Grade the class as an instructor does (two submissions at once, jailed): student -> check id -> score,
+    and student -> seconds its grading took."""
     run = subprocess.run(
         [sys.executable, "-m", "autograder", "batch", "hw1", str(folder), "--db", str(db), "--root", str(ROOT),
          "--workers", "2", "--sandbox", "namespace"],
@@ -259,17 +265,20 @@ def batch_scores(folder: Path, db: Path) -> dict[str, dict[str, float]]:
     with Gradebook(db) as gradebook:
         stored = gradebook.submissions("hw1")
     print(folder.name, {s.result.student: f"{s.result.score:g}/{s.result.max_score:g} in {s.seconds:.0f} s" for s in stored})
-    return {s.result.student: {c.id: c.score for c in s.result.checks} for s in stored}
+    return {s.result.student: {c.id: c.score for c in s.result.checks} for s in stored}, {s.result.student: s.seconds for s in stored}
 
 
 @pytest.mark.slow
 def test_a_neighbour_with_its_pids_limit_of_busy_processes_changes_no_other_score(tmp_path):
     require("namespace")
-    others = {"ref": [], "variant": ["sigmoid_wrong_derivative"]}
-    quiet = batch_scores(class_folder(tmp_path / "quiet", others), tmp_path / "quiet.sqlite")
-    # "busy" sorts first: it is graded from the start, beside the others.
-    noisy = batch_scores(class_folder(tmp_path / "noisy", {"busy": [HOSTILE], **others}), tmp_path / "noisy.sqlite")
+    others = {"ref": None, "variant": "sigmoid_wrong_derivative"}
+    quiet, quiet_seconds = batch_scores(class_folder(tmp_path / "quiet", others), tmp_path / "quiet.sqlite")
+    # "busy" sorts first: it is graded from the start, beside the others (one after the other).
+    noisy, noisy_seconds = batch_scores(class_folder(tmp_path / "noisy", {"busy": "busy", **others}), tmp_path / "noisy.sqlite")
     assert sum(quiet["ref"].values()) == 15.0 and sum(quiet["variant"].values()) < 15.0
     for student in others:
         differ = {check: (score, noisy[student].get(check)) for check, score in quiet[student].items() if noisy[student].get(check) != score}
         assert not differ, f"{student}: check -> (quiet score, score beside the busy neighbour): {differ}"
+    # Starved, the reference's grading took 4x as long here (its calls were light enough to finish in time).
+    slowest = max(noisy_seconds[s] / quiet_seconds[s] for s in others)
+    assert slowest < STARVED, f"grading beside the busy neighbour took {slowest:.1f}x as long as beside a quiet one"

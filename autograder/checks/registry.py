@@ -56,8 +56,8 @@ class CheckSpec:
     points: float
     visibility: str
     run: Callable
-    timeout: float = 30.0  # the whole check
-    call_timeout: float = 10.0  # any single call into the student's code
+    timeout: float = 30.0  # the whole check: seconds of its CPU time (protocol/limits.py)
+    call_timeout: float = 10.0  # any single call into the student's code: seconds of CPU time
     device: str = "cpu"  # where the check's tensors live
     twin: str | None = None  # a CUDA check's CPU twin: the same check on CPU tensors
 
