@@ -1,22 +1,31 @@
-"""Benchmark: the verdicts of hw2's timed checks, rerun, for several solutions.
+"""Benchmark: the verdicts of hw2's timed checks over regrades, per solution style, idle and under load.
 
-For each solution (the reference itself, correct vectorized ones in other
-styles, a correct one with Python loops over output pixels, and the same
-loops patching every clock in its process) and each timed check, prints over
---reruns runs: the verdicts, and the student/reference time ratios of the
-best (min) and of the median call, which the verdict could be based on.
-With --busy, a second process spins on another core all along.
+Styles: correct solutions written several ways. Vectorized ones must pass:
+torch as_strided im2col (the reference), torch index gather + einsum, torch
+kernel-offset loop, numpy np.add.at, numpy einsum, numpy stride tricks.
+Python loops over output pixels must fail: torch, torch patching every clock in
+its process, numpy. For each style and timed check, over --reruns regrades of
+the same student, it prints the verdicts, the verdict's ratio (median and
+range), the CPU-time and wall-clock ratios it comes from, and the reference's
+time per repetition; then whether any verdict flipped or went the wrong way.
 
-Run: .venv/bin/python bench/hw2_timing.py [--reruns 10] [--busy]
+Loads: idle, and busy (--spinners processes spinning all along, by default 4
+per core). The grader's verdict is the same in both when timing works.
+
+Run: .venv/bin/python bench/hw2_timing.py [--reruns 10] [--load both|idle|busy] [--quick] [--only TEXT]
+
+The figures behind THRESHOLD are in autograder/checks/timing.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -31,60 +40,109 @@ from autograder.protocol.client import Worker  # noqa: E402
 from autograder.sandboxes import get_sandbox  # noqa: E402
 from variants import loops_with_clock_tricks  # noqa: E402
 
-SOLUTIONS = {
-    "reference": ROOT / "reference" / "hw2",
-    "alternative (index gather + einsum)": ROOT / "tests" / "submissions" / "hw2_alternative",
-    "kernel-offset loop": ROOT / "tests" / "submissions" / "hw2_offsets",
-    "pixel loops": ROOT / "tests" / "submissions" / "hw2_loops",
+SUBMISSIONS = ROOT / "tests" / "submissions"
+PASS, FAIL = "pass", "FAIL"
+# style -> (folder, the verdict it must get)
+STYLES = {
+    "torch as_strided im2col (reference)": (ROOT / "reference" / "hw2", PASS),
+    "torch index gather + einsum": (SUBMISSIONS / "hw2_alternative", PASS),
+    "torch kernel-offset loop": (SUBMISSIONS / "hw2_offsets", PASS),
+    "numpy np.add.at": (SUBMISSIONS / "hw2_numpy_add_at", PASS),
+    "numpy einsum": (SUBMISSIONS / "hw2_numpy_einsum", PASS),
+    "numpy stride tricks": (SUBMISSIONS / "hw2_numpy_strides", PASS),
+    "torch pixel loops": (SUBMISSIONS / "hw2_loops", FAIL),
+    "torch pixel loops + clock patching": (None, FAIL),  # made from hw2_loops (tests/variants.py)
+    "numpy pixel loops": (SUBMISSIONS / "hw2_numpy_loops", FAIL),
 }
 
 
-def race_once(assignment, spec, worker, pacer, student):
-    verdict = run_check(assignment, spec, worker, student, pacer=pacer)
-    if not verdict.races:
-        raise SystemExit(f"{spec.id} ran no race: {verdict.message}")
-    race = verdict.races[-1]
-    return "pass" if verdict.status == "passed" else "FAIL", race.ratio, race.median_ratio, min(race.reference)
+def regrade(assignment, spec, worker, pacer):
+    """One grading of a timed check: (verdict, race), the race None when a request was stopped at the call limit."""
+    verdict = run_check(assignment, spec, worker, "bench-student", pacer=pacer)
+    if verdict.races:
+        return (PASS if verdict.status == "passed" else FAIL), verdict.races[-1]
+    if verdict.status == "failed" and "was stopped" in verdict.message:
+        return FAIL, None
+    raise SystemExit(f"{spec.id} ran no race: {verdict.message}")
+
+
+def spread(values) -> str:
+    if not values:
+        return "stopped"
+    return f"{statistics.median(values):7.2f} ({min(values):6.2f}-{max(values):6.2f})"
+
+
+def median_or_nan(values) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def run_load(load, assignment, sandbox, styles, reruns, spinners) -> list[str]:
+    """Print one table; return the problems found (flips, wrong verdicts)."""
+    timed = [spec for spec in assignment.checks if spec.timed and spec.device == "cpu"]
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(spinners if load == "busy" else 0)]
+    problems = []
+    print(f"\n{load}: {len(busy)} spinning processes, threshold {THRESHOLD:g}x, {reruns} regrades each")
+    print(f"{'style':36} {'check':34} {'verdicts':>9} {'ratio: median (range)':>23} {'CPU ratio':>9} "
+          f"{'wall ratio':>10} {'ref ms/rep':>10} {'s/regrade':>9}")
+    try:
+        with Worker(sandbox, assignment.reference_dir) as pacer:
+            for name, (directory, expected) in styles.items():
+                with Worker(sandbox, directory) as worker:
+                    for spec in timed:
+                        start = time.monotonic()
+                        runs = [regrade(assignment, spec, worker, pacer) for _ in range(reruns)]
+                        seconds = (time.monotonic() - start) / reruns
+                        verdicts = [verdict for verdict, _ in runs]
+                        races = [race for _, race in runs if race is not None]
+                        passes = verdicts.count(PASS)
+                        summary = f"all {verdicts[0]}" if len(set(verdicts)) == 1 else f"{passes}/{reruns} pass"
+                        if len(races) < len(runs):
+                            summary += f", {len(runs) - len(races)} stopped"
+                        cpu = [race.cpu_ratio for race in races if race.cpu_ratio is not None]
+                        reference_ms = [statistics.median(m.cpu or m.wall for m in race.reference) * 1e3 for race in races]
+                        print(
+                            f"{name:36} {spec.id:34} {summary:>9} {spread([r.ratio for r in races]):>23} "
+                            f"{median_or_nan(cpu):9.2f} {median_or_nan([r.wall_ratio for r in races]):10.2f} "
+                            f"{median_or_nan(reference_ms):10.3f} {seconds:9.1f}",
+                            flush=True,
+                        )
+                        if len(set(verdicts)) > 1:
+                            problems.append(f"{load}: {name}, {spec.id}: the verdict flipped ({summary})")
+                        elif verdicts[0] != expected:
+                            problems.append(f"{load}: {name}, {spec.id}: {verdicts[0]}, expected {expected}")
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    return problems
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--reruns", type=int, default=10)
-    parser.add_argument("--busy", action="store_true", help="keep another core busy all along")
-    parser.add_argument("--only", help="solutions whose name contains this")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reruns", type=int, default=10, help="regrades per style and check (default 10)")
+    parser.add_argument("--quick", action="store_true", help="3 regrades (calibration runs)")
+    parser.add_argument("--load", choices=["both", "idle", "busy"], default="both")
+    parser.add_argument("--spinners", type=int, default=4 * (os.cpu_count() or 1), help="busy processes under load")
+    parser.add_argument("--only", help="styles whose name contains this")
     parser.add_argument("--sandbox", default="process", help="process (default), namespace or docker")
     options = parser.parse_args()
+    reruns = 3 if options.quick else options.reruns
     torch.set_num_threads(1)
     assignment = load_reference("hw2", ROOT / "reference" / "hw2")
-    timed = [spec for spec in assignment.checks if spec.timed and spec.device == "cpu"]
     sandbox = get_sandbox(options.sandbox)
-    scratch = tempfile.TemporaryDirectory()
-    solutions = {**SOLUTIONS, "pixel loops + clock patching": loops_with_clock_tricks(Path(scratch.name) / "tricks")}
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if options.busy else None
-    print(f"threshold {THRESHOLD:g}x, {options.reruns} reruns, other core {'busy' if options.busy else 'idle'}")
-    print(f"{'solution':38} {'check':34} {'verdicts':>10} {'min ratio (range)':>22} {'median ratio (range)':>22} {'ref ms':>7}")
-    try:
-        with Worker(sandbox, assignment.reference_dir) as pacer:
-            for name, directory in solutions.items():
-                if options.only and options.only not in name:
-                    continue
-                with Worker(sandbox, directory) as worker:
-                    for spec in timed:
-                        runs = [race_once(assignment, spec, worker, pacer, f"bench{i}") for i in range(options.reruns)]
-                        verdicts = [r[0] for r in runs]
-                        mins, medians = [r[1] for r in runs], [r[2] for r in runs]
-                        summary = f"{verdicts.count('pass')} pass" if len(set(verdicts)) > 1 else f"all {verdicts[0]}"
-                        print(
-                            f"{name:38} {spec.id:34} {summary:>10} "
-                            f"{statistics.median(mins):6.2f} ({min(mins):5.2f}-{max(mins):5.2f})    "
-                            f"{statistics.median(medians):6.2f} ({min(medians):5.2f}-{max(medians):5.2f})    "
-                            f"{statistics.median(r[3] for r in runs) * 1e3:6.2f}",
-                            flush=True,
-                        )
-    finally:
-        if spinner:
-            spinner.kill()
-        scratch.cleanup()
+    with tempfile.TemporaryDirectory() as scratch:
+        styles = {
+            name: (directory or loops_with_clock_tricks(Path(scratch) / "clock_tricks"), expected)
+            for name, (directory, expected) in STYLES.items()
+            if not options.only or options.only in name
+        }
+        loads = ["idle", "busy"] if options.load == "both" else [options.load]
+        problems = [p for load in loads for p in run_load(load, assignment, sandbox, styles, reruns, options.spinners)]
+    print()
+    if problems:
+        print("\n".join(problems))
+        raise SystemExit(1)
+    print("no verdict flipped; every vectorized style passed and every pixel-loop style failed")
 
 
 if __name__ == "__main__":

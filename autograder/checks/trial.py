@@ -109,16 +109,22 @@ class Trial:
             forward, inputs, analytic, upstream, what=what, random_direction=lambda shape: self.randn(*shape)
         )
 
-    def expect_fast(self, timed, inputs, prepare=None, *, what: str, threshold: float = timing.THRESHOLD):
+    def expect_fast(
+        self, timed, inputs, prepare=None, *, what: str, threshold: float = timing.THRESHOLD,
+        repetitions: int = timing.REPETITIONS,
+    ):
         """timed(**prepare(code, **inputs())) must take at most threshold times the reference's time.
 
-        Student and reference race in their own processes (see checks/timing.py);
-        each round's results must also agree.
+        inputs() draws one fresh input set. prepare and timed are recorded as a program
+        (protocol/plan.py: they may only read, set and call attributes of the code and the
+        inputs) that each request runs `repetitions` times on fresh input sets, set-up
+        included. Student and reference race in their own processes (see checks/timing.py);
+        every repetition's results must also agree.
         """
         if self.pacer is None:
             raise RuntimeError("a timed check needs the reference solution running in a worker")
 
-        def verify(got, expected):
+        def verify_one(got, expected):
             if isinstance(expected, (tuple, list)):
                 self.expect_sequence(got, type(expected), len(expected), what=f"the result of {what} (timed)")
                 for number, (item, expected_item) in enumerate(zip(got, expected), start=1):
@@ -126,10 +132,21 @@ class Trial:
             else:
                 self.expect_close(got, expected, what=f"{what} (timed)")
 
-        race = timing.run_race(self.session, self.pacer, prepare, timed, inputs, verify, threshold=threshold)
+        def verify(got, expected):
+            self.expect_sequence(got, list, len(expected), what=f"the results of one timed request of {what}")
+            for got_one, expected_one in zip(got, expected):
+                verify_one(got_one, expected_one)
+
+        try:
+            race = timing.run_race(
+                self.session, self.pacer, prepare, timed, inputs, verify, repetitions=repetitions,
+                threshold=threshold, cpu_clock=self.device == "cpu", what=what,
+            )
+        except timing.TooSlow as stopped:
+            raise CheckFailed(str(stopped), str(stopped)) from None
         self.races.append(race)
         if race.ratio > threshold:
-            text = f"{what} is too slow: {race.describe(threshold)}. Vectorize it: no Python loops over output pixels"
+            text = f"{what} is too slow: {race.describe(threshold)}"
             raise CheckFailed(text, text)
 
     def expect_inputs_kept(self, method, *inputs: torch.Tensor, what: str | None = None):

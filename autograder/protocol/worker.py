@@ -14,7 +14,8 @@ Process model (the one place it is written down):
   child's stdout/stderr go to a pipe the zygote reads and caps. The child
   installs the run-time guard for the check's forbidden APIs, seeds its RNGs,
   then serves requests (import, get, set, call, put, fetch, fixture,
-  violations), importing student modules on demand.
+  violations, repeat: a timed race's program, plan.py), importing student
+  modules on demand.
 * Two ways to carry the child's frames. Direct, when the sandbox connects
   grader and zygote by a Unix socket (process, namespace): the zygote passes
   the child's end of the socketpair to the grader (SCM_RIGHTS) with a `forked`
@@ -53,7 +54,11 @@ import time
 import traceback
 import types
 
-from autograder.protocol import wire
+# One thread in every library, as torch in main(), set before numpy and torch load (wire imports them):
+# numpy's BLAS would start a thread per core whose spinning the check's CPU time would count.
+os.environ.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+from autograder.protocol import plan, wire  # noqa: E402
 
 OUTPUT_CAP = 64 << 10
 EXIT_GRACE = 0.5  # for a child whose connection closed to finish exiting, so its real status is known
@@ -426,6 +431,8 @@ class Server:
     def handle(self, frame: wire.Frame):
         header = frame.header
         op = header.get("op")
+        if op == "repeat":  # a timed race's measurement: its program once per input set (plan.py)
+            return plan.run(*wire.decode_value(header.get("args", []), frame.buffers), modules=self.import_module)
         args = wire.decode_value(header.get("args", []), frame.buffers, self.resolve)
         if op == "import":
             return self.import_module(header["module"])
