@@ -258,7 +258,6 @@ def test_grading_and_public_replay_give_the_same_scores_on_another_cpus_last_bit
         assert graded["replay", True][name] == live_public, name
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("hw", ["hw1", "hw2"])
 def test_the_committed_bundle_matches_a_release_on_another_cpu(hw, tmp_path):
     """A release whose draws, arithmetic and reference answers all round otherwise is in sync."""
