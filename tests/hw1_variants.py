@@ -99,6 +99,15 @@ VARIANTS: list[Variant] = [
         "backward keeps only the diagonal of the Jacobian (treats softmax as element-wise)",
     ),
     _v(
+        "softmax_over_dim_1",
+        "activations.py",
+        "e = torch.exp(x - x.amax(dim=-1, keepdim=True))\n        self.y = e / e.sum(dim=-1, keepdim=True)",
+        "e = torch.exp(x - x.amax(dim=1, keepdim=True))\n        self.y = e / e.sum(dim=1, keepdim=True)",
+        "activations.Softmax",
+        "forward normalizes over dim 1, which is the last one only for (N, C) inputs: a shape bug, not a float32 one",
+        loses={"activations.Softmax.shapes"},
+    ),
+    _v(
         "logsoftmax_log_of_softmax",
         "activations.py",
         "y = z - torch.log(torch.exp(z).sum(dim=-1, keepdim=True))",
@@ -114,6 +123,7 @@ VARIANTS: list[Variant] = [
         "self.db = grad_out.mean(dim=0)",
         "backprop.Linear",
         "db is the batch mean of grad_out instead of its sum (dW and the input gradient are right)",
+        says=[("backprop.Linear.backward", "gradient wrt b (expected: the reference's; got: your backward's)")],
     ),
     _v(
         "mse_backward_missing_factor_2",
@@ -122,6 +132,21 @@ VARIANTS: list[Variant] = [
         "return self.diff / self.diff.numel()",
         "backprop.MSELoss",
         "backward drops the factor 2 of d(pred - target)^2: half the true gradient",
+        says=[("backprop.MSELoss.backward", "gradient wrt pred")],
+    ),
+    _v(
+        "mse_consistent_wrong_scale",
+        "backprop.py",
+        "return (self.diff**2).mean()\n        # END SOLUTION\n\n    def backward(self):\n"
+        '        """() -> shape of pred; d mean((pred - target)^2) / d pred = 2 (pred - target) / numel."""\n'
+        "        # BEGIN SOLUTION\n        return 2 * self.diff / self.diff.numel()",
+        "return 0.5 * (self.diff**2).sum() / (self.diff.shape[0] * self.diff.shape[1])\n        # END SOLUTION\n\n"
+        "    def backward(self):\n        # BEGIN SOLUTION\n"
+        "        return self.diff / (self.diff.shape[0] * self.diff.shape[1])  # consistent with the forward",
+        "backprop.MSELoss",
+        "half the squared error summed over all but the first two sizes, with its own (consistent) backward: "
+        "half the right scale for (N, C), the right one exactly when the other sizes multiply to 2",
+        loses={"backprop.MSELoss.forward", "backprop.MSELoss.backward", "backprop.MSELoss.shapes"},
     ),
     _v(
         "cross_entropy_no_shift",
@@ -138,6 +163,7 @@ VARIANTS: list[Variant] = [
         "return grad",
         "backprop.CrossEntropyLoss",
         "backward forgets the 1/N of the mean: N times the true gradient (N = 1 hides it)",
+        says=[("backprop.CrossEntropyLoss.backward", "gradient wrt logits")],
     ),
     _v(
         "sequential_backward_not_reversed",
@@ -154,6 +180,28 @@ VARIANTS: list[Variant] = [
         "keep.to(x.dtype)",
         "backprop.Dropout",
         "kept entries are not scaled by 1/(1-p): E[output] = (1-p) x instead of x",
+        loses={"backprop.Dropout.train", "backprop.Dropout.backward"},
+        says=[("backprop.Dropout.train", "scaled by 1/(1 - 0.3)"), ("backprop.Dropout.backward", "scaled by 1/(1 - p)")],
+    ),
+    _v(
+        "dropout_same_mask_every_call",
+        "backprop.py",
+        "keep = torch.rand_like(x) >= self.p",
+        "keep = torch.rand(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype) >= self.p",
+        "backprop.Dropout",
+        "the mask comes from a generator seeded the same way on every call: right rate and scale, no randomness",
+        loses={"backprop.Dropout.train", "backprop.Dropout.backward"},
+        says=[("backprop.Dropout.train", "must draw a new random mask")],
+    ),
+    _v(
+        "dropout_backward_no_rescale",
+        "backprop.py",
+        "return grad_out if self.mask is None else grad_out * self.mask",
+        "return grad_out if self.mask is None else grad_out * (self.mask != 0)",
+        "backprop.Dropout",
+        "backward reuses the forward's mask but not its 1/(1-p) scale: the message must name the scale, not the mask",
+        loses={"backprop.Dropout.backward"},
+        says=[("backprop.Dropout.backward", "must be scaled by 1/(1 - p)")],
     ),
     _v(
         "dropout_eval_not_identity",
@@ -170,6 +218,7 @@ VARIANTS: list[Variant] = [
         "return grad_out if self.mask is None else grad_out * (torch.rand_like(grad_out) >= self.p) / (1 - self.p)",
         "backprop.Dropout",
         "backward draws a new mask instead of reusing the one of the last forward",
+        says=[("backprop.Dropout.backward", "must reuse the mask of the last forward")],
     ),
     _v(
         "batchnorm_running_var_biased",
@@ -230,6 +279,17 @@ VARIANTS: list[Variant] = [
     ),
     # ---- optimizers.py ----
     _v(
+        "sgd_weight_decay_into_the_gradient",
+        "optimizers.py",
+        "g = g + self.weight_decay * p  # the gradient of the L2 penalty",
+        "g += self.weight_decay * p  # the gradient of the L2 penalty",
+        "optimizers.SGD",
+        "adds the weight decay into the caller's gradient tensor in place: every update is right, the gradients "
+        "passed to step are not (only seen with weight_decay > 0)",
+        loses={"optimizers.SGD.momentum", "optimizers.SGD.nesterov"},
+        says=[("optimizers.SGD.momentum", "modified its grads[0] in place")],
+    ),
+    _v(
         "sgd_nesterov_wrong",
         "optimizers.py",
         "g = g + self.momentum * v",
@@ -252,6 +312,18 @@ VARIANTS: list[Variant] = [
         "p -= self.lr * g / (v + self.eps).sqrt()",
         "optimizers.RMSProp",
         "eps inside the square root: torch.optim.RMSprop adds it outside (visible with a large eps or small g)",
+        loses={"optimizers.RMSProp.alpha"},
+        says=[("optimizers.RMSProp.alpha", "eps added after the square root")],
+    ),
+    _v(
+        "rmsprop_zeroes_the_gradients",
+        "optimizers.py",
+        "p -= self.lr * g / (v.sqrt() + self.eps)  # eps outside the sqrt, as in torch",
+        "p -= self.lr * g / (v.sqrt() + self.eps)  # eps outside the sqrt, as in torch\n            g.zero_()  # used up",
+        "optimizers.RMSProp",
+        "zeroes each gradient after using it, as p.grad.zero_() would: the updates are right, the caller's gradients are gone",
+        loses={"optimizers.RMSProp.steps", "optimizers.RMSProp.alpha"},
+        says=[("optimizers.RMSProp.steps", "modified its grads[0] in place")],
     ),
     _v(
         "adam_no_bias_correction",

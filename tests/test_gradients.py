@@ -1,3 +1,4 @@
+import dataclasses
 import re
 
 import pytest
@@ -71,9 +72,10 @@ def test_wrong_element_is_reported_with_its_index_and_values():
         )
     message = caught.value.message
     assert message.startswith(
-        f"Sigmoid.backward: gradient wrt x is wrong at index (1, 2): analytic {wrong[1, 2].item()!r}, numeric "
+        f"Sigmoid.backward: gradient wrt x is wrong at index (1, 2): your backward gives {wrong[1, 2].item()!r}, "
+        "finite differences of your forward give "
     )
-    numeric = float(re.search(r"numeric (\S+),", message).group(1))
+    numeric = float(re.search(r"your forward give (\S+),", message).group(1))
     assert numeric == pytest.approx(gradient[1, 2].item(), abs=1e-8)
     assert "relative error" in message
     assert message.endswith("(checked element by element, central differences, h=1e-06)")
@@ -100,7 +102,7 @@ def test_wrong_gradient_fails_directionally():
             what="Sigmoid.backward", random_direction=random_direction_from(seeded(1)),
         )
     assert caught.value.message.startswith(
-        "Sigmoid.backward: gradient wrt x is wrong along a random direction: analytic "
+        "Sigmoid.backward: gradient wrt x is wrong along a random direction: your backward gives "
     )
     assert "checked along 3 random directions" in caught.value.message
     assert re.fullmatch(
@@ -193,7 +195,7 @@ def test_inputs_are_never_modified():
 def test_nan_in_the_analytic_gradient_fails():
     x, upstream, gradient = sigmoid_case((3,))
     gradient[1] = float("nan")
-    with pytest.raises(CheckFailed, match=r"wrong at index \(1,\): analytic nan"):
+    with pytest.raises(CheckFailed, match=r"wrong at index \(1,\): your backward gives nan"):
         check_gradients(torch.sigmoid, {"x": x}, {"x": gradient}, upstream, what="f", random_direction=None)
 
 
@@ -201,5 +203,180 @@ def test_zero_dim_input():
     x = torch.tensor(0.3, dtype=DOUBLE)
     upstream = torch.tensor(2.0, dtype=DOUBLE)
     check_gradients(lambda x: x**2, {"x": x}, {"x": 2 * x * upstream}, upstream, what="square", random_direction=None)
-    with pytest.raises(CheckFailed, match=r"wrong at index \(\): analytic 0.6"):
+    with pytest.raises(CheckFailed, match=r"wrong at index \(\): your backward gives 0.6"):
         check_gradients(lambda x: x**2, {"x": x}, {"x": 2 * x}, upstream, what="square", random_direction=None)
+
+
+# ---------------------------------------------------------------------------
+# t.gradcheck: the student's forward and backward in a real worker, the
+# reference's in the grader, live and replayed from a recorded bundle.
+# ---------------------------------------------------------------------------
+
+REFERENCE_UNITS = '''
+import torch
+
+
+class Cube:
+    def __init__(self, scale):
+        self.scale = scale
+
+    def forward(self, x):
+        self.x = x
+        return self.scale * x**3
+
+    def backward(self, grad_out):
+        return 3 * self.scale * self.x**2 * grad_out
+'''
+
+GRADCHECKS = '''
+from autograder.checks import CheckList
+
+checks = CheckList()
+
+
+def gradcheck(t, shape, against_reference):
+    mine, ref = t.student.units.Cube(0.5), t.reference.units.Cube(0.5)
+    x = t.randn(*shape)
+    reference = (lambda x: ref.forward(x), lambda g: {"x": ref.backward(g)}) if against_reference else None
+    t.gradcheck(lambda x: mine.forward(x), {"x": x}, lambda g: {"x": mine.backward(g)}, reference=reference)
+
+
+@checks.public("units.Cube.elementwise", points=1)
+def _(t):
+    gradcheck(t, (3, 4), against_reference=True)
+
+
+@checks.public("units.Cube.directions", points=1)
+def _(t):
+    gradcheck(t, (9, 9), against_reference=True)
+
+
+@checks.public("units.Cube.own_formula", points=1)
+def _(t):
+    gradcheck(t, (3, 4), against_reference=False)
+'''
+
+CORRECT = REFERENCE_UNITS
+# Each a class body replacing Cube's methods: what a student could hand in.
+STUDENTS = {
+    "correct": "",
+    # zeros once backward has run, and a zero backward: finite differences taken after backward see 0 = 0
+    "zeros_after_backward": '''
+    def forward(self, x):
+        self.x = x
+        return 0 * x if getattr(self, "backward_ran", False) else self.scale * x**3
+
+    def backward(self, grad_out):
+        self.backward_ran = True
+        return 0 * grad_out
+''',
+    # a forward that drifts from call to call
+    "forward_drifts": '''
+    calls = 0
+
+    def forward(self, x):
+        self.x = x
+        self.calls += 1
+        return self.scale * x**3 + 1e-3 * self.calls
+''',
+    # forward and backward wrong by the same factor: consistent with each other, not with the reference
+    "consistent_wrong_scale": '''
+    def forward(self, x):
+        self.x = x
+        return 2 * self.scale * x**3
+
+    def backward(self, grad_out):
+        return 6 * self.scale * self.x**2 * grad_out
+''',
+    # right forward, backward off by a factor
+    "wrong_backward": '''
+    def backward(self, grad_out):
+        return 2 * self.scale * self.x**2 * grad_out
+''',
+}
+
+
+def student_units(body: str) -> str:
+    """The reference's Cube with body's methods defined after its own (so they win)."""
+    return CORRECT + body
+
+
+@pytest.fixture(scope="module")
+def cube(tmp_path_factory):
+    """The tiny assignment "cube": (assignment, its replayed bundle, {student: submission folder})."""
+    from autograder.engine.assignment import load_reference
+    from autograder.release.release import record_public
+    from sandboxing import sandbox
+
+    base = tmp_path_factory.mktemp("cube")
+    reference = base / "reference" / "cube"
+    reference.mkdir(parents=True)
+    (reference / "units.py").write_text(REFERENCE_UNITS)
+    (reference / "public_checks.py").write_text(GRADCHECKS)
+    assignment = load_reference("cube", reference)
+    bundle = dataclasses.replace(assignment, reference_dir=None, recordings=record_public(assignment, sandbox("process")))
+    submissions = {}
+    for name, body in STUDENTS.items():
+        submissions[name] = base / "students" / name
+        submissions[name].mkdir(parents=True)
+        (submissions[name] / "units.py").write_text(student_units(body))
+    return assignment, bundle, submissions
+
+
+@pytest.fixture(scope="module")
+def cube_graded(cube):
+    """(student, "live" or "replayed") -> {check id: (status, message)}."""
+    from autograder.engine.runner import grade
+    from sandboxing import sandbox
+
+    assignment, bundle, submissions = cube
+    graded = {}
+    for name, directory in submissions.items():
+        for how, graded_on in (("live", assignment), ("replayed", bundle)):
+            result = grade(graded_on, directory, sandbox("process"), "alice")
+            graded[name, how] = {c.id: (c.status, c.message) for c in result.checks}
+    return graded
+
+
+CUBE_CHECKS = ("units.Cube.elementwise", "units.Cube.directions", "units.Cube.own_formula")
+HOW = ("live", "replayed")
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_a_correct_student_passes_every_gradcheck(cube_graded, how):
+    assert cube_graded["correct", how] == {check: ("passed", "") for check in CUBE_CHECKS}
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_a_forward_that_changes_after_backward_fails_with_or_without_a_reference(cube_graded, how):
+    for check, (status, message) in cube_graded["zeros_after_backward", how].items():
+        assert status == "failed", check
+        assert "called at the same inputs after backward ran, returned other values than the first time" in message
+        assert re.search(r"worst at index \(\d+, \d+\): expected \S+, got -?0\.0", message)  # what came back last
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_repeated_forwards_must_agree(cube_graded, how):
+    for check, (status, message) in cube_graded["forward_drifts", how].items():
+        assert status == "failed", check
+        # the reference sees the drift in the first output already; without one, the second call shows it
+        expected = "the forward pass this gradient check differentiates" if check != "units.Cube.own_formula" else (
+            "called a second time on the same inputs, returned other values than the first time")
+        assert expected in message, (check, message)
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_forward_and_backward_are_compared_with_the_reference(cube_graded, how):
+    consistent = cube_graded["consistent_wrong_scale", how]
+    for check in ("units.Cube.elementwise", "units.Cube.directions"):
+        status, message = consistent[check]
+        assert status == "failed" and "the forward pass this gradient check differentiates" in message
+    assert consistent["units.Cube.own_formula"] == ("passed", "")  # its own formula: self-consistent is all we know
+    wrong = cube_graded["wrong_backward", how]
+    for check in ("units.Cube.elementwise", "units.Cube.directions"):
+        status, message = wrong[check]
+        assert status == "failed" and "gradient wrt x (expected: the reference's; got: your backward's)" in message
+        assert "expected: [" in message and "got:      [" in message
+    status, message = wrong["units.Cube.own_formula"]
+    assert status == "failed"
+    assert "your backward gives" in message and "finite differences of your forward give" in message

@@ -129,6 +129,11 @@ def test_single_bug_loses_only_its_unit(graded, variant):
     outside = {check: points for check, points in lost_points.items() if unit_of(check) not in variant.broken}
     assert not outside, f"{variant.name} also cost {outside}"
     assert not any("internal error" in c.message for c in result.checks)
+    kept = variant.loses - set(lost_points)
+    assert not kept, f"{variant.name} kept the points of {sorted(kept)}: {variant.why}"
+    messages = {c.id: c.message for c in result.checks}
+    for check_id, text in variant.says:
+        assert text in messages[check_id], f"{check_id} must say {text!r}, said: {messages[check_id]}"
 
 
 def test_forbidden_conv2d_is_named(graded):

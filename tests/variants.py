@@ -26,10 +26,12 @@ class Variant:
     new: str  # replacement text (the bug)
     broken: frozenset[str]  # the units that may lose points, e.g. frozenset({"activations.Sigmoid"})
     why: str  # one line: what a correct grader must notice
+    loses: frozenset[str] = frozenset()  # checks that must lose points (a gap once let them keep them)
+    says: tuple[tuple[str, str], ...] = ()  # (check id, text its message must contain): the right diagnosis
 
 
-def variant(name, file, old, new, unit, why):
-    return Variant(name, file, old, new, frozenset({unit}), why)
+def variant(name, file, old, new, unit, why, loses=(), says=()):
+    return Variant(name, file, old, new, frozenset({unit}), why, frozenset(loses), tuple(says))
 
 
 def lost(result) -> dict[str, float]:

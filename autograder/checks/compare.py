@@ -118,8 +118,7 @@ def expect_close(
     lines = [
         f"{summary} ({_dtype_name(dtype)} tolerance: rtol {rtol:.3g}, atol {atol:.3g})",
         _worst_line(worst, want[worst].item(), got[worst].item(), dtype),
-        f"expected: {_preview(want)}",
-        f"got:      {_preview(got)}",
+        *_previews(want, got),
     ]
     raise CheckFailed("\n".join(lines), summary=summary)
 
@@ -216,8 +215,7 @@ def _tensor_difference(actual: torch.Tensor, expected: torch.Tensor, at: str) ->
     message = "\n".join([
         summary,
         f"first at index {first}: expected {want[first].item()}, got {got[first].item()}",
-        f"expected: {_preview(want)}",
-        f"got:      {_preview(got)}",
+        *_previews(want, got),
     ])
     return message, summary
 
@@ -226,13 +224,25 @@ def _index_of(flat_index: int, shape: torch.Size) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(flat_index, tuple(shape)))
 
 
-def _preview(values: torch.Tensor) -> str:
-    """The first few values, flattened, with 6 significant digits."""
+def _preview(values: torch.Tensor, digits: int = 6) -> str:
+    """The first few values, flattened, with `digits` significant digits."""
     flat = values.reshape(-1)
-    shown = [f"{value:.6g}" if isinstance(value, float) else str(value) for value in flat[:_PREVIEW_ITEMS].tolist()]
+    shown = [f"{value:.{digits}g}" if isinstance(value, float) else str(value) for value in flat[:_PREVIEW_ITEMS].tolist()]
     if flat.numel() > _PREVIEW_ITEMS:
         shown.append(f"... ({flat.numel()} values)")
     return f"[{', '.join(shown)}]"
+
+
+def _previews(want: torch.Tensor, got: torch.Tensor) -> list[str]:
+    """The "expected:" and "got:" previews, with as many digits (6 to 17) as it takes for the
+    shown values that differ to look different: identical-looking previews of different values mislead."""
+    shown_want, shown_got = want.reshape(-1)[:_PREVIEW_ITEMS], got.reshape(-1)[:_PREVIEW_ITEMS]
+    shown_differ = not torch.equal(shown_want.nan_to_num(), shown_got.nan_to_num())
+    for digits in (6, 9, 12, 17):
+        expected, actual = _preview(want, digits), _preview(got, digits)
+        if expected != actual or not shown_differ:
+            break
+    return [f"expected: {expected}", f"got:      {actual}"]
 
 
 def _format_number(value, dtype: torch.dtype) -> str:

@@ -3,16 +3,33 @@
 Everything is float64. The quantity checked is the vector-Jacobian product
 d/dx sum(upstream * f(x)), which is what a backward pass given `upstream`
 returns for input x.
+
+The differences are taken first (`finite_differences`) and compared with the
+backward pass's gradients afterwards (`expect_matches_differences`), so a
+caller can evaluate f at all its points before the student's backward has run
+(Trial.gradcheck does: a forward that changes once backward ran cannot bend
+the numbers it is judged by).
 """
 
 import itertools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from autograder.checks.compare import describe, expect_tensor, format_shape
 from autograder.checks.failures import CheckFailed
+
+
+@dataclass
+class Differences:
+    """Central differences of f for one input: per element, or along random unit directions."""
+
+    shape: torch.Size
+    h: float
+    elementwise: torch.Tensor | None = None  # the numeric gradient, element by element
+    directions: list[tuple[torch.Tensor, float]] | None = None  # (unit direction, numeric derivative along it)
 
 
 def check_gradients(
@@ -38,6 +55,27 @@ def check_gradients(
     along `directions` random unit directions drawn from `random_direction(shape)`.
     Inputs are checked in dict order; the first wrong one is reported.
     """
+    for name, point in inputs.items():
+        expect_gradient(analytic.get(name), point.shape, name=name, what=what)
+    numeric = finite_differences(
+        f, inputs, upstream, what=what, random_direction=random_direction,
+        h=h, max_elementwise=max_elementwise, directions=directions,
+    )
+    expect_matches_differences(analytic, numeric, what=what, rtol=rtol, atol=atol)
+
+
+def finite_differences(
+    f: Callable[..., object],
+    inputs: dict[str, torch.Tensor],
+    upstream: torch.Tensor,
+    *,
+    what: str,
+    random_direction: Callable[[torch.Size], torch.Tensor],
+    h: float = 1e-6,
+    max_elementwise: int = 64,
+    directions: int = 3,
+) -> dict[str, Differences]:
+    """name -> central differences of sum(upstream * f(**inputs)) with respect to inputs[name]."""
 
     def objective(name: str, perturbed: torch.Tensor) -> float:
         # Every call gets fresh copies, so a student function that writes
@@ -53,35 +91,59 @@ def check_gradients(
             )
         return (upstream.detach().double() * output.detach().double()).sum().item()
 
+    numeric = {}
     for name, point in inputs.items():
-        gradient = _expect_gradient(analytic.get(name), point, name=name, what=what)
         point = point.detach()
         if point.numel() <= max_elementwise:
-            _check_elementwise(objective, name, point, gradient, h=h, rtol=rtol, atol=atol, what=what)
+            values = torch.empty(point.shape, dtype=torch.float64)
+            for index in itertools.product(*(range(size) for size in point.shape)):
+                plus, minus = point.clone(), point.clone()
+                plus[index] += h
+                minus[index] -= h
+                values[index] = (objective(name, plus) - objective(name, minus)) / (2 * h)
+            numeric[name] = Differences(point.shape, h, elementwise=values)
         else:
-            _check_directions(
-                objective, name, point, gradient, random_direction,
-                h=h, directions=directions, rtol=rtol, atol=atol, what=what,
-            )
+            along = []
+            for _ in range(directions):
+                direction = random_direction(point.shape).to(torch.float64)
+                direction = direction / direction.norm()
+                slope = (objective(name, point + h * direction) - objective(name, point - h * direction)) / (2 * h)
+                along.append((direction, slope))
+            numeric[name] = Differences(point.shape, h, directions=along)
+    return numeric
 
 
-def _expect_gradient(gradient, point: torch.Tensor, *, name: str, what: str) -> torch.Tensor:
-    if not isinstance(gradient, torch.Tensor) or gradient.shape != point.shape:
+def expect_matches_differences(
+    analytic: dict[str, object],
+    numeric: dict[str, Differences],
+    *,
+    what: str,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+) -> None:
+    """CheckFailed unless each analytic[name] (from the student's backward) matches numeric[name]."""
+    for name, differences in numeric.items():
+        gradient = expect_gradient(analytic.get(name), differences.shape, name=name, what=what)
+        if differences.elementwise is not None:
+            _compare_elementwise(name, gradient, differences, rtol=rtol, atol=atol, what=what)
+        else:
+            _compare_directions(name, gradient, differences, rtol=rtol, atol=atol, what=what)
+
+
+def expect_gradient(gradient, shape: torch.Size, *, name: str, what: str) -> torch.Tensor:
+    """The gradient wrt `name` that backward returned, as float64 on the CPU; CheckFailed unless a tensor of `shape`."""
+    if not isinstance(gradient, torch.Tensor) or gradient.shape != shape:
         raise CheckFailed(
             f"{what}: gradient wrt {name}: backward returned {describe(gradient)}, "
-            f"expected shape {format_shape(point.shape)}"
+            f"expected shape {format_shape(shape)}"
         )
     return gradient.detach().to("cpu", torch.float64)
 
 
-def _check_elementwise(objective, name, point, gradient, *, h, rtol, atol, what) -> None:
+def _compare_elementwise(name, gradient, differences: Differences, *, rtol, atol, what) -> None:
     failures = []  # (excess over tolerance, index, analytic, numeric)
-    for index in itertools.product(*(range(size) for size in point.shape)):
-        plus, minus = point.clone(), point.clone()
-        plus[index] += h
-        minus[index] -= h
-        numeric = (objective(name, plus) - objective(name, minus)) / (2 * h)
-        analytic = gradient[index].item()
+    for index in itertools.product(*(range(size) for size in differences.shape)):
+        analytic, numeric = gradient[index].item(), differences.elementwise[index].item()
         excess = _excess(analytic, numeric, rtol=rtol, atol=atol)
         if excess > 0:
             failures.append((excess, index, analytic, numeric))
@@ -90,29 +152,27 @@ def _check_elementwise(objective, name, point, gradient, *, h, rtol, atol, what)
     _, index, analytic, numeric = max(failures, key=lambda failure: failure[0])
     raise CheckFailed(
         f"{what}: gradient wrt {name} is wrong at index {index}: "
-        f"{_comparison(analytic, numeric)} (checked element by element, central differences, h={h:g})",
-        summary=f"{what}: gradient wrt {name} is wrong ({len(failures)} of {point.numel()} elements)",
+        f"{_comparison(analytic, numeric)} (checked element by element, central differences, h={differences.h:g})",
+        summary=f"{what}: gradient wrt {name} is wrong ({len(failures)} of {gradient.numel()} elements)",
     )
 
 
-def _check_directions(objective, name, point, gradient, random_direction, *, h, directions, rtol, atol, what) -> None:
+def _compare_directions(name, gradient, differences: Differences, *, rtol, atol, what) -> None:
     failures = []  # (excess over tolerance, analytic, numeric)
-    for _ in range(directions):
-        direction = random_direction(point.shape).to(torch.float64)
-        direction = direction / direction.norm()
-        numeric = (objective(name, point + h * direction) - objective(name, point - h * direction)) / (2 * h)
+    for direction, numeric in differences.directions:
         analytic = (gradient * direction).sum().item()
         excess = _excess(analytic, numeric, rtol=rtol, atol=atol)
         if excess > 0:
             failures.append((excess, analytic, numeric))
     if not failures:
         return
+    count = len(differences.directions)
     _, analytic, numeric = max(failures, key=lambda failure: failure[0])
     raise CheckFailed(
         f"{what}: gradient wrt {name} is wrong along a random direction: "
-        f"{_comparison(analytic, numeric)} (checked along {directions} random directions, "
-        f"central differences, h={h:g})",
-        summary=f"{what}: gradient wrt {name} is wrong (along {len(failures)} of {directions} random directions)",
+        f"{_comparison(analytic, numeric)} (checked along {count} random directions, "
+        f"central differences, h={differences.h:g})",
+        summary=f"{what}: gradient wrt {name} is wrong (along {len(failures)} of {count} random directions)",
     )
 
 
@@ -125,4 +185,7 @@ def _excess(analytic: float, numeric: float, *, rtol: float, atol: float) -> flo
 
 def _comparison(analytic: float, numeric: float) -> str:
     relative = abs(analytic - numeric) / abs(numeric) if numeric != 0 else math.inf
-    return f"analytic {analytic!r}, numeric {numeric!r}, relative error {relative:.1e}"
+    return (
+        f"your backward gives {analytic!r}, finite differences of your forward give {numeric!r}, "
+        f"relative error {relative:.1e}"
+    )

@@ -65,8 +65,14 @@ class Trial:
 
     # --- assertions ---
 
-    def expect_close(self, actual, expected, *, what: str | None = None, dtype=None, rtol=None, atol=None):
-        compare.expect_close(actual, expected, what=what or self.last_call, dtype=dtype, rtol=rtol, atol=atol)
+    def expect_close(self, actual, expected, *, what: str | None = None, dtype=None, rtol=None, atol=None, hint=None):
+        """compare.expect_close; hint (no values: hidden checks show it too) is added to a failure."""
+        try:
+            compare.expect_close(actual, expected, what=what or self.last_call, dtype=dtype, rtol=rtol, atol=atol)
+        except CheckFailed as failure:
+            if hint is None:
+                raise
+            raise CheckFailed(f"{failure.message}\n{hint}", f"{failure.summary}; {hint}") from None
 
     def expect_equal(self, actual, expected, *, what: str | None = None):
         compare.expect_equal(actual, expected, what=what or self.last_call)
@@ -95,18 +101,59 @@ class Trial:
                 f"{what}: {int(bad.sum())} of {tensor.numel()} values are not finite",
             )
 
-    def gradcheck(self, forward, inputs: dict, backward, *, what: str | None = None):
-        """Finite differences of forward(**inputs) against backward(upstream) -> {name: gradient}.
+    def gradcheck(self, forward, inputs: dict, backward, *, reference=None, what: str | None = None):
+        """The student's backward(upstream) -> {name: gradient} for forward(**inputs), judged so that
+        a forward that changes with what ran before it cannot pass.
 
-        backward is called once, right after forward at the unperturbed inputs,
-        with a random upstream gradient shaped like the output.
+        reference: (forward, backward) of the reference's unit, called the same way (through
+        t.reference, so a public check's replay has them too). Then the student's forward output
+        must match the reference's, and each gradient the reference's. Without one (the student's
+        own formula) central differences of the student's forward alone judge backward.
+
+        In order: forward at the inputs (against the reference's), again (the same output),
+        finite differences of forward, forward at the inputs again (the same output; backward then
+        sees the forward of these inputs last), backward with a random upstream gradient, forward
+        once more (the same output as before backward ran), the gradients against the reference's,
+        then against the finite differences. The differences are taken before backward ever runs.
         """
         output = compare.expect_tensor(forward(**inputs), what=self.last_call)
-        what = what or f"backward of {self.last_call}"
-        upstream = self.randn(*output.shape)
+        call = self.last_call
+        what = what or f"backward of {call}"
+        expected = None
+        if reference is not None:
+            reference_forward, reference_backward = reference
+            expected = reference_forward(**inputs)
+            self.expect_close(output, expected, what=f"{call} (the forward pass this gradient check differentiates)")
+        self._expect_same_output(forward, inputs, output, call, "a second time on the same inputs")
+        upstream = self.randn(*(expected if expected is not None else output).shape)
+        numeric = gradients.finite_differences(
+            forward, inputs, upstream, what=call, random_direction=lambda shape: self.randn(*shape)
+        )
+        self._expect_same_output(forward, inputs, output, call, "at the same inputs after the finite differences")
         analytic = backward(upstream)
-        gradients.check_gradients(
-            forward, inputs, analytic, upstream, what=what, random_direction=lambda shape: self.randn(*shape)
+        self._expect_same_output(forward, inputs, output, call, "at the same inputs after backward ran")
+        if reference is not None:
+            expected_gradients = reference_backward(upstream)
+            for name, point in inputs.items():
+                gradient = analytic.get(name)
+                gradients.expect_gradient(gradient, point.shape, name=name, what=what)
+                self.expect_close(
+                    gradient, expected_gradients[name],
+                    what=f"{what}: gradient wrt {name} (expected: the reference's; got: your backward's)",
+                )
+        gradients.expect_matches_differences(analytic, numeric, what=what)
+
+    def _expect_same_output(self, forward, inputs: dict, first: torch.Tensor, call: str, when: str):
+        """forward(**inputs) called again must give its first output: a forward pass depends on its
+        inputs and parameters only, not on what ran before it (backward, say)."""
+        again = forward(**inputs)
+        finite = first.detach()[torch.isfinite(first.detach())]
+        largest = finite.abs().max().item() if finite.numel() else 0.0
+        # Same computation, same process: only the last bits may differ (a kernel's memory alignment).
+        compare.expect_close(
+            again, first, rtol=1e-10, atol=1e-10 * max(1.0, largest),
+            what=f"{call}, called {when}, returned other values than the first time "
+            "(a forward pass must depend only on its inputs and parameters; expected: its first output)",
         )
 
     def expect_fast(
@@ -153,13 +200,28 @@ class Trial:
         """Call method(*inputs) with the inputs living in the student's process; they must not change."""
         handles = [self.put(x) for x in inputs]
         result = method(*handles)
-        what = what or self.last_call
-        for position, (handle, original) in enumerate(zip(handles, inputs)):
-            after = self.fetch(handle)
-            if not (after.shape == original.shape and torch.equal(after, original)):
-                raise CheckFailed(
-                    f"{what} modified its input #{position + 1} in place (units must not change their inputs); "
-                    f"before: {original.flatten()[:6].tolist()}, after: {after.flatten()[:6].tolist()}",
-                    f"{what} modified its input #{position + 1} in place",
-                )
+        names = [f"input #{position}" for position in range(1, len(inputs) + 1)]
+        self.expect_unchanged(handles, inputs, names, what=what or self.last_call, rule="units must not change their inputs")
         return result
+
+    def expect_unchanged(self, handles, originals, names, *, what: str, rule: str):
+        """Each tensor put into the student's process (handles) must still equal its original."""
+        for handle, original, name in zip(handles, originals, names):
+            after = self.fetch(handle)
+            changed = ""
+            if after.shape == original.shape:
+                differing = after != original
+                if original.is_floating_point():
+                    differing &= ~(after.isnan() & original.isnan())
+                if not differing.any():
+                    continue
+                index = tuple(int(i) for i in differing.nonzero()[0])
+                changed = (
+                    f"; {int(differing.sum())} of {original.numel()} values changed, the first at index {index}: "
+                    f"{original[index].item()!r} before, {after[index].item()!r} after"
+                )
+            raise CheckFailed(
+                f"{what} modified its {name} in place ({rule}); "
+                f"before: {original.flatten()[:6].tolist()}, after: {after.flatten()[:6].tolist()}{changed}",
+                f"{what} modified its {name} in place",
+            )

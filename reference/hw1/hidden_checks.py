@@ -63,17 +63,23 @@ def _(t):
 def _(t):
     n, d = dims(t, 2, 3, 8)
     X, y = t.randn(n, d), (t.randn(n) > 0).double()
-    grad = t.student.neurons.logistic_regression_loss_grad
-
-    def loss(w, b):
-        return grad(X, y, w, b)[0]
-
-    def backward(g):
-        _, dw, db = grad(X, y, w, b)
-        return {"w": g * dw, "b": g * db}
-
     w, b = t.randn(d), t.randn()
-    t.gradcheck(loss, {"w": w, "b": b}, backward, what="dw, db of neurons.logistic_regression_loss_grad")
+
+    def loss_of(function):
+        return lambda w, b: function(X, y, w, b)[0]
+
+    def backward_of(function):
+        def backward(g):  # the gradients at the point checked, scaled by the upstream gradient
+            _, dw, db = function(X, y, w, b)
+            return {"w": g * dw, "b": g * db}
+
+        return backward
+
+    mine, ref = t.student.neurons.logistic_regression_loss_grad, t.reference.neurons.logistic_regression_loss_grad
+    t.gradcheck(
+        loss_of(mine), {"w": w, "b": b}, backward_of(mine), reference=(loss_of(ref), backward_of(ref)),
+        what="dw, db of neurons.logistic_regression_loss_grad",
+    )
 
 
 @checks.hidden("neurons.logistic_regression_loss_grad.stable", points=0.25)
@@ -97,10 +103,17 @@ def against_reference(t, module, name, x, **kwargs):
 
 
 for _name, (_kwargs, _margin) in ACTIVATIONS.items():
+    # float32 on (N, C) inputs as in the public checks, and other shapes in float64 apart,
+    # so that a failure names what is wrong: the dtype, or the handling of more dimensions.
 
-    @checks.hidden(f"activations.{_name}.float32", points=0.125)
+    @checks.hidden(f"activations.{_name}.float32", points=0.0625)
     def _(t, name=_name, kwargs=_kwargs, margin=_margin):
-        against_reference(t, "activations", name, t.randn(*dims(t, 3), dtype=F32, scale=3.0, away_from_zero=margin), **kwargs)
+        against_reference(t, "activations", name, t.randn(*dims(t, 2), dtype=F32, scale=3.0, away_from_zero=margin), **kwargs)
+
+    @checks.hidden(f"activations.{_name}.shapes", points=0.0625)
+    def _(t, name=_name, kwargs=_kwargs, margin=_margin):
+        # (A, B, C): softmax-like units work over the last dimension whatever comes before it
+        against_reference(t, "activations", name, t.randn(*dims(t, 3), scale=3.0, away_from_zero=margin), **kwargs)
 
 
 for _name in ("Sigmoid", "Softplus", "Softmax", "LogSoftmax"):
@@ -141,7 +154,9 @@ def _(t):
 
 @checks.hidden("backprop.MSELoss.shapes", points=0.25)
 def _(t):
-    shape = dims(t, 3)
+    # No size is 1 or 2: a divisor taken from part of the shape (the batch size, the
+    # first two sizes) or a size standing in for the factor 2 never hits the right value.
+    shape = dims(t, 3, 3, 8)
     pred, target = t.randn(*shape, dtype=F32), t.randn(*shape, dtype=F32)
     loss = t.student.backprop.MSELoss()
     value = t.expect_inputs_kept(loss.forward, pred, target)
@@ -194,10 +209,21 @@ def _(t):
 def _(t):
     p = [0.2, 0.5, 0.7][t.randint(0, 3).item()]
     x = t.uniform(*dims(t, 2, 40, 80), low=0.5, high=1.5)
-    layer, y = dropout_output(t, p, x)
-    g = t.randn(*x.shape)
+    layer, y = dropout_output(t, p, x, shown_p="p")
+    g = t.randn(*x.shape)  # no entry is 0 (almost surely): a zero in dx marks a dropped entry
     dx = t.expect_inputs_kept(layer.backward, g)
-    t.expect_close(dx, torch.where(y == 0, 0.0, g / (1 - p)), what="Dropout(p).backward must reuse the mask of the last forward")
+    kept = y != 0
+    if isinstance(dx, torch.Tensor) and dx.shape == y.shape:
+        passed_where_dropped, dropped_where_kept = int(((dx != 0) & ~kept).sum()), int(((dx == 0) & kept).sum())
+        t.expect(
+            passed_where_dropped == dropped_where_kept == 0,
+            f"Dropout(p).backward must reuse the mask of the last forward: it passed {passed_where_dropped} gradients "
+            f"where that forward zeroed the entry and zeroed {dropped_where_kept} where it kept it",
+        )
+    t.expect_close(
+        dx, torch.where(kept, g / (1 - p), 0.0),
+        what="Dropout(p).backward: the kept gradients must be scaled by 1/(1 - p) as the forward scaled the kept entries",
+    )
 
 
 @checks.hidden("backprop.BatchNorm1d.eval", points=0.25)

@@ -40,12 +40,18 @@ def pair_or_int(h, w):
     return h if h == w else (h, w)
 
 
-def random_conv(t, kernel_max=4):
-    """A per-student convolution: (x shape, weight shape, options), with an output of at least 1x1."""
+def random_conv(t, everything=False):
+    """A per-student convolution: (x shape, weight shape, options), with an output of at least 1x1.
+
+    everything: every option off its default on both axes (kernel, stride and dilation at least 2,
+    padding at least 1), so that no student's draw hides a bug in one option or one axis behind a
+    default; a check's other draws may hit the defaults, which the public checks cover as well.
+    """
+    least = 2 if everything else 1
     n, cin, cout = dims(t, 3, 1, 4)
-    kh, kw = dims(t, 2, 1, kernel_max)
-    sh, sw, dh, dw = dims(t, 4, 1, 3)
-    ph, pw = dims(t, 2, 0, 3)
+    kh, kw = dims(t, 2, least, 4)
+    sh, sw, dh, dw = dims(t, 4, least, least + 2)
+    ph, pw = dims(t, 2, least - 1, 3)
     eh, ew = dims(t, 2, 0, 6)  # input size beyond the smallest that gives one output pixel
     h, w = max(1, dh * (kh - 1) + 1 - 2 * ph) + eh, max(1, dw * (kw - 1) + 1 - 2 * pw) + ew
     options = {"stride": pair_or_int(sh, sw), "padding": pair_or_int(ph, pw), "dilation": pair_or_int(dh, dw)}
@@ -57,15 +63,15 @@ def random_conv(t, kernel_max=4):
 
 @checks.hidden("convolution.conv2d.shapes", points=0.5)
 def _(t):
-    for _ in range(3):
-        x_shape, w_shape, options = random_conv(t)
+    for number in range(3):
+        x_shape, w_shape, options = random_conv(t, everything=number == 0)
         conv(t, *conv_inputs(t, x_shape, w_shape), options)
 
 
 @checks.hidden("convolution.conv2d.float32", points=0.25, cuda=0.25)
 def _(t):
-    for _ in range(2):
-        x_shape, w_shape, options = random_conv(t)
+    for number in range(2):
+        x_shape, w_shape, options = random_conv(t, everything=number == 0)
         conv(t, *conv_inputs(t, x_shape, w_shape, dtype=F32), options, dtype=F32)
 
 
@@ -128,13 +134,13 @@ def _(t):
 
 @checks.hidden("convolution.Conv2d.backward_grid", points=0.5)
 def _(t):
-    for _ in range(3):
-        layer_backward(t, *random_conv(t))
+    for number in range(3):
+        layer_backward(t, *random_conv(t, everything=number == 0))
 
 
 @checks.hidden("convolution.Conv2d.float32", points=0.25, cuda=0.25)
 def _(t):
-    layer_backward(t, *random_conv(t), dtype=F32)
+    layer_backward(t, *random_conv(t, everything=True), dtype=F32)
 
 
 @checks.hidden("convolution.Conv2d.forward.timed", points=0.25, cuda=0.25, **TIMED_LIMITS)
@@ -167,16 +173,23 @@ def _(t):
     pool_backward(t, "MaxPool2d", pool_input(t, 1, 3, 6, 9, dtype=F32), (2, 3), 1)
 
 
+def pool_sizes(t):
+    """n, c, kh, kw, sh, sw: windows of at least 2 along each axis (a window of 1 is every pooling at once)."""
+    n, c, sh, sw = dims(t, 4, 1, 4)
+    kh, kw = dims(t, 2, 2, 4)
+    return n, c, kh, kw, sh, sw
+
+
 @checks.hidden("convolution.MaxPool2d.shapes", points=0.25)
 def _(t):
-    n, c, kh, kw, sh, sw = dims(t, 6, 1, 4)
+    n, c, kh, kw, sh, sw = pool_sizes(t)
     h, w = kh + dims(t, 1, 0, 7)[0], kw + dims(t, 1, 0, 7)[0]
     pool_backward(t, "MaxPool2d", pool_input(t, n, c, h, w), pair_or_int(kh, kw), pair_or_int(sh, sw))
 
 
 @checks.hidden("convolution.AvgPool2d.shapes", points=0.25)
 def _(t):
-    n, c, kh, kw, sh, sw = dims(t, 6, 1, 4)
+    n, c, kh, kw, sh, sw = pool_sizes(t)
     h, w = kh + dims(t, 1, 0, 7)[0], kw + dims(t, 1, 0, 7)[0]
     pool_backward(t, "AvgPool2d", t.randn(n, c, h, w), pair_or_int(kh, kw), pair_or_int(sh, sw))
     pool_backward(t, "AvgPool2d", t.randn(2, 2, 7, 8, dtype=F32), 3, 2)
@@ -187,12 +200,15 @@ def _(t):
 
 @checks.hidden("convolution.conv_transpose2d.shapes", points=0.5)
 def _(t):
-    for dtype in (F64, F64, F32):
-        n, cin, cout, kh, kw, sh, sw = dims(t, 7, 1, 4)
-        h, w = dims(t, 2, 1, 6)
+    for number, dtype in enumerate((F64, F64, F32)):
+        # the first draw pads both axes (at least 2 pixels and a kernel of 2 leave room for it)
+        least = 2 if number == 0 else 1
+        n, cin, cout, sh, sw = dims(t, 5, 1, 4)
+        kh, kw = dims(t, 2, least, 4)
+        h, w = dims(t, 2, least, 6)
         # the output is (h - 1) * stride - 2 * padding + kernel high: keep it at least 1
-        ph = dims(t, 1, 0, ((h - 1) * sh + kh - 1) // 2 + 1)[0]
-        pw = dims(t, 1, 0, ((w - 1) * sw + kw - 1) // 2 + 1)[0]
+        ph = dims(t, 1, least - 1, ((h - 1) * sh + kh - 1) // 2 + 1)[0]
+        pw = dims(t, 1, least - 1, ((w - 1) * sw + kw - 1) // 2 + 1)[0]
         options = {"stride": pair_or_int(sh, sw), "padding": pair_or_int(ph, pw)}
         transposed(t, (n, cin, h, w), (cin, cout, kh, kw), options, dtype=dtype)
 
@@ -209,6 +225,7 @@ def _(t):
 
 @checks.hidden("convolution.dice_loss.empty_classes", points=0.25)
 def _(t):
-    n, h, w = dims(t, 3, 1, 6)
+    # at least 2 images: sums over the whole batch differ from per-image ones
+    n, h, w = dims(t, 1, 2, 6) + dims(t, 2, 1, 6)
     dice(t, softmax_probs(t, n, 5, h, w), t.randint(1, 3, n, h, w))  # classes 0, 3, 4 are empty
     dice(t, softmax_probs(t, n, 3, h, w, dtype=F32), t.randint(0, 3, n, h, w))
