@@ -325,16 +325,19 @@ def cube(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cube_graded(cube):
-    """(student, "live" or "replayed") -> {check id: (status, message)}."""
-    from autograder.engine.runner import grade
+    """(student, "live" or "replayed") -> {check id: (status, message)}: each check in a fresh
+    child of one worker per student, as grading runs it."""
+    from autograder.engine.runner import run_check
+    from autograder.protocol.client import Worker
     from sandboxing import sandbox
 
     assignment, bundle, submissions = cube
     graded = {}
     for name, directory in submissions.items():
-        for how, graded_on in (("live", assignment), ("replayed", bundle)):
-            result = grade(graded_on, directory, sandbox("process"), "alice")
-            graded[name, how] = {c.id: (c.status, c.message) for c in result.checks}
+        with Worker(sandbox("process"), directory) as worker:
+            for how, graded_on in (("live", assignment), ("replayed", bundle)):
+                verdicts = {spec.id: run_check(graded_on, spec, worker, "alice") for spec in graded_on.checks}
+                graded[name, how] = {check: (v.status, v.message) for check, v in verdicts.items()}
     return graded
 
 
