@@ -131,10 +131,31 @@ def activation_forward(t, name, x):
     t.expect_close(mine.forward(x), ref.forward(x.double()), dtype=x.dtype)
 
 
+def layer_gradcheck(t, mine, ref, x, parameters=None, gradients=None):
+    """t.gradcheck of layer.forward(x) and layer.backward(g), the student's against the reference's.
+
+    parameters: name -> value, set on the layer before each forward (W, b, gamma, ...);
+    gradients: parameter name -> the attribute backward stores its gradient in (W -> dW).
+    """
+    parameters, gradients = parameters or {}, gradients or {}
+
+    def forward_of(layer):
+        def forward(x, **values):
+            for name, value in values.items():
+                setattr(layer, name, value)
+            return layer.forward(x)
+
+        return forward
+
+    def backward_of(layer):
+        return lambda g: {"x": layer.backward(g), **{name: getattr(layer, attribute) for name, attribute in gradients.items()}}
+
+    t.gradcheck(forward_of(mine), {"x": x, **parameters}, backward_of(mine), reference=(forward_of(ref), backward_of(ref)))
+
+
 def activation_gradcheck(t, name, x):
     kwargs, _ = ACTIVATIONS[name]
-    mine = getattr(t.student.activations, name)(**kwargs)
-    t.gradcheck(lambda x: mine.forward(x), {"x": x}, lambda g: {"x": mine.backward(g)})
+    layer_gradcheck(t, *both(t, "activations", name, **kwargs), x)
 
 
 for _name, (_kwargs, _margin) in ACTIVATIONS.items():
@@ -168,12 +189,8 @@ def _(t):
 @checks.public("backprop.Linear.backward", points=0.25)
 def _(t):
     layer, x, W, b = linear(t, 5, 3, 4)
-
-    def forward(x, W, b):
-        layer.W, layer.b = W, b
-        return layer.forward(x)
-
-    t.gradcheck(forward, {"x": x, "W": W, "b": b}, lambda g: {"x": layer.backward(g), "W": layer.dW, "b": layer.db})
+    ref = t.reference.backprop.Linear(3, 4)
+    layer_gradcheck(t, layer, ref, x, {"W": W, "b": b}, {"W": "dW", "b": "db"})
 
 
 @checks.public("backprop.Linear.parameters", points=0.25)
@@ -197,14 +214,23 @@ def _(t):
     t.expect_close(t.student.backprop.MSELoss().forward(pred, target), ((pred - target) ** 2).mean())
 
 
-def loss_gradcheck(t, name, prediction, target):
-    loss = getattr(t.student.backprop, name)()
-    t.gradcheck(lambda p: loss.forward(p, target), {"p": prediction}, lambda g: {"p": g * loss.backward()})
+def loss_gradcheck(t, name, argument, prediction, target):
+    """t.gradcheck of loss.forward(prediction, target) and loss.backward(), the student's against the
+    reference's; argument names the prediction as the contract does (pred, logits)."""
+    mine, ref = both(t, "backprop", name)
+
+    def forward_of(loss):
+        return lambda **prediction: loss.forward(prediction[argument], target)
+
+    def backward_of(loss):
+        return lambda g: {argument: g * loss.backward()}
+
+    t.gradcheck(forward_of(mine), {argument: prediction}, backward_of(mine), reference=(forward_of(ref), backward_of(ref)))
 
 
 @checks.public("backprop.MSELoss.backward", points=0.125)
 def _(t):
-    loss_gradcheck(t, "MSELoss", t.randn(6, 3), t.randn(6, 3))
+    loss_gradcheck(t, "MSELoss", "pred", t.randn(6, 3), t.randn(6, 3))
 
 
 @checks.public("backprop.CrossEntropyLoss.forward", points=0.25)
@@ -216,7 +242,7 @@ def _(t):
 
 @checks.public("backprop.CrossEntropyLoss.backward", points=0.25)
 def _(t):
-    loss_gradcheck(t, "CrossEntropyLoss", t.randn(5, 4, scale=2.0), t.randint(0, 4, 5))
+    loss_gradcheck(t, "CrossEntropyLoss", "logits", t.randn(5, 4, scale=2.0), t.randint(0, 4, 5))
 
 
 def fixture_chain(t):
@@ -238,18 +264,37 @@ def _(t):
     t.expect_close(model.backward(g), x_leaf.grad, what="Sequential(Scale(2), Square(), Scale(-0.5)).backward")
 
 
-def dropout_output(t, p, x):
+def dropout_output(t, p, x, shown_p=None):
+    """Two forwards of a student Dropout(p) in train mode on x (all entries nonzero); the layer and the
+    last output. shown_p is how messages name p (a hidden check's p is one of its inputs)."""
+    shown_p = shown_p or repr(p)
     layer = t.student.backprop.Dropout(p)
-    y = layer.forward(x)
-    t.expect_close(y, torch.where(y == 0, 0.0, x / (1 - p)), dtype=x.dtype, what="Dropout(p).forward: kept entries must be x / (1 - p)")
-    rate = (y == 0).double().mean().item()
+    first = layer.forward(x)
+    t.expect_close(
+        first, torch.where(first == 0, 0.0, x / (1 - p)), dtype=x.dtype,
+        what=f"Dropout({shown_p}).forward: the kept entries must be scaled by 1/(1 - {shown_p}) (inverted dropout), "
+        f"so expected x / (1 - {shown_p}) wherever the output is not 0",
+    )
+    rate = (first == 0).double().mean().item()
     # Five standard errors of the zeroed fraction: a right solution fails once in millions of students,
     # a solution that keeps with probability p (or ignores p) is off by far more.
-    tolerance = 5 * math.sqrt(p * (1 - p) / y.numel())
+    tolerance = 5 * math.sqrt(p * (1 - p) / first.numel())
     t.expect(
         abs(rate - p) < tolerance,
-        f"Dropout({p}).forward zeroed {rate:.3f} of the {y.numel()} entries, expected {p} within {tolerance:.3f}",
+        f"Dropout({p}).forward zeroed {rate:.3f} of the {first.numel()} entries, expected {p} within {tolerance:.3f}",
         "Dropout.forward zeroed too many or too few entries",
+    )
+    y = layer.forward(x)
+    # Two independent masks agree with probability (p^2 + (1-p)^2)^n: for the sizes checked
+    # (n >= 1600 entries, 0.2 <= p <= 0.7) under 1e-260, so a right solution never fails this.
+    same = bool(torch.equal(first == 0, y == 0))
+    chance = y.numel() * math.log10(p**2 + (1 - p) ** 2)
+    t.expect(
+        not same,
+        f"Dropout({p}).forward zeroed exactly the same {int((y == 0).sum())} of {y.numel()} entries in two calls on "
+        "the same input: each forward in train mode must draw a new random mask (two independent masks agree "
+        f"with probability 10^{chance:.0f})",
+        "Dropout.forward zeroed the same entries in two calls: each forward in train mode must draw a new random mask",
     )
     return layer, y
 
@@ -303,12 +348,8 @@ def _(t):
 def _(t):
     mine, _ = batchnorm_pair(t, 3)
     x, gamma, beta = t.randn(6, 3), t.randn(3), t.randn(3)
-
-    def forward(x, gamma, beta):
-        mine.gamma, mine.beta = gamma, beta
-        return mine.forward(x)
-
-    t.gradcheck(forward, {"x": x, "gamma": gamma, "beta": beta}, lambda g: {"x": mine.backward(g), "gamma": mine.dgamma, "beta": mine.dbeta})
+    ref = t.reference.backprop.BatchNorm1d(3)
+    layer_gradcheck(t, mine, ref, x, {"gamma": gamma, "beta": beta}, {"gamma": "dgamma", "beta": "dbeta"})
 
 
 # --- optimizers.py (3 points) ----------------------------------------------
@@ -322,8 +363,23 @@ OPTIMIZERS = {
 }
 
 
+# torch.optim's update rule of each, shown with a wrong step: most near misses are where eps,
+# the bias corrections or the weight decay enter it.
+UPDATES = {
+    "SGD": "g = grad + weight_decay * p; v = momentum * v + g (v = g at step 1); "
+    "p -= lr * (g + momentum * v if nesterov else v)",
+    "AdaGrad": "s += grad**2; p -= lr * grad / (sqrt(s) + eps), eps added after the square root",
+    "RMSProp": "v = alpha * v + (1 - alpha) * grad**2; p -= lr * grad / (sqrt(v) + eps), eps added after the square root",
+    "Adam": "g = grad + weight_decay * p; m = b1 * m + (1 - b1) * g; v = b2 * v + (1 - b2) * g**2; "
+    "p -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps), eps added after the square root of the corrected v",
+    "AdamW": "p *= 1 - lr * weight_decay; m = b1 * m + (1 - b1) * grad; v = b2 * v + (1 - b2) * grad**2; "
+    "p -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps), eps added after the square root of the corrected v",
+}
+
+
 def optimizer_steps(t, name, steps=5, **hyper):
-    """Run the student's optimizer and torch.optim's side by side; compare the parameters after every step."""
+    """Run the student's optimizer and torch.optim's side by side; compare the parameters after every
+    step. The gradients passed to step live in the student's process and must come back unchanged."""
     params = [t.randn(3, 4), t.randn(4)]
     grads = [[t.randn(3, 4), t.randn(4)] for _ in range(steps)]
     mine = getattr(t.student.optimizers, name)(params, **hyper)
@@ -331,14 +387,22 @@ def optimizer_steps(t, name, steps=5, **hyper):
     theirs = OPTIMIZERS[name](torch_params, **hyper)
     setting = ", ".join(f"{k}={v}" for k, v in hyper.items())
     for step, step_grads in enumerate(grads, start=1):
-        mine.step(step_grads)
+        handles = [t.put(g) for g in step_grads]
+        mine.step(handles)
+        t.expect_unchanged(
+            handles, step_grads, [f"grads[{i}]" for i in range(len(handles))],
+            what=f"{name}.step(grads) at step {step}", rule="a caller may still need its gradients after step",
+        )
         for p, g in zip(torch_params, step_grads):
             p.grad = g.clone()
         theirs.step()
         got = mine.params
         t.expect_sequence(got, list, 2, what=f"{name}.params after step {step}")
         for i, (g, e) in enumerate(zip(got, torch_params)):
-            t.expect_close(g, e.detach(), what=f"{name}({setting}): params[{i}] after step {step}")
+            t.expect_close(
+                g, e.detach(), what=f"{name}({setting}): params[{i}] after step {step}",
+                hint=f"torch.optim.{OPTIMIZERS[name].__name__}'s step: {UPDATES[name]}",
+            )
 
 
 @checks.public("optimizers.SGD.plain", points=0.25)

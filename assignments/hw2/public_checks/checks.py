@@ -160,19 +160,25 @@ def _(t):
 
 @checks.public("convolution.Conv2d.gradcheck", points=0.5)
 def _(t):
-    # finite differences of forward, element by element, against backward: grad x, dweight, dbias
+    # finite differences of forward, element by element, against backward, and both against the
+    # reference's layer with the same parameters: grad x, dweight, dbias
     options = {"stride": (1, 2), "padding": 1, "dilation": (2, 1)}
     x, weight, bias = conv_inputs(t, (1, 2, 6, 5), (2, 2, 2, 3))
-    layer = conv_layer(t.student, weight, bias, options)
 
-    def forward(x, weight, bias):
-        layer.weight, layer.bias = weight, bias
-        return layer.forward(x)
+    def forward_of(layer):
+        def forward(x, weight, bias):
+            layer.weight, layer.bias = weight, bias
+            return layer.forward(x)
 
+        return forward
+
+    def backward_of(layer):
+        return lambda g: {"x": layer.backward(g), "weight": layer.dweight, "bias": layer.dbias}
+
+    mine, ref = conv_layer(t.student, weight, bias, options), conv_layer(t.reference, weight, bias, options)
     t.gradcheck(
-        forward,
-        {"x": x, "weight": weight, "bias": bias},
-        lambda g: {"x": layer.backward(g), "weight": layer.dweight, "bias": layer.dbias},
+        forward_of(mine), {"x": x, "weight": weight, "bias": bias}, backward_of(mine),
+        reference=(forward_of(ref), backward_of(ref)),
     )
 
 
