@@ -82,7 +82,7 @@ def run_load(load, assignment, sandbox, styles, reruns, spinners) -> list[str]:
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(spinners if load == "busy" else 0)]
     problems = []
     print(f"\n{load}: {len(busy)} spinning processes, threshold {THRESHOLD:g}x, {reruns} regrades each")
-    print(f"{'style':36} {'check':34} {'verdicts':>9} {'ratio: median (range)':>23} {'CPU ratio':>9} "
+    print(f"{'style':36} {'check':34} {'verdicts':>19} {'ratio: median (range)':>23} {'CPU ratio':>9} "
           f"{'wall ratio':>10} {'ref ms/rep':>10} {'s/regrade':>9}")
     try:
         with Worker(sandbox, assignment.reference_dir) as pacer:
@@ -101,7 +101,7 @@ def run_load(load, assignment, sandbox, styles, reruns, spinners) -> list[str]:
                         cpu = [race.cpu_ratio for race in races if race.cpu_ratio is not None]
                         reference_ms = [statistics.median(m.cpu or m.wall for m in race.reference) * 1e3 for race in races]
                         print(
-                            f"{name:36} {spec.id:34} {summary:>9} {spread([r.ratio for r in races]):>23} "
+                            f"{name:36} {spec.id:34} {summary:>19} {spread([r.ratio for r in races]):>23} "
                             f"{median_or_nan(cpu):9.2f} {median_or_nan([r.wall_ratio for r in races]):10.2f} "
                             f"{median_or_nan(reference_ms):10.3f} {seconds:9.1f}",
                             flush=True,

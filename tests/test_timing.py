@@ -83,6 +83,16 @@ SOLUTIONS = {
         "    threading.Thread(target=spin, args=(0.3,)).start()\n"
         "    return x @ x.T\n"
     ),
+    # Returns at once, leaving a thread to work while the grader times the reference.
+    "leaves_threads_working": SPIN + (
+        "import threading\n"
+        "def later(seconds):\n"
+        "    time.sleep(0.01)\n"
+        "    spin(seconds)\n"
+        "def f(x):\n"
+        "    threading.Thread(target=later, args=(0.05,)).start()\n"
+        "    return x @ x.T\n"
+    ),
     "sleeps": "import time\ndef f(x):\n    time.sleep(0.2)  # waiting costs no CPU time\n    return x @ x.T\n",
     "never_returns": "def f(x):\n    while True:\n        pass\n",
     "broken": "def f(x):\n    raise RuntimeError('the reference is broken')\n",
@@ -296,6 +306,15 @@ def test_the_cpu_clock_counts_every_thread_of_the_check_process(race_between, li
     while student.cpu_time() - before < 0.3 and time.monotonic() < give_up:
         time.sleep(0.05)
     assert student.cpu_time() - before >= 0.3
+
+
+def test_threads_left_working_between_requests_are_charged(race_between):
+    """A request is charged all the CPU time its process used since its previous request ended: here
+    its threads work while the grader compares results (slowly, so that they are done by the next request)."""
+    student, reference = race_between("leaves_threads_working", "vectorized")
+    pause = lambda got, expected: time.sleep(0.3)  # noqa: E731
+    race = timing.run_race(student, reference, None, call_f, inputs, pause, rounds=2, repetitions=2)
+    assert race.cpu_ratio > timing.THRESHOLD
 
 
 def test_time_spent_waiting_counts_by_the_wall_clock(race_between):
