@@ -149,7 +149,9 @@ def run_race(student, reference, prepare, timed, draw, verify, *, repetitions=RE
         results, times = {}, {}
         for session in sides if number % 2 == 0 else sides[::-1]:
             try:
-                results[session], times[session], marks[session] = _measure(session, program, input_sets, marks[session], describe)
+                results[session], times[session], marks[session] = _measure(
+                    session, program, input_sets, marks[session], describe
+                )
             except CallTimeout as exc:
                 known = times.get(reference, latest)
                 if session is student and known is not None:

@@ -80,7 +80,9 @@ class Conv2d:
         (sh, sw), (dh, dw) = self.stride, self.dilation
         for i in range(kh):
             for j in range(kw):
-                dxp[:, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw] += dwindows[..., i, j]
+                rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)  # the output rows' pixels under tap i
+                cols = slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
+                dxp[:, :, rows, cols] += dwindows[..., i, j]
         ph, pw = self.padding
         h, wd = self.x_shape[2:]
         return _tensor(dxp[:, :, ph : ph + h, pw : pw + wd], grad_out)

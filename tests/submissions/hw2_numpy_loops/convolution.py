@@ -33,7 +33,9 @@ def _out_size(size, k, s, d):
 def _window(y, z, kh, kw, stride, dilation):
     """The receptive field of output pixel (y, z) in the padded input."""
     (sh, sw), (dh, dw) = stride, dilation
-    return (slice(None), slice(None), slice(y * sh, y * sh + (kh - 1) * dh + 1, dh), slice(z * sw, z * sw + (kw - 1) * dw + 1, dw))
+    rows = slice(y * sh, y * sh + (kh - 1) * dh + 1, dh)
+    cols = slice(z * sw, z * sw + (kw - 1) * dw + 1, dw)
+    return (slice(None), slice(None), rows, cols)
 
 
 def _correlate(xp, w, stride, dilation):
