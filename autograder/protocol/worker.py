@@ -417,6 +417,8 @@ class Server:
                 body = {"ok": wire.encode_value(reply, buffers, self.handle_for)}
             except BaseException as exc:  # student code may raise anything, SystemExit included
                 body, buffers = {"error": self.describe_error(exc)}, []
+            if self.guard:
+                self.guard.check_dispatcher()
             flush_student_output()
             self.sock.sendall(wire.encode_frame(body, buffers))
 
