@@ -135,8 +135,10 @@ def test_stub_raises_at_the_region_indentation():
     assert stub == 'class A:\n    def f(self, x):\n        """doc"""\n        raise NotImplementedError("A.f: write your solution here")\n'
 
 
-def test_a_replay_that_diverges_fails_the_check_cleanly(fresh, tmp_path):
-    """A wrong output shape makes the gradient check ask for another upstream shape than recorded."""
+def test_a_wrong_shape_fails_cleanly_on_replay(fresh, tmp_path):
+    """A wrong output shape fails its unit's checks with a shape message: the replay asks the recording
+    the same questions (the upstream gradient is shaped from the reference's output), so nothing is
+    blamed on a divergence. test_last_bits covers a replay that does diverge."""
     for name in ("neurons.py", "activations.py", "backprop.py", "optimizers.py"):
         (tmp_path / name).write_text((ROOT / "reference" / "hw1" / name).read_text())
     source = (tmp_path / "activations.py").read_text()
