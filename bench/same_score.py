@@ -7,7 +7,7 @@ per submission, how many distinct results came back (the score of every
 check, and the total): 1 is the only right answer. A verdict that differs
 between runs is listed with its statuses.
 
-Run: .venv/bin/python bench/same_score.py [--runs 10] [--busy 4] [--sandbox namespace]
+Run: .venv/bin/python bench/same_score.py [--runs 10] [--busy 4] [--sandbox namespace] [--only hw2]
 """
 
 from __future__ import annotations
@@ -72,9 +72,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="regrades per condition (idle, loaded)")
     parser.add_argument("--busy", type=int, default=4, help="spinning processes per core while loaded")
     parser.add_argument("--sandbox", default="namespace")
+    parser.add_argument("--only", default="", help="comma-separated parts of the names of the submissions to grade")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-same-score-") as tmp:
         chosen = submissions(Path(tmp))
+        if options.only:
+            parts = options.only.split(",")
+            chosen = {name: value for name, value in chosen.items() if any(part in name for part in parts)}
         outcomes: dict[str, list[tuple[str, str]]] = {name: [] for name in chosen}
         for condition in ("idle", "loaded"):
             spinners = []
@@ -87,6 +91,9 @@ def main() -> None:
                 for _ in range(options.runs):
                     for name, (homework, folder) in chosen.items():
                         outcomes[name].append((condition, grade(homework, folder, options.sandbox)))
+                        result = outcomes[name][-1][1]
+                        shown = json.loads(result)["score"] if result.startswith("{") else result
+                        print(f"  {condition} {name}: {shown}", flush=True)
             finally:
                 for process in spinners:
                     process.kill()
