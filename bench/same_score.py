@@ -13,6 +13,7 @@ Run: .venv/bin/python bench/same_score.py [--runs 10] [--busy 4] [--sandbox name
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -102,7 +103,9 @@ def main() -> None:
         for name, runs in outcomes.items():
             distinct = Counter(result for _, result in runs)
             scores = sorted({json.loads(r)["score"] if r.startswith("{") else r for r in distinct})
-            print(f"{name}: {len(distinct)} distinct result(s) over {len(runs)} regrades; score(s) {scores}")
+            fingerprints = sorted(hashlib.sha256(result.encode()).hexdigest()[:12] for result in distinct)
+            print(f"{name}: {len(distinct)} distinct result(s) over {len(runs)} regrades; score(s) {scores}; "
+                  f"result fingerprint(s) {fingerprints}")
             if len(distinct) > 1:
                 statuses = [json.loads(r)["checks"] for r in distinct if r.startswith("{")]
                 flipped = sorted({check for s in statuses for check in s if len({t.get(check) for t in statuses}) > 1})
