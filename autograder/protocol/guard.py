@@ -28,7 +28,7 @@ import threading
 import types
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode_stack
 
 # What forbidding an API forbids at the dispatcher: the aten operators (packet names) that only it computes,
 # by its name with case and underscores dropped (torch.nn.functional.leaky_relu, torch.nn.LeakyReLU: leakyrelu).
@@ -139,7 +139,7 @@ class Guard:
 
     def check_dispatcher(self) -> None:
         """After a call into the student's code: the operator guard must still be in place."""
-        if self.mode is not None and self.mode not in _dispatch_modes():
+        if self.mode is not None and self.mode not in _get_current_dispatch_mode_stack():
             self.violations.append("the run-time guard (a torch dispatch mode) was removed by the student's code")
             self.mode.__enter__()
 
@@ -333,8 +333,3 @@ def _needs_grad(args, kwargs) -> bool:
                 return True
     return False
 
-
-def _dispatch_modes() -> list:
-    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
-
-    return _get_current_dispatch_mode_stack()
