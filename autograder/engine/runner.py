@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import stat
+import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ from autograder.engine.course import Course
 from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.protocol.client import CallTimeout, StudentError, Worker, WorkerFailure
 from autograder.protocol.wire import ProtocolError
+from autograder.sandboxes.slots import STAGED_PREFIX
 
 log = logging.getLogger("autograder")
 
@@ -72,7 +75,8 @@ def grade(
     with contextlib.ExitStack() as stack:
         worker = stack.enter_context(Worker(sandbox, submission))
         # Started on first use only: the reference, for timed checks to race against.
-        pacer = stack.enter_context(Worker(sandbox, assignment.reference_dir)) if assignment.reference_dir else None
+        racing = assignment.reference_dir and any(spec.timed for spec in specs)
+        pacer = stack.enter_context(Worker(sandbox, solutions_only(assignment, stack))) if racing else None
         broken_files = {m: probe_import(worker, m) for m in assignment.modules if any(s.module == m for s in specs)}
         banned = scan_forbidden(assignment, submission, specs)
         graded: dict[str, CheckResult] = {}
@@ -99,6 +103,16 @@ def grade(
             if on_result:
                 on_result(check)
     return result
+
+
+def solutions_only(assignment: Assignment, stack: contextlib.ExitStack) -> Path:
+    """A private copy of the reference's solution files alone (the files a student hands in), for
+    the race worker: its sandbox never sees the checks, hidden checks or anything else there."""
+    # Named as a staged copy is (with our pid), so a batch sweeps it up should this grader be killed.
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"{STAGED_PREFIX}{os.getpid()}-solutions-")))
+    for module in assignment.modules:
+        shutil.copyfile(assignment.reference_dir / f"{module}.py", folder / f"{module}.py")
+    return folder
 
 
 def cuda_skipped(spec: CheckSpec, twin: CheckResult | None, course: Course) -> CheckResult:

@@ -87,10 +87,16 @@ class DockerSandbox(Sandbox):
             raise SandboxUnavailable("the docker command is not installed")
         name = f"autograder-{os.getpid()}-{next(_numbers)}"
         log = tempfile.TemporaryFile()
-        staged = stage(submission, log)
         slot = Slot.take()
+        try:
+            staged = stage(submission, log, slot)
+        except BaseException:
+            slot.release()
+            raise
+        # Not root, the staged copy is ours alone (0700, slots.stage): the container runs as our uid then.
+        uid = slot.uids[1] if os.geteuid() == 0 else os.getuid()
         proc = subprocess.Popen(
-            self.command(staged, name, uid=slot.uids[1]),
+            self.command(staged, name, uid=uid),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,

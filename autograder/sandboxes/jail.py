@@ -5,15 +5,19 @@ This file runs as a script, never imported by the grader, and uses only the
 standard library: `python jail.py outer CONFIG` builds a worker's jail and
 starts the zygote in it; inside the jail the zygote runs as
 `python /grader/jail.py zygote CONFIG`, and every check's process confines
-itself further with `confine_check` before it imports student code.
+itself further with `confine_check` before it imports student code: its own
+namespaces, uid, rlimits, a fresh session keyring, and last a seccomp filter
+(`seccomp_program`: namespace.py says what it refuses and why).
 
 CONFIG is JSON from the grader: binds ([host path, jail path, kind]), links,
-devices, the host uids of the slot (as root), sizes and limits.
+devices, the host uids of the slot (as root), sizes and limits, and whether
+libseccomp is there to build the filter with.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import resource
@@ -26,15 +30,41 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWCGROUP = 0x02000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
+KEYCTL_JOIN_SESSION_KEYRING = 1
 # statvfs flags that a mount in a user namespace must keep when remounted (they are locked).
 LOCKED_FLAGS = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC, os.ST_RDONLY: MS_RDONLY}
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 CHECK_UID = 1000  # a check's uid inside the jail (when the grader runs as root)
+
+# The seccomp filter of a check's process (namespace.py's docstring says why each is refused).
+# Each is refused with EPERM, so Python raises an OSError the student can read; unknown names
+# (iopl on aarch64) are skipped by libseccomp.
+SECCOMP_REFUSED = (
+    "add_key", "request_key", "keyctl",
+    "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd", "kcmp",
+    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount",
+    "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", "open_by_handle_at", "name_to_handle_at",
+    "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "modify_ldt", "iopl", "ioperm", "syslog", "uselib", "lookup_dcookie",
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot",
+    "swapon", "swapoff", "acct", "quotactl", "quotactl_fd", "settimeofday", "clock_settime",
+)
+CLONE_NAMESPACES = (CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET)
+# personality(2) flags refused: they switch off address randomisation or map page zero or make
+# data executable. 0xffffffff only asks for the current personality, and stays allowed.
+PERSONALITY_REFUSED = (0x0040000, 0x0100000, 0x0200000, 0x0400000, 0x0800000, 0x8000000)
+PERSONALITY_QUERY_BIT = 1 << 31  # set only in the query 0xffffffff (no flag is that high)
+SCMP_ACT_ALLOW, SCMP_ACT_ERRNO = 0x7FFF0000, 0x00050000  # libseccomp's actions (ERRNO | errno)
+SCMP_FLTATR_ACT_BADARCH, SCMP_CMP_MASKED_EQ, NR_SCMP_ERROR = 2, 7, -1
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+BPF_INSTRUCTION_BYTES = 8  # struct sock_filter
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -82,7 +112,7 @@ def outer(config: dict) -> None:
         write_file("/proc/self/setgroups", "deny")  # required before an unprivileged gid map
         write_file("/proc/self/uid_map", f"0 {uid} 1")
         write_file("/proc/self/gid_map", f"0 {gid} 1")
-        become(0, 0, keep_groups=True)
+        become(0, 0, groups=None)
     call("unshare", CLONE_NEWPID | (0 if as_root else CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS))
     to_init_r, to_init_w = os.pipe()
     from_init_r, from_init_w = os.pipe()
@@ -116,7 +146,9 @@ def be_init(config: dict, as_root: bool, tell_outer: int, from_outer: int) -> No
         os.write(tell_outer, b"u")
         if os.read(from_outer, 1) != b"m":
             os._exit(1)
-        become(0, 0, keep_groups=False)
+        # The staged submission is root's and the check gid's, 0750 (slots.stage): the zygote,
+        # jail gid 0, reads it through that group, as supplementary group.
+        become(0, 0, groups=[CHECK_UID])
         die_with_parent()  # again: changing credentials clears it
         # Namespaces owned by the new user namespace: the zygote may then make the checks' own.
         call("unshare", CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
@@ -220,12 +252,14 @@ def sandbox_env(config: dict) -> dict:
 # --- a check's process: confined further before it serves the check -----------
 
 
-def confine_check(config: dict) -> None:
+def confine_check(config: dict, seccomp: bytes | None) -> None:
     """Called in the zygote's freshly forked child; returns in the process that serves the check.
 
     The child makes new mount, pid, net, ipc and uts namespaces and forks the
     check's process, pid 1 there: when it dies, the kernel kills everything it
-    started. The child stays behind only to pass on its exit status."""
+    started. The child stays behind only to pass on its exit status. The
+    check's process joins a keyring of its own and, last (it refuses mount and
+    keyctl, used before), installs the seccomp program, when there is one."""
     call("unshare", CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
     check = os.fork()
     if check != 0:
@@ -241,13 +275,94 @@ def confine_check(config: dict) -> None:
     write_file("/proc/self/oom_score_adj", "1000", missing_ok=True)  # the memory killer takes checks first
     drop_capabilities(config["uids"] is not None)
     die_with_parent()  # again: changing credentials clears it
+    join_new_session_keyring()
     limit(config["check_limits"])
     os.chdir("/submission")
+    if seccomp is not None:
+        install_seccomp(seccomp)
 
 
-def become(uid: int, gid: int, keep_groups: bool) -> None:
-    if not keep_groups:
-        os.setgroups([])
+def join_new_session_keyring() -> None:
+    """An anonymous session keyring of this check's alone, so @s is nothing an earlier check wrote.
+    (@u, the uid's user keyring, is every check's: only the seccomp filter keeps them out of it.)"""
+    if libc.syscall(SYS_KEYCTL[os.uname().machine], KEYCTL_JOIN_SESSION_KEYRING, None) == -1:
+        number = ctypes.get_errno()
+        if number != errno.ENOSYS:  # a kernel without keyrings has nothing to share
+            raise OSError(number, f"keyctl(KEYCTL_JOIN_SESSION_KEYRING): {os.strerror(number)}")
+
+
+class ArgumentTest(ctypes.Structure):  # libseccomp's struct scmp_arg_cmp
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+
+
+class FilterProgram(ctypes.Structure):  # struct sock_fprog
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_program() -> bytes:
+    """The checks' seccomp filter as a BPF program, built once in the zygote with libseccomp
+    (which knows every architecture's syscall numbers): everything is allowed but SECCOMP_REFUSED,
+    clone with a namespace flag, clone3 (ENOSYS: its flags are out of a filter's sight, and the C
+    library then falls back to clone), personality with a flag of PERSONALITY_REFUSED, and
+    syscalls of another architecture (i386 or x32 on x86_64)."""
+    seccomp = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    seccomp.seccomp_init.restype = ctypes.c_void_p
+    seccomp.seccomp_init.argtypes = [ctypes.c_uint32]
+    seccomp.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
+    seccomp.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    seccomp.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(ArgumentTest)]
+    seccomp.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    seccomp.seccomp_release.argtypes = [ctypes.c_void_p]
+    refuse = SCMP_ACT_ERRNO | errno.EPERM
+
+    def succeeded(result: int, what: str) -> None:
+        if result < 0:
+            raise OSError(-result, f"libseccomp: {what}: {os.strerror(-result)}")
+
+    def rule(action: int, name: str, mask: int = 0, value: int = 0) -> None:
+        """action for syscall name when its first argument & mask == value (always, with mask 0)."""
+        number = seccomp.seccomp_syscall_resolve_name(name.encode())
+        if number != NR_SCMP_ERROR:
+            test = (ArgumentTest * 1)(ArgumentTest(0, SCMP_CMP_MASKED_EQ, mask, value))
+            succeeded(seccomp.seccomp_rule_add_array(context, action, number, 1 if mask else 0, test), f"a rule for {name}")
+
+    context = seccomp.seccomp_init(SCMP_ACT_ALLOW)
+    if not context:
+        raise OSError("libseccomp: seccomp_init failed")
+    try:
+        succeeded(seccomp.seccomp_attr_set(context, SCMP_FLTATR_ACT_BADARCH, refuse), "the action for other architectures")
+        for name in SECCOMP_REFUSED:
+            rule(refuse, name)
+        for flag in CLONE_NAMESPACES:
+            rule(refuse, "clone", flag, flag)
+        rule(SCMP_ACT_ERRNO | errno.ENOSYS, "clone3")
+        # libseccomp tests an argument once per rule, and rules are alternatives: a refused flag
+        # without the query bit, or the query bit with any other bit missing (not 0xffffffff).
+        for flag in PERSONALITY_REFUSED:
+            rule(refuse, "personality", flag | PERSONALITY_QUERY_BIT, flag)
+        for bit in range(31):
+            rule(refuse, "personality", PERSONALITY_QUERY_BIT | 1 << bit, PERSONALITY_QUERY_BIT)
+        memory = os.memfd_create("seccomp")
+        try:
+            succeeded(seccomp.seccomp_export_bpf(context, memory), "exporting the program")
+            return os.pread(memory, os.fstat(memory).st_size, 0)
+        finally:
+            os.close(memory)
+    finally:
+        seccomp.seccomp_release(context)
+
+
+def install_seccomp(program: bytes) -> None:
+    """Filter this process's syscalls (and its threads' and children's) with program; no_new_privs is set."""
+    code = ctypes.create_string_buffer(program, len(program))
+    header = FilterProgram(len(program) // BPF_INSTRUCTION_BYTES, ctypes.addressof(code))
+    call("prctl", PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(header), 0, 0)
+
+
+def become(uid: int, gid: int, groups: list[int] | None) -> None:
+    """groups: the supplementary groups to have, or None to keep them (unprivileged: setgroups is denied)."""
+    if groups is not None:
+        os.setgroups(groups)
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
 
@@ -258,7 +373,7 @@ def drop_capabilities(own_uid: bool) -> None:
         if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
             break
     if own_uid:
-        become(CHECK_UID, CHECK_UID, keep_groups=False)
+        become(CHECK_UID, CHECK_UID, groups=[])
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
     data = (ctypes.c_uint32 * 6)()
     call("capset", header, data)
@@ -311,7 +426,8 @@ def zygote(config: dict) -> None:
     """Inside the jail: the usual worker, with every check's process confined first."""
     from autograder.protocol import worker
 
-    worker.main(["/submission"], confine=lambda: confine_check(config))
+    seccomp = seccomp_program() if config["seccomp"] else None
+    worker.main(["/submission"], confine=lambda: confine_check(config, seccomp))
 
 
 if __name__ == "__main__":

@@ -19,10 +19,48 @@ Process model (the one place it is written down; jail.py holds the kernel calls)
                         │      net, ipc and uts namespaces and waits
                         └─ check   pid 1 of those: fresh /tmp and /proc, jail uid 1000
                                    (host uid C) with no capability, or, not root, every
-                                   capability dropped; rlimits; imports student code
+                                   capability dropped; rlimits; a session keyring of its
+                                   own; the seccomp filter below; imports student code
 
 * One slot per concurrently running worker (a lock file): the slot gives the
   host uids Z and C, so two students' checks never share a uid.
+* The submission the jail sees is a staged copy (slots.stage) in a folder only
+  root and the slot can enter: root's, group C, mode 0750 (the zygote has C
+  as supplementary group); not root, the grader's own, 0700. No other local
+  user reads a submission, nor the reference's solution files that the race
+  worker of timed checks is given (those alone: never the checks, hidden
+  checks or the course secret; engine/runner.py).
+* Seccomp (jail.py `seccomp_program`, built with libseccomp, so every
+  architecture's numbers are right; where libseccomp.so.2 is missing the
+  checks run without it and the grader warns once). Each refused call fails
+  with EPERM, an OSError the student can read; nothing is killed:
+    - keyrings: add_key, request_key, keyctl. The user keyring is one per
+      uid, shared by every check of a worker, and keys outlive processes: a
+      channel from a public check to a hidden one. (Each check also joins a
+      new anonymous session keyring before the filter is installed.)
+    - other processes: ptrace, process_vm_readv, process_vm_writev,
+      process_madvise, pidfd_getfd, kcmp. A check sees no other process
+      (its own pid namespace), and never needs to read or trace one.
+    - namespaces and mounts, the jail's business and never a check's:
+      unshare, setns, clone with any CLONE_NEW* flag, mount, umount2,
+      pivot_root, chroot, the new mount API (open_tree, move_mount, fsopen,
+      fsconfig, fsmount, fspick, mount_setattr), and file handles
+      (open_by_handle_at, name_to_handle_at), which reach files past the
+      mounts. clone3 fails with ENOSYS instead (a filter cannot read its
+      flags; the C library then falls back to clone, which it can).
+    - kernel attack surface no check uses: bpf, perf_event_open,
+      userfaultfd, io_uring_setup, io_uring_enter, io_uring_register,
+      modify_ldt, iopl, ioperm, syslog (the kernel's log), uselib,
+      lookup_dcookie.
+    - the machine's own settings: kexec_load, kexec_file_load,
+      init_module, finit_module, delete_module, reboot, swapon, swapoff,
+      acct, quotactl, quotactl_fd, settimeofday, clock_settime.
+    - personality with a flag that switches off address randomisation,
+      maps page zero or makes data executable (the query, 0xffffffff, and
+      the plain personalities stay allowed: some C libraries ask).
+    - another architecture's calls (i386's int 0x80, x32 on x86_64).
+  Threads, fork, subprocesses, signals, files, sockets within the jail's
+  empty network, and everything torch does stay allowed.
 * Limits: the worker's cgroup caps memory (swap included), process count and
   CPU (`cpus` CPUs at most, and a weight equal to every other worker's, so a
   submission's busy processes cannot starve another's checks) for all its
@@ -43,6 +81,7 @@ Process model (the one place it is written down; jail.py holds the kernel calls)
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -95,10 +134,14 @@ class NamespaceSandbox(Sandbox):
         submission = Path(submission).resolve()
         if not submission.is_dir():
             raise SandboxUnavailable(f"{submission} is not a directory")
-        root = os.geteuid() == 0
         log = tempfile.TemporaryFile()
-        staged = stage(submission, log)
-        slot = Slot.take() if root else None
+        slot = Slot.take() if os.geteuid() == 0 else None
+        try:
+            staged = stage(submission, log, slot)
+        except BaseException:
+            if slot:
+                slot.release()
+            raise
         cgroup = self._cgroup()
         ours, theirs = socket.socketpair()
         go_r, go_w = os.pipe()
@@ -147,6 +190,13 @@ class NamespaceSandbox(Sandbox):
             self._warn(f"no {missing} for the workers: a submission's busy processes can slow down others' checks")
         return cgroup
 
+    def _seccomp(self) -> bool:
+        """Whether the jail can build its seccomp filter (it loads the same libraries as we do)."""
+        missing = libseccomp_missing()
+        if missing:
+            self._warn(f"no seccomp filter for the checks ({missing}): they can use keyrings, ptrace, bpf and the like")
+        return not missing
+
     def _warn(self, warning: str) -> None:
         if warning not in self.warnings:
             self.warnings.append(warning)
@@ -172,6 +222,7 @@ class NamespaceSandbox(Sandbox):
             "devices": ["null", "zero", "random", "urandom", *gpus],
             "uids": list(slot.uids) if slot else None,
             "tmp_bytes": self.tmp_bytes,
+            "seccomp": self._seccomp(),
             "zygote_limits": {"RLIMIT_CORE": 0, "RLIMIT_NOFILE": 1024},
             "check_limits": check_limits,
             "go": go,
@@ -218,6 +269,16 @@ def _inside(path: str, parent: str) -> bool:
 def cuda_devices() -> list[str]:
     """The NVIDIA device nodes a check needs for CUDA, when this host has them."""
     return sorted(p.name for p in Path("/dev").glob("nvidia*") if p.is_char_device())
+
+
+@cache
+def libseccomp_missing() -> str | None:
+    """Why libseccomp cannot be loaded here, or None when it can."""
+    try:
+        ctypes.CDLL("libseccomp.so.2")
+    except OSError as exc:
+        return str(exc)
+    return None
 
 
 @cache

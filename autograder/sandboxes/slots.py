@@ -1,5 +1,6 @@
-"""What the namespace and docker sandboxes share: slots (host uids no other
-running worker has) and a staged copy of the submission those uids can read."""
+"""What the namespace, docker and process (as root) sandboxes share: slots (host
+uids no other running worker has) and a staged copy of the submission that only
+root and those uids can read."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from autograder.sandboxes.base import SandboxUnavailable
 SLOT_UIDS = 2_000_000_000  # host uids Z = base + 2 * slot, C = Z + 1: far above any real user
 SLOTS = 4096
 STAGE_FILES, STAGE_BYTES, STAGE_DEPTH = 1000, 64 << 20, 8  # what of a submission a sandbox sees at most
+STAGED_PREFIX = "autograder-submission-"  # then the stager's pid: a batch sweeps the copies of dead graders
+STAGE_MODE = 0o750  # a staged copy's top folder, root's and the slot's check group's: no other user enters
 
 
 class Slot:
@@ -41,13 +44,23 @@ class Slot:
         os.close(self.lock)
 
 
-def stage(submission: Path, log) -> Path:
-    """A copy of the submission the jail's uids can read, whatever its owner and modes.
+def stage(submission: Path, log, slot: Slot | None) -> Path:
+    """A copy of the submission that only root and the slot's uids can read, whatever its owner and modes.
+
+    Its top folder is the lock on it: as root, owned by root and the slot's
+    check gid C (slot.uids[1]), mode 0750, so a process whose gid or a
+    supplementary group is C can read it (the namespace jail's zygote and
+    checks, the docker container, the process sandbox's worker) and no other
+    local user can enter it. Without root (or without a slot) it is ours
+    alone, 0700: the unprivileged namespace jail runs as our own uid. Below
+    it, modes are 0755/0644 (the top folder alone keeps others out).
 
     Symbolic links are copied as links, never followed (inside the jail they
     point into the jail); files over the caps are left out, and the log says so."""
-    staged = Path(tempfile.mkdtemp(prefix="autograder-submission-"))
-    staged.chmod(0o755)
+    staged = Path(tempfile.mkdtemp(prefix=f"{STAGED_PREFIX}{os.getpid()}-"))  # 0700, ours: nobody else between here and the chown
+    if slot is not None and os.geteuid() == 0:
+        os.chown(staged, 0, slot.uids[1])
+        staged.chmod(STAGE_MODE)
     budget = [STAGE_FILES, STAGE_BYTES]
 
     def copy(source: Path, target: Path, depth: int) -> None:
@@ -69,7 +82,11 @@ def stage(submission: Path, log) -> Path:
                     shutil.copyfileobj(original, copied)
                 destination.chmod(0o644)
 
-    copy(submission, staged, 0)
+    try:
+        copy(submission, staged, 0)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     return staged
 
 
