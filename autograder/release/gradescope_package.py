@@ -22,8 +22,13 @@ handed it in in /autograder/submission_metadata.json), runs a copy of run_autogr
                           the course secret that keys hidden inputs (checks/seeds.py)
 
 Inside the image the student's code runs in the sandbox `auto` picks (run_autograder's output, which
-only instructors see, says which): where Gradescope's container refuses namespaces that is the
-process sandbox, under which the student's code could read /autograder/source.
+only instructors see, says which): the namespace sandbox where the container allows namespaces,
+else the process sandbox as root, which runs it as an unprivileged uid of its own
+(sandboxes/process.py). Before anything of the student's runs, run_autograder makes the source, the
+upload, the metadata and the results folder root-only; grading kills every process of the worker's
+uid before it prints the result, and run_autograder alone writes results.json (a temporary file
+renamed, in the root-only folder), so nothing the student's code left behind can read the
+reference or rewrite the score.
 """
 
 from __future__ import annotations
@@ -190,6 +195,11 @@ results="$root/results/results.json"
 if [ -d "$root/venv/bin" ]; then PATH="$root/venv/bin:$PATH"; fi  # where setup.sh installed the autograder
 mkdir -p "$root/results"
 rm -f "$results"
+# Root-only before any student code runs (as the process sandbox's unprivileged uid it cannot enter
+# them): the reference, hidden checks and course secret, the results, the upload (grading reads a
+# staged copy) and who handed it in. The venv stays readable: the worker runs its Python.
+chmod 700 "$root/source" "$root/results" "$root/submission"
+chmod 600 "$root/submission_metadata.json" 2>/dev/null
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -212,9 +222,10 @@ autograder grade "$assignment" "$root/submission" --format gradescope --hidden-v
 status=$?
 cat "$work/log" >&2  # for the instructor: Gradescope keeps this script's output
 
-# Keep grade's results.json if it is one; else score 0 with the last line grade said.
+# Keep grade's results.json if it is one; else score 0 with the last line grade said. Written whole
+# or not at all: a temporary file in the root-only results folder, renamed.
 python3 - "$work/results.json" "$results" "$work/log" "$status" <<'PY'
-import json, os, sys
+import json, os, sys, tempfile
 graded, results, log, status = sys.argv[1:]
 try:
     with open(graded, encoding="utf-8") as f:
@@ -222,15 +233,16 @@ try:
     usable = status == "0" and isinstance(result, dict) and isinstance(result.get("score"), (int, float))
 except (OSError, ValueError):
     usable = False
-if usable:
-    os.replace(graded, results)
-    sys.exit()
-with open(log, encoding="utf-8", errors="replace") as f:
-    said = [line.strip() for line in f if line.strip()]
-reason = said[-1] if said else f"it stopped with exit status {status}, saying nothing"
-output = f"The autograder could not grade this submission: {reason}\\nYour instructor can see the details and grade it again."
-with open(results, "w", encoding="utf-8") as f:
-    json.dump({"score": 0.0, "output": output, "visibility": "visible", "stdout_visibility": "hidden"}, f, indent=2)
+if not usable:
+    with open(log, encoding="utf-8", errors="replace") as f:
+        said = [line.strip() for line in f if line.strip()]
+    reason = said[-1] if said else f"it stopped with exit status {status}, saying nothing"
+    output = f"The autograder could not grade this submission: {reason}\\nYour instructor can see the details and grade it again."
+    result = {"score": 0.0, "output": output, "visibility": "visible", "stdout_visibility": "hidden"}
+fd, written = tempfile.mkstemp(dir=os.path.dirname(results), prefix=".results-")
+with open(fd, "w", encoding="utf-8") as f:
+    json.dump(result, f, indent=2)
+os.replace(written, results)
 PY
 if [ ! -s "$results" ]; then  # not even python3 ran
     echo '{"score": 0.0, "output": "The autograder could not run here; please tell your instructor."}' >"$results"

@@ -4,6 +4,8 @@ its stdin/stdout; they differ only in what the worker can see and do."""
 
 from __future__ import annotations
 
+import os
+
 from autograder.sandboxes.base import Sandbox, SandboxUnavailable
 from autograder.sandboxes.docker import DockerSandbox
 from autograder.sandboxes.namespace import NamespaceSandbox
@@ -13,6 +15,11 @@ SANDBOXES = {"process": ProcessSandbox, "namespace": NamespaceSandbox, "docker":
 NOT_ISOLATED = (
     "WARNING: student code is NOT isolated (the process sandbox): it can read and write whatever "
     "this user can. Grade on a host where Linux namespaces or a Docker engine are available."
+)
+NOT_ISOLATED_AS_ROOT = (
+    "WARNING: student code is NOT isolated (the process sandbox): started as root, it runs student code as an "
+    "unprivileged uid of its own, which still reads what any local user can and reaches the network. Grade on a "
+    "host where Linux namespaces or a Docker engine are available."
 )
 
 
@@ -35,11 +42,11 @@ def choose(name: str) -> tuple[Sandbox, list[str]]:
             return SANDBOXES[candidate](), [f"sandbox: {candidate}{because}"]
         passed_over.append(reason)
     because = f" (not docker: {passed_over[0]}; not namespace: {passed_over[1]})"
-    return ProcessSandbox(), [f"sandbox: process{because}", NOT_ISOLATED]
+    return ProcessSandbox(), [f"sandbox: process{because}", NOT_ISOLATED_AS_ROOT if os.geteuid() == 0 else NOT_ISOLATED]
 
 
 def get_sandbox(name: str) -> Sandbox:
     return choose(name)[0]
 
 
-__all__ = ["Sandbox", "SandboxUnavailable", "choose", "get_sandbox", "SANDBOXES", "NOT_ISOLATED"]
+__all__ = ["Sandbox", "SandboxUnavailable", "choose", "get_sandbox", "SANDBOXES", "NOT_ISOLATED", "NOT_ISOLATED_AS_ROOT"]

@@ -1,5 +1,6 @@
 # file: activations.py
 # unit: activations.Softplus
+# stops: namespace docker
 import socket
 
 

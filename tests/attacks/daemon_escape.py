@@ -1,5 +1,6 @@
 # file: backprop.py
 # unit: backprop.Dropout
+# stops: namespace docker process-root
 import os
 import time
 

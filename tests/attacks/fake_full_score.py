@@ -1,5 +1,6 @@
 # file: neurons.py
 # unit: neurons.perceptron_fit
+# stops: namespace docker process-root
 import json
 import os
 import sys

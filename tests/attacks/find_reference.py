@@ -1,5 +1,6 @@
 # file: activations.py
 # unit: activations.Softmax
+# stops: namespace docker
 import importlib.util
 import os
 

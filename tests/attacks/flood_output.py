@@ -1,5 +1,6 @@
 # file: backprop.py
 # unit: backprop.MSELoss
+# stops: namespace docker process-root
 import os
 import sys
 

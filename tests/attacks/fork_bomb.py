@@ -1,5 +1,6 @@
 # file: optimizers.py
 # unit: optimizers.AdamW
+# stops: namespace docker
 import os
 
 

@@ -1,5 +1,6 @@
 # file: backprop.py
 # unit: backprop.CrossEntropyLoss
+# stops: namespace docker
 import os
 
 

@@ -1,5 +1,6 @@
 # file: optimizers.py
 # unit: optimizers.AdaGrad
+# stops: namespace docker process-root
 
 
 class AdaGrad(AdaGrad):

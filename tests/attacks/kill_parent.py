@@ -1,5 +1,6 @@
 # file: neurons.py
 # unit: neurons.threshold_neuron
+# stops: namespace docker process-root
 import os
 import signal
 

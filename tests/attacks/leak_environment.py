@@ -1,5 +1,6 @@
 # file: activations.py
 # unit: activations.LogSoftmax
+# stops: namespace docker process-root
 import os
 
 

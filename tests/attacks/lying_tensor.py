@@ -1,5 +1,6 @@
 # file: neurons.py
 # unit: neurons.logistic_regression_loss_grad
+# stops: namespace docker process-root
 import torch
 
 

@@ -1,5 +1,6 @@
 # file: backprop.py
 # unit: backprop.Sequential
+# stops: namespace docker
 
 
 class Sequential(Sequential):

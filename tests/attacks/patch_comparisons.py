@@ -1,5 +1,6 @@
 # file: backprop.py
 # unit: backprop.Linear
+# stops: namespace docker process-root
 import numpy
 import torch
 import torch.testing

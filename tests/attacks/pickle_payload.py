@@ -1,5 +1,6 @@
 # file: neurons.py
 # unit: neurons.linear_regression_fit
+# stops: namespace docker process-root
 # leaves: /tmp/__MARKER__-unpickled
 import os
 import pickle

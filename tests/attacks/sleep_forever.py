@@ -1,5 +1,6 @@
 # file: optimizers.py
 # unit: optimizers.RMSProp
+# stops: namespace docker process-root
 import time
 
 

@@ -1,5 +1,6 @@
 # file: optimizers.py
 # unit: optimizers.Adam
+# stops: namespace docker process-root
 # link: secret.txt -> /etc/shadow
 import os
 

@@ -1,5 +1,6 @@
 # file: activations.py
 # unit: activations.ELU
+# stops: namespace docker
 import threading
 import time
 

@@ -1,5 +1,6 @@
 # file: activations.py
 # unit: activations.GELU
+# stops: namespace docker process-root
 # leaves: /tmp/__MARKER__-tmp
 # leaves: /root/__MARKER__-home
 # leaves: /var/tmp/__MARKER__-vartmp
