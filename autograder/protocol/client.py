@@ -296,7 +296,8 @@ class Session:
         try:
             return wire.decode_value(frame.header.get("ok"), frame.buffers, lambda ref: Remote(self, ref, describe))
         except wire.ProtocolError as exc:
-            raise WorkerDied(f"{what}: {self._died(f'protocol error: {exc}')}") from None
+            # What the student's process sent is refused: its check fails, and only that check (a fresh process per check).
+            raise WorkerDied(f"{what}: {self._died(f'protocol error in the reply of the check process: {exc}')}") from None
 
     def _died(self, problem: str) -> str:
         """The child's connection broke: end it and say why, with its exit status when known."""

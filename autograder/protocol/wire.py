@@ -6,6 +6,12 @@ lengths), back to back. Nothing is ever unpickled or evaluated: values travel
 as tagged JSON plus raw tensor bytes whose dtype comes from an allow-list and
 whose size must match its shape exactly.
 
+Both sides decode what the other sends within fixed bounds, checked before
+anything is allocated: a frame's header and payload sizes, the header's
+nesting, and the tensors one frame decodes to (each buffer backs at most one
+tensor; shapes, dtypes and sizes are validated first). Anything outside them is
+a ProtocolError, never another exception: the grader blames the sender.
+
 This module is imported inside the sandbox, so it uses only the standard
 library and torch.
 """
@@ -13,16 +19,21 @@ library and torch.
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import struct
 from dataclasses import dataclass, field
 
 import torch
 
-MAX_HEADER_BYTES = 1 << 20
-MAX_BUFFERS = 4096
-MAX_PAYLOAD_BYTES = 256 << 20
-MAX_NESTING = 32
+MAX_HEADER_BYTES = 1 << 20  # a frame's JSON header; parsed and decoded, ~70 MiB at most (tests/test_wire_fuzz.py)
+MAX_BUFFERS = 4096  # raw buffers listed by one frame
+MAX_PAYLOAD_BYTES = 256 << 20  # a frame's raw buffers together, room for the data sets of later homeworks
+# The tensors one frame decodes to, together (an empty tensor counts its shape with its zeros as ones).
+# The largest frames hw1 and hw2 exchange carry 4 MiB (hw2's timed requests of 256x256 images): 64x room.
+MAX_DECODED_BYTES = 256 << 20
+MAX_NESTING = 32  # levels of lists, tuples and dicts in one value
+MAX_HEADER_DEPTH = 2 * MAX_NESTING + 8  # JSON levels of a header: a tagged tuple or dict takes two per level
 MAX_NDIM = 16
 MAX_METHODS = 256
 
@@ -50,10 +61,21 @@ class NotPlainData(TypeError):
     """A value that is not a number, string, bool, None, list/tuple/dict of those, or tensor."""
 
 
+class Buffers(list):
+    """A frame's buffers, keeping account while values are decoded from them (however many
+    decode_value calls read one frame): each buffer backs at most one tensor, and the tensors
+    together hold at most MAX_DECODED_BYTES."""
+
+    def __init__(self, views=()):
+        super().__init__(views)
+        self.lent: set[int] = set()
+        self.decoded = 0
+
+
 @dataclass
 class Frame:
     header: dict
-    buffers: list[memoryview]
+    buffers: Buffers  # memoryviews into raw
     raw: bytes  # the whole frame as received, for relaying it unchanged
 
 
@@ -90,6 +112,7 @@ class FrameReader:
 
     max_payload: int = MAX_PAYLOAD_BYTES
     _pending: bytearray = field(default_factory=bytearray)
+    _next: tuple | None = None  # the header and buffer sizes of a frame still arriving, parsed once
 
     def feed(self, data: bytes) -> list[Frame]:
         self._pending += data
@@ -99,6 +122,26 @@ class FrameReader:
         return frames
 
     def _cut(self) -> Frame | None:
+        if self._next is None:
+            self._next = self._cut_header()
+            if self._next is None:
+                return None
+        header_len, header, sizes = self._next
+        end = 4 + header_len + sum(sizes)
+        if len(self._pending) < end:
+            return None
+        with memoryview(self._pending) as pending:  # one copy of the frame, not two
+            raw = bytes(pending[:end])
+        del self._pending[:end]
+        self._next = None
+        view, offset, buffers = memoryview(raw), 4 + header_len, Buffers()
+        for n in sizes:
+            buffers.append(view[offset : offset + n])
+            offset += n
+        return Frame(header, buffers, raw)
+
+    def _cut_header(self) -> tuple[int, dict, list[int]] | None:
+        """The next frame's header length, header and buffer sizes, once its header is in; within the caps."""
         if len(self._pending) < 4:
             return None
         (header_len,) = struct.unpack_from(">I", self._pending)
@@ -114,26 +157,36 @@ class FrameReader:
             raise ProtocolError("'buffers' must list non-negative integers")
         if sum(sizes) > self.max_payload:
             raise ProtocolError(f"payload of {sum(sizes)} bytes exceeds the cap of {self.max_payload}")
-        end = 4 + header_len + sum(sizes)
-        if len(self._pending) < end:
-            return None
-        raw = bytes(self._pending[:end])
-        del self._pending[:end]
-        view, offset, buffers = memoryview(raw), 4 + header_len, []
-        for n in sizes:
-            buffers.append(view[offset : offset + n])
-            offset += n
-        return Frame(header, buffers, raw)
+        return header_len, header, sizes
 
 
 def _parse_header(body: bytes) -> dict:
+    # JSON makes no cycles for the collector to find, but a header of 300,000 empty lists would set it
+    # off over the whole heap again and again: 20x the parse's own time with torch loaded.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         header = json.loads(body.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"header is not valid JSON: {exc}") from None
+    finally:
+        if collecting:
+            gc.enable()
     if not isinstance(header, dict):
         raise ProtocolError("header must be a JSON object")
+    _check_depth(header)
     return header
+
+
+def _check_depth(header: dict) -> None:
+    """Refuse a header nested deeper than MAX_HEADER_DEPTH (walked level by level, without recursion)."""
+    level, depth = [header], 1
+    while level:
+        if depth > MAX_HEADER_DEPTH:
+            raise ProtocolError(f"header nested deeper than {MAX_HEADER_DEPTH} levels")
+        level = [child for node in level for child in (node.values() if isinstance(node, dict) else node)
+                 if isinstance(child, (dict, list))]
+        depth += 1
 
 
 # --- values ---------------------------------------------------------------
@@ -200,20 +253,28 @@ def _encode_tensor(tensor: torch.Tensor, buffers: list) -> dict:
     return {"$tensor": len(buffers) - 1, "dtype": DTYPE_NAMES[plain.dtype], "shape": list(plain.shape), "device": device}
 
 
-def decode_value(obj, buffers: list, resolve_ref=None, depth: int = 0):
-    """The value encode_value described. resolve_ref(Ref) maps handles; without it they stay Refs."""
+def decode_value(obj, buffers: list, resolve_ref=None):
+    """The value encode_value described. resolve_ref(Ref) maps handles; without it they stay Refs.
+
+    buffers: a frame's Buffers (its account is shared by every value decoded from that frame),
+    or a plain list of buffers, then accounted for this value alone. Raises only ProtocolError.
+    """
+    return _decode(obj, buffers if isinstance(buffers, Buffers) else Buffers(buffers), resolve_ref, 0)
+
+
+def _decode(obj, buffers: Buffers, resolve_ref, depth: int):
     if depth > MAX_NESTING:
         raise ProtocolError(f"value nested deeper than {MAX_NESTING} levels")
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, list):
-        return [decode_value(v, buffers, resolve_ref, depth + 1) for v in obj]
+        return [_decode(v, buffers, resolve_ref, depth + 1) for v in obj]
     if not isinstance(obj, dict) or len(obj) == 0:
         raise ProtocolError(f"unexpected value {obj!r:.80}")
     if "$tuple" in obj and len(obj) == 1 and isinstance(obj["$tuple"], list):
-        return tuple(decode_value(v, buffers, resolve_ref, depth + 1) for v in obj["$tuple"])
+        return tuple(_decode(v, buffers, resolve_ref, depth + 1) for v in obj["$tuple"])
     if "$dict" in obj and len(obj) == 1 and isinstance(obj["$dict"], dict):
-        return {k: decode_value(v, buffers, resolve_ref, depth + 1) for k, v in obj["$dict"].items()}
+        return {k: _decode(v, buffers, resolve_ref, depth + 1) for k, v in obj["$dict"].items()}
     if "$tensor" in obj:
         return _decode_tensor(obj, buffers)
     if "$ref" in obj:
@@ -227,30 +288,42 @@ def decode_value(obj, buffers: list, resolve_ref=None, depth: int = 0):
     raise ProtocolError(f"unknown tagged value with keys {sorted(obj)[:5]}")
 
 
-def _decode_tensor(obj: dict, buffers: list) -> torch.Tensor:
+def _decode_tensor(obj: dict, buffers: Buffers) -> torch.Tensor:
+    """The tensor obj describes, its metadata checked against the caps before any allocation."""
     index = _expect(obj, "$tensor", int)
-    dtype = DTYPES.get(obj.get("dtype"))
-    shape = obj.get("shape")
-    device = obj.get("device", "cpu")
-    if dtype is None:
-        raise ProtocolError(f"tensor dtype {obj.get('dtype')!r:.40} is not allowed")
+    dtype_name, shape, device = obj.get("dtype"), obj.get("shape"), obj.get("device", "cpu")
+    if type(dtype_name) is not str or dtype_name not in DTYPES:
+        raise ProtocolError(f"tensor dtype {dtype_name!r:.40} is not allowed")
+    dtype = DTYPES[dtype_name]
     if not (isinstance(shape, list) and len(shape) <= MAX_NDIM and all(type(n) is int and n >= 0 for n in shape)):
-        raise ProtocolError(f"bad tensor shape {shape!r:.80}")
+        raise ProtocolError(f"bad tensor shape {shape!r:.80}: a list of at most {MAX_NDIM} non-negative integers")
     if device not in DEVICES:
         raise ProtocolError(f"bad tensor device {device!r:.40}")
-    if not 0 <= index < len(buffers):
-        raise ProtocolError(f"tensor refers to missing buffer {index}")
-    numel = 1
+    numel, extent = 1, dtype.itemsize  # extent: the bytes of the shape with zeros as ones (torch's strides)
     for n in shape:
         numel *= n
-    expected = numel * dtype.itemsize
-    buffer = buffers[index]
+        extent *= max(n, 1)
+    if extent > MAX_DECODED_BYTES - buffers.decoded:
+        after = f", after {buffers.decoded} bytes of other tensors" if buffers.decoded else ""
+        raise ProtocolError(
+            f"a tensor of shape {tuple(shape)!s:.120} ({dtype_name}) is over the {MAX_DECODED_BYTES >> 20} MiB cap "
+            f"of one frame's tensors{after}"
+        )
+    if not 0 <= index < len(buffers):
+        raise ProtocolError(f"tensor refers to missing buffer {index} (the frame has {len(buffers)})")
+    if index in buffers.lent:
+        raise ProtocolError(f"the frame names buffer {index} for a second tensor; a buffer backs one tensor")
+    expected, buffer = numel * dtype.itemsize, buffers[index]
     if len(buffer) != expected:
-        raise ProtocolError(f"tensor {obj['dtype']}{shape} needs {expected} bytes, got {len(buffer)}")
+        raise ProtocolError(f"tensor {dtype_name}{shape} needs {expected} bytes, got {len(buffer)}")
+    buffers.lent.add(index)
+    buffers.decoded += expected
     if expected == 0:
         tensor = torch.empty(shape, dtype=dtype)
     else:
         tensor = torch.frombuffer(bytearray(buffer), dtype=torch.uint8).view(dtype).reshape(shape)
+    if dtype == torch.bool and tensor.view(torch.uint8).gt(1).any():  # any other byte is no bool at all
+        raise ProtocolError(f"a bool tensor of shape {tuple(shape)} holds bytes other than 0 and 1")
     if device == "cuda":
         if not torch.cuda.is_available():
             raise ProtocolError("a CUDA tensor arrived but this process has no CUDA device")
