@@ -34,6 +34,7 @@ from autograder.reports import ci as ci_report
 from autograder.reports import junit as junit_report
 from autograder.reports.batch_terminal import BatchProgress
 from autograder.reports.export_csv import class_csv
+from autograder.reports.safe_text import CleanFormatter, clean, clean_result
 from autograder.sandboxes import SandboxUnavailable, choose
 
 PACKAGE_PARENT = Path(autograder.__file__).resolve().parent.parent
@@ -65,7 +66,9 @@ def sandbox_option(default: str):
 @click.version_option(autograder.__version__)
 def main() -> None:
     """Autograder of the deep-learning course."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s")
+    log = logging.StreamHandler(sys.stderr)
+    log.setFormatter(CleanFormatter("%(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[log])
     torch.set_num_threads(1)  # reference values must not depend on the host's thread count
 
 
@@ -105,7 +108,8 @@ def check(assignment: str, directory: Path, ci: bool, junit: Path | None, root: 
         result = _run(material, directory, sandbox, "local", visibilities=("public",))
     except NothingToGrade as exc:
         raise click.ClickException(f"nothing to check in {directory}: {exc}") from None
-    terminal.render(result, Console(width=120) if ci else Console())
+    with ci_report.commands_stopped(os.environ if ci else {}):  # the checks' messages are the student's text
+        terminal.render(result, Console(width=120) if ci else Console())
     if ci or junit:
         (junit or Path(JUNIT_FILE)).write_text(junit_report.junit_xml(result), encoding="utf-8")
     if ci:
@@ -156,7 +160,7 @@ def grade(assignment, directory, student, output_format, reveal_hidden, hidden_v
     except NothingToGrade as exc:
         result = broken_result(material, exc.submission, sandbox)
     if output_format == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(json.dumps(clean_result(result).to_dict(), indent=2))
     elif output_format == "gradescope":
         click.echo(json.dumps(gradescope.results_json(result, hidden_visibility), indent=2))
     elif output_format == "junit":
@@ -213,7 +217,7 @@ def submit(assignment, directory, student, output, force, root, sandbox) -> None
     except WorkerUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     for problem in checked.problems:
-        click.echo(f"problem: {problem}")
+        click.echo(clean(f"problem: {problem}"))
     for stub in checked.unwritten:
         click.echo(f"not written yet: {stub}")
     if checked.problems and not force:
@@ -266,7 +270,7 @@ def _batch(material, course, source: Path, db: Path, workers: int, force: bool, 
     except (IntakeError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     for warning in warnings:
-        console.print(f"note: {warning}", markup=False)
+        console.print(clean(f"note: {warning}"), markup=False, emoji=False)  # names of the uploads' entries
     if not submissions:
         raise click.ClickException(f"no submissions in {source}: expected one folder or zip per student, named by student id")
     if course.components and course.component_of(material.name) is None:

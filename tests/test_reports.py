@@ -143,8 +143,8 @@ def test_junit_strips_what_xml_cannot_hold():
     result = make_result(CheckResult("neurons.Neuron.forward", 0.0, 1.0, "failed", hostile, "public"))
     result.student = "s\x1b1"
     suite = ET.fromstring(junit.junit_xml(result)).find("testsuite")
-    assert suite.find("testcase/failure").text == "nul bell red lone fine\ttab"
-    assert suite.find("properties/property").get("value") == "s1"
+    assert suite.find("testcase/failure").text == "nul bell red lone\ufffd fine\ttab"
+    assert suite.find("properties/property").get("value") == "s"  # ESC 1 is one escape sequence to a terminal
 
 
 # Feedback

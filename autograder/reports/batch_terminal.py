@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from autograder.reports.safe_text import clean
+
 ACTIONS = ("graded", "broken", "unchanged", "failed")
 CHECKS_SHOWN = 10
 
@@ -56,7 +58,8 @@ class BatchProgress:
         self.progress.update(self.task, advance=1, rate=f"{per_minute:.1f}/min")
         if not self.live:
             score = f"{outcome.score:g}/{outcome.max_score:g}" if outcome.action == "graded" else f"FAILED: {outcome.detail}"
-            self.console.print(f"[{self.done}/{self.total}] {outcome.student}: {score} ({outcome.seconds:.1f} s)", markup=False)
+            line = f"[{self.done}/{self.total}] {outcome.student}: {score} ({outcome.seconds:.1f} s)"
+            self.console.print(clean(line, multiline=False), markup=False, emoji=False)
 
 
 def summary(console: Console, assignment: str, outcomes: list, scores: list[float], max_score: float, failures_by_check) -> None:
@@ -85,6 +88,6 @@ def summary(console: Console, assignment: str, outcomes: list, scores: list[floa
         console.print(checks)
     for outcome in outcomes:
         if outcome.action == "broken":
-            console.print(f"broken: {outcome.student}: {outcome.detail}", markup=False)
+            console.print(clean(f"broken: {outcome.student}: {outcome.detail}"), markup=False, emoji=False)
         elif outcome.action == "failed":
-            console.print(f"NOT GRADED: {outcome.student}: {outcome.detail}", style="red", markup=False)
+            console.print(clean(f"NOT GRADED: {outcome.student}: {outcome.detail}"), style="red", markup=False, emoji=False)

@@ -4,16 +4,24 @@
   each public check failed, on the run's summary page;
 * workflow commands on standard output (`::error file=...::...`) when GITHUB_ACTIONS is
   "true": each failed check marked on the run and on the file it grades.
+
+Student text goes out cleaned (safe_text) and escaped: percent-encoded in a command (one line,
+so it starts no command of its own), escaped Markdown in the summary. The checks' table that
+`check` prints before is the student's text too: commands_stopped() keeps the runner from
+reading commands in it (`::stop-commands::` with a token the student's code cannot know).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from autograder.engine.results import SubmissionResult
-from autograder.reports import feedback, page
+from autograder.reports import feedback
+from autograder.reports.safe_text import clean, clean_result
 
 ANNOTATION_CAP = 2000  # characters of a message shown in an annotation; the summary has all of it
 
@@ -29,7 +37,23 @@ def publish(result: SubmissionResult, environ: Mapping[str, str], directory: Pat
             print(line, flush=True)
 
 
+@contextmanager
+def commands_stopped(environ: Mapping[str, str]) -> Iterator[None]:
+    """In GitHub Actions, no workflow command is read from what is printed inside: a line of the
+    student's text such as `::stop-commands::x`, `::add-mask::...` or `##[error]` stays text."""
+    if environ.get("GITHUB_ACTIONS") != "true":
+        yield
+        return
+    token = secrets.token_hex(16)  # GitHub resumes at `::<token>::`; the student's code never sees it
+    print(f"::stop-commands::{token}", flush=True)
+    try:
+        yield
+    finally:
+        print(f"::{token}::", flush=True)
+
+
 def step_summary(result: SubmissionResult) -> str:
+    result = clean_result(result)
     passed = sum(c.status == "passed" for c in result.checks)
     verdict = "all public checks pass" if passed == len(result.checks) else f"{len(result.checks) - passed} public check(s) to fix"
     lines = [f"## {result.assignment}: {result.score:g} / {result.max_score:g} points, {verdict}", ""]
@@ -37,6 +61,7 @@ def step_summary(result: SubmissionResult) -> str:
 
 
 def annotations(result: SubmissionResult, directory: Path = Path(".")) -> list[str]:
+    result = clean_result(result)
     lines = []
     for check in result.checks:
         if check.status == "passed":
@@ -47,7 +72,7 @@ def annotations(result: SubmissionResult, directory: Path = Path(".")) -> list[s
         if raised_at:  # the line that raised, as the message names it
             where += f",line={raised_at[1]}"
         title = f"{check.id} ({check.status}, {check.score:g} / {check.max_score:g})"
-        message = page.plain(check.message)[:ANNOTATION_CAP] or "(no message)"
+        message = check.message[:ANNOTATION_CAP] or "(no message)"
         lines.append(f"::error {where},title={_property(title)}::{_data(message)}")
     return lines
 
@@ -58,4 +83,4 @@ def _data(text: str) -> str:
 
 
 def _property(text: str) -> str:
-    return _data(text).replace(":", "%3A").replace(",", "%2C")
+    return _data(clean(text, multiline=False)).replace(":", "%3A").replace(",", "%2C")

@@ -7,6 +7,10 @@ import io
 
 from autograder.engine.course import Course
 from autograder.engine.grades import StudentGrades
+from autograder.reports.safe_text import clean
+
+# What makes a spreadsheet read a cell as a formula (OWASP's tab and carriage return do not survive clean()).
+FORMULA_STARTS = ("=", "+", "-", "@")
 
 
 def class_csv(course: Course, grades: list[StudentGrades]) -> str:
@@ -21,12 +25,13 @@ def class_csv(course: Course, grades: list[StudentGrades]) -> str:
             *(str(score.points) for score in standing.scores),
             str(standing.total),
             standing.grade,
-            " ".join(standing.missing),
+            _cell(" ".join(standing.missing)),
             _cell("; ".join(f"{s.component.id} {s.late.summary}" for s in standing.scores if s.penalized)),
         ])
     return out.getvalue()
 
 
 def _cell(text: str) -> str:
-    # A spreadsheet runs a cell that starts like a formula; a student id must stay text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """text as a cell that stays text: cleaned to one line (safe_text), then kept from reading as a formula."""
+    text = clean(text, multiline=False)  # first: "\x1b=..." must not turn into "=..." after the check
+    return "'" + text if text.startswith(FORMULA_STARTS) else text

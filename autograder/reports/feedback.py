@@ -2,8 +2,9 @@
 course scale (with when each submission came and any late penalty), then per assignment
 the checks and what went wrong in the public ones.
 
-Messages come from student code and are treated as hostile: escaped in HTML, fenced
-in Markdown. Hidden checks show their id, status and points only, never a message."""
+Messages come from student code and are treated as hostile: cleaned (safe_text), then
+escaped in HTML, fenced in Markdown. Hidden checks show their id, status and points only,
+never a message."""
 
 from __future__ import annotations
 
@@ -15,11 +16,17 @@ from autograder.engine.course import Course
 from autograder.engine.grades import ComponentScore, StudentGrades, percent_text
 from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.reports import page
+from autograder.reports.safe_text import clean, clean_result
 
 EXPLAINED = ("failed", "error", "timeout")  # the statuses whose public messages are shown
 COMPONENT_COLUMNS = ["Component", "Points", "Status", "Note"]
 CHECK_COLUMNS = ["Check", "Visibility", "Status", "Points"]
 TIME_SOURCES = {"manifest": " (from the manifest)", "newest file": " (from the newest file's time)"}
+# Markdown's inline syntax (code, emphasis, links, strikethrough, cells, GitHub's math), shown as
+# written; an underscore inside a word (threshold_neuron) is no emphasis and stays as it is.
+_MARKDOWN_INLINE = re.compile(r"[\\`*\[\]~|$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+# What makes a list item a heading or a list of its own at its start: "- # x", "- - x", "- 1. x".
+_MARKDOWN_BLOCK_START = re.compile(r"[#+-]|\d+[.)]")
 
 _STYLE = """
 pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6rem; overflow-x: auto; white-space: pre-wrap; }
@@ -45,13 +52,14 @@ def markdown(course: Course, grades: StudentGrades, results: dict[str, Submissio
 
 def result_markdown(result: SubmissionResult) -> list[str]:
     """One graded submission: its checks' table, why each public check failed, the notes."""
+    result = clean_result(result)
     lines = _md_table(CHECK_COLUMNS, _check_rows(result))
     for check in _explained(result):
-        message = page.plain(check.message)
+        message = check.message
         fence = "`" * max(3, _longest_backtick_run(message) + 1)
         lines += ["", f"### {_md(check.id)} ({check.status})", "", fence, message, fence]
     if result.notes:
-        lines += ["", "Notes:", ""] + [f"- {_md(note)}" for note in result.notes]
+        lines += ["", "Notes:", ""] + [f"- {_md_item(note)}" for note in result.notes]
     return lines
 
 
@@ -127,9 +135,18 @@ def _longest_backtick_run(text: str) -> int:
 
 
 def _md(text: str) -> str:
-    """text for Markdown prose or a table cell: no HTML, no cell breaks, on one line."""
-    one_line = " ".join(page.plain(text).split())
-    return html_escaping.escape(one_line, quote=False).replace("|", "\\|")
+    """text for Markdown prose or a table cell, shown as written: no HTML, no markup, on one line."""
+    one_line = " ".join(clean(text, multiline=False).split())
+    return _MARKDOWN_INLINE.sub(lambda m: "\\" + m[0], html_escaping.escape(one_line, quote=False))
+
+
+def _md_item(text: str) -> str:
+    """text for a Markdown list item: as _md, and nothing at its start that opens a heading or a list."""
+    item = _md(text)
+    start = _MARKDOWN_BLOCK_START.match(item)
+    if start:  # escaped: the marker's last character ("#", "-", "+", the "." of "1.")
+        item = item[: start.end() - 1] + "\\" + item[start.end() - 1 :]
+    return item
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:

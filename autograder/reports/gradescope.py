@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from autograder.engine.results import CheckResult, SubmissionResult
+from autograder.reports.safe_text import clean_result
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 DEFAULT_HIDDEN_VISIBILITY = "after_published"  # students see hidden checks' outcomes once grades are published
@@ -18,6 +19,7 @@ def results_json(result: SubmissionResult, hidden_visibility: str = DEFAULT_HIDD
     """Gradescope's results.json for result; hidden checks' tests get hidden_visibility and no message."""
     if hidden_visibility not in VISIBILITIES:
         raise ValueError(f"hidden_visibility must be one of {', '.join(VISIBILITIES)}, not {hidden_visibility!r}")
+    result = clean_result(result)  # valid UTF-8 for Gradescope, and nothing a terminal would act on
     passed = sum(counts_as_passed(c) for c in result.checks)
     summary = (
         f"{result.assignment}: {result.score:g} / {result.max_score:g} points; "

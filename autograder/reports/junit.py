@@ -6,22 +6,22 @@ import re
 import xml.etree.ElementTree as ET
 
 from autograder.engine.results import SubmissionResult
-from autograder.reports.page import TERMINAL_CODES
+from autograder.reports.safe_text import clean, clean_result
 
-# Every character XML 1.0 forbids (C0 controls but tab and newlines, lone surrogates,
-# U+FFFE/U+FFFF): student output may carry any of them.
+# What XML 1.0 forbids and clean() leaves: U+FFFE and U+FFFF (controls and surrogates are gone by then).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 _ELEMENT = {"failed": "failure", "error": "error", "timeout": "error", "skipped": "skipped"}
 
 
 def xml_text(text: str) -> str:
-    """text with what XML 1.0 cannot hold taken out."""
-    return _NOT_XML.sub("", TERMINAL_CODES.sub("", text))
+    """text cleaned (safe_text), with what XML 1.0 cannot hold taken out."""
+    return _NOT_XML.sub("", clean(text))
 
 
 def junit_xml(result: SubmissionResult) -> str:
     """The JUnit XML document for result; hidden checks carry their status only, no message."""
+    result = clean_result(result)
     statuses = [c.status for c in result.checks]
     suites = ET.Element("testsuites")
     suite = ET.SubElement(

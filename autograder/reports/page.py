@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import html
-import re
 
 from autograder.engine.course import Course
+from autograder.reports.safe_text import clean
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 64rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -15,18 +15,9 @@ th { background: #f3f3f3; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
-# Terminal colour codes say nothing on a page or in a file; student output is full of them.
-TERMINAL_CODES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-_CONTROL = re.compile(TERMINAL_CODES.pattern + r"|[\x00-\x08\x0b-\x1f\x7f]")  # all but tab and newline
-
-
-def plain(text: str) -> str:
-    """text without terminal codes and control characters (tab and newline stay)."""
-    return _CONTROL.sub("", text)
-
-
 def escaped(text: str) -> str:
-    return html.escape(plain(text))
+    """text for HTML, student text included: cleaned (safe_text), then escaped."""
+    return html.escape(clean(text))
 
 
 def table(header: list[str], rows: list[list[str]], classes: list[list[str | None]] | None = None) -> list[str]:

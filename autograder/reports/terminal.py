@@ -1,4 +1,7 @@
-"""Tables in the terminal: one result, failures spelled out below it (like pytest); the class gradebook."""
+"""Tables in the terminal: one result, failures spelled out below it (like pytest); the class gradebook.
+
+Student text is cleaned (safe_text) and handed to rich as Text, never as markup: nothing of it
+reaches the terminal as an escape sequence, and "[/]" in a student id is no markup error."""
 
 from __future__ import annotations
 
@@ -9,20 +12,22 @@ from rich.text import Text
 from autograder.engine.course import Course
 from autograder.engine.grades import ComponentScore, StudentGrades, percent_text
 from autograder.engine.results import SubmissionResult
+from autograder.reports.safe_text import clean, clean_result
 
 STYLES = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow", "skipped": "dim"}
 
 
 def render(result: SubmissionResult, console: Console) -> None:
-    table = Table(title=f"{result.assignment} — {result.student}", title_justify="left")
+    result = clean_result(result)
+    table = Table(title=Text(f"{result.assignment} — {result.student}"), title_justify="left")
     table.add_column("check")
     table.add_column("visibility")
     table.add_column("status")
     table.add_column("points", justify="right")
     for check in result.checks:
         table.add_row(
-            check.id,
-            check.visibility,
+            Text(check.id),
+            Text(check.visibility),
             Text(check.status, style=STYLES[check.status]),
             f"{check.score:g} / {check.max_score:g}",
         )
@@ -48,7 +53,7 @@ def render_gradebook(course: Course, grades: list[StudentGrades], console: Conso
     table.add_column(f"total\n/{course.max_points}", justify="right")
     table.add_column("grade", justify="right")
     for standing in grades:
-        table.add_row(standing.student, *map(_points_cell, standing.scores), f"{standing.total}",
+        table.add_row(Text(clean(standing.student, multiline=False)), *map(_points_cell, standing.scores), f"{standing.total}",
                       Text(str(standing.grade), style="bold"))
     console.print(table)
     legend = f"grade = total / {course.divisor}, rounded half up; '-' = nothing graded or imported (counts 0)"
