@@ -4,8 +4,9 @@ The container holds the worker's modules and the Python runtime (the image
 built from docker/Dockerfile) and the submission, mounted read-only; the
 grader, the reference and the checks stay outside. No network, a read-only
 root, a size-limited /tmp, no capability, no_new_privs, limits on memory
-(swap included), processes and CPUs, and the check uid of a slot (slots.py),
-with a staged copy of the submission that uid can read. The
+(swap included), processes and CPUs, and the check uid of a slot (slots.py;
+the grader's own uid when it is not root), with a staged copy of the
+submission that only that uid and root can read. The
 zygote relays the checks' frames over the pipes (there is no socket to hand
 over), and at every check's end kills the check's process group.
 """
