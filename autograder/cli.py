@@ -20,7 +20,7 @@ from rich.progress import Progress
 import autograder
 from autograder.batch.folder import NothingToGrade, grade_folder
 from autograder.batch.intake import STUDENT_ID, IntakeError, discover
-from autograder.batch.run import broken_result, run_batch
+from autograder.batch.run import NOT_GRADED, broken_result, run_batch
 from autograder.engine.assignment import BUNDLE_DIR, AssignmentError, load_bundle, load_reference
 from autograder.engine.course import CourseError, load_course
 from autograder.protocol.client import WorkerUnavailable
@@ -256,11 +256,15 @@ def batch(assignment, source, db, workers, force, root, sandbox) -> None:
 
     SOURCE is a folder with one folder (or zip) per student, named by student id;
     a zip of such folders (an LMS bulk download); or nbgrader's submitted/ layout.
-    A rerun grades only what changed; it resumes an interrupted batch."""
+    A rerun grades only what changed; it resumes an interrupted batch. A submission
+    whose grader dies twice is recorded as not graded (a rerun skips it, --force
+    tries again); the command then ends non-zero, naming who was not graded."""
     root = find_root(root, "reference", assignment)
     material, course = _material(assignment, root)
     outcomes = _batch(material, course, source, db, workers, force, sandbox, Console(stderr=True))
-    sys.exit(1 if any(o.action == "failed" for o in outcomes) else 0)
+    not_graded = [o.student for o in outcomes if o.action in NOT_GRADED]
+    if not_graded:  # student ids come from upload names: cleaned
+        raise click.ClickException(clean(f"not graded (see above): {', '.join(not_graded)}", multiline=False))
 
 
 def _batch(material, course, source: Path, db: Path, workers: int, force: bool, sandbox: str, console: Console):
@@ -439,7 +443,7 @@ def demo(output, workers, sandbox) -> None:
         console.rule(f"{component.id}: {component.title}")
         submissions = _demo_class(root, material, work / "submissions" / material.name)
         outcomes = _batch(material, course, submissions, db, workers, False, sandbox, console)
-        not_graded += [f"{material.name}/{o.student}" for o in outcomes if o.action == "failed"]
+        not_graded += [f"{material.name}/{o.student}" for o in outcomes if o.action in NOT_GRADED]
     with _gradebook(db) as gradebook:
         for component in course.components:
             if component.imported and (root / "examples" / f"{component.id}.csv").is_file():

@@ -11,6 +11,9 @@ Tables:
                  version it was graded with (a rerun skips it while both hold),
                  the score, and the whole result as JSON
     checks       one row per check of each submission, for queries by check
+    ungraded     submissions that could not be graded (their grader died, twice) and why:
+                 such a student has no score for the assignment (missing, never a silent 0),
+                 and a rerun skips the same submission while the checks version holds
     imported     points of components graded elsewhere (the exam), per student
 """
 
@@ -53,6 +56,15 @@ CREATE TABLE IF NOT EXISTS checks (
     max_score REAL NOT NULL,
     visibility TEXT NOT NULL,
     PRIMARY KEY (assignment, student, check_id)
+);
+CREATE TABLE IF NOT EXISTS ungraded (
+    assignment TEXT NOT NULL,
+    student TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    checks_version TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (assignment, student)
 );
 CREATE TABLE IF NOT EXISTS imported (
     component TEXT NOT NULL,
@@ -136,6 +148,25 @@ class Gradebook:
                 "INSERT INTO checks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(*key, c.id, i, c.status, c.score, c.max_score, c.visibility) for i, c in enumerate(result.checks)],
             )
+            self.db.execute("DELETE FROM ungraded WHERE assignment = ? AND student = ?", key)
+
+    def record_ungraded(self, assignment: str, student: str, content_hash: str, checks_version: str, reason: str) -> None:
+        """Store that this submission could not be graded, and why; an earlier result of the student's is
+        removed with it (it graded other content, and must not stand in for this one)."""
+        key = (assignment, student)
+        with self.transaction():
+            self.db.execute("DELETE FROM submissions WHERE assignment = ? AND student = ?", key)
+            self.db.execute("DELETE FROM checks WHERE assignment = ? AND student = ?", key)
+            self.db.execute("INSERT OR REPLACE INTO ungraded VALUES (?, ?, ?, ?, ?, ?)",
+                            (*key, content_hash, checks_version, reason, _now()))
+
+    def ungraded_reason(self, assignment: str, student: str, content_hash: str, checks_version: str) -> str | None:
+        """Why this exact submission could not be graded with these exact checks; None if it was not recorded so."""
+        row = self.db.execute(
+            "SELECT reason FROM ungraded WHERE assignment = ? AND student = ? AND content_hash = ? AND checks_version = ?",
+            (assignment, student, content_hash, checks_version),
+        ).fetchone()
+        return row[0] if row else None
 
     def submissions(self, assignment: str | None = None) -> list[Stored]:
         query = "SELECT result, content_hash, checks_version, graded_at, seconds FROM submissions"
@@ -169,7 +200,8 @@ class Gradebook:
     # -- the course view -----------------------------------------------------
 
     def students(self) -> list[str]:
-        rows = self.db.execute("SELECT student FROM submissions UNION SELECT student FROM imported ORDER BY student")
+        rows = self.db.execute("SELECT student FROM submissions UNION SELECT student FROM imported "
+                               "UNION SELECT student FROM ungraded ORDER BY student")
         return [row[0] for row in rows]
 
     def class_grades(self, course: Course) -> list[StudentGrades]:

@@ -84,7 +84,7 @@ def main(argv: list[str], confine=None) -> None:
     torch.set_num_interop_threads(1)
     preload()
     # Student files are compiled once per worker, into a private cache, never beside them.
-    sys.pycache_prefix = tempfile.mkdtemp(prefix="autograder-pycache-")
+    sys.pycache_prefix = tempfile.mkdtemp(prefix=f"autograder-pycache-{os.getpid()}-")  # the pid: a batch sweeps those of dead workers
     sys.dont_write_bytecode = False
     try:
         direct = stat.S_ISSOCK(os.fstat(to_grader).st_mode)

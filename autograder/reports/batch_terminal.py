@@ -12,7 +12,7 @@ from rich.table import Table
 
 from autograder.reports.safe_text import clean
 
-ACTIONS = ("graded", "broken", "unchanged", "failed")
+ACTIONS = ("graded", "broken", "unchanged", "failed", "ungraded")
 CHECKS_SHOWN = 10
 
 
@@ -51,13 +51,14 @@ class BatchProgress:
             self.console.print(f"grading {to_grade} submission(s) of {self.assignment}")
 
     def on_outcome(self, outcome) -> None:
-        if outcome.action not in ("graded", "failed"):
+        if outcome.action not in ("graded", "failed", "ungraded") or outcome.earlier:  # not graded in this run
             return
         self.done += 1
         per_minute = self.done / max(time.monotonic() - self.started, 1e-9) * 60
         self.progress.update(self.task, advance=1, rate=f"{per_minute:.1f}/min")
         if not self.live:
-            score = f"{outcome.score:g}/{outcome.max_score:g}" if outcome.action == "graded" else f"FAILED: {outcome.detail}"
+            score = f"{outcome.score:g}/{outcome.max_score:g}" if outcome.action == "graded" else \
+                f"FAILED: {outcome.detail}" if outcome.action == "failed" else f"NOT GRADED: {outcome.detail}"
             line = f"[{self.done}/{self.total}] {outcome.student}: {score} ({outcome.seconds:.1f} s)"
             self.console.print(clean(line, multiline=False), markup=False, emoji=False)
 
@@ -67,7 +68,7 @@ def summary(console: Console, assignment: str, outcomes: list, scores: list[floa
     counts = {action: sum(o.action == action for o in outcomes) for action in ACTIONS}
     console.print(
         f"{assignment}: {counts['graded']} graded, {counts['broken']} broken (recorded with the reason), "
-        f"{counts['unchanged']} unchanged since last graded (skipped), {counts['failed']} not graded (see below)"
+        f"{counts['unchanged']} unchanged since last graded (skipped), {counts['failed'] + counts['ungraded']} not graded (see below)"
     )
     table = Table(title=f"{assignment} in the gradebook", title_justify="left")
     for column in ("submissions", "mean", "median", "min", "max", "full score"):
@@ -89,5 +90,5 @@ def summary(console: Console, assignment: str, outcomes: list, scores: list[floa
     for outcome in outcomes:
         if outcome.action == "broken":
             console.print(clean(f"broken: {outcome.student}: {outcome.detail}"), markup=False, emoji=False)
-        elif outcome.action == "failed":
+        elif outcome.action in ("failed", "ungraded"):
             console.print(clean(f"NOT GRADED: {outcome.student}: {outcome.detail}"), style="red", markup=False, emoji=False)

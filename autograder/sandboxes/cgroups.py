@@ -30,6 +30,7 @@ CPU_PERIOD_US = 100_000  # the quota's period: the kernel's default
 CPU_WEIGHT_V1, CPU_WEIGHT_V2 = 1024, 100  # the same weight for every worker (the kernels' defaults)
 PREFIX = "autograder-"
 _numbers = itertools.count()
+_parent_paths: dict[str, str] | None = None  # set by make_groups_here: where groups go, whatever group the caller is in
 
 
 class CgroupUnavailable(RuntimeError):
@@ -112,6 +113,18 @@ class Cgroup:
         except (OSError, ValueError):
             return None
 
+    def oom_kills(self) -> int:
+        """How many of the group's processes the kernel's memory killer has killed (0 where the kernel does not say)."""
+        events = self.groups["memory"] / ("memory.events" if self.version == 2 else "memory.oom_control")
+        try:
+            for line in events.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
+
     def destroy(self) -> None:
         """Kill every process in the group, then remove it."""
         for directory in self.directories:
@@ -121,7 +134,7 @@ class Cgroup:
 def _bases() -> tuple[int, dict[str, Path]]:
     """The cgroup version, and for each controller the directory the worker's groups are made in."""
     delegated = os.environ.get("AUTOGRADER_CGROUP")
-    own = _own_paths()
+    own = _parent_paths or _own_paths()
     if (ROOT / "cgroup.controllers").exists() or delegated:
         base = Path(delegated) if delegated else ROOT / own.get("", "/").lstrip("/")
         return 2, {controller: base for controller in _enable_v2_controllers(base)}
@@ -131,6 +144,24 @@ def _bases() -> tuple[int, dict[str, Path]]:
     mounted = V1_CONTROLLERS + tuple(c for c in V1_OPTIONAL if (ROOT / c / "cgroup.procs").exists())
     # cpu and cpuacct are often one hierarchy (cpu,cpuacct, linked as both): its path is read once.
     return 1, {c: Path(os.path.realpath(ROOT / c)) / own.get(c, "/").lstrip("/") for c in mounted}
+
+
+def make_groups_here() -> None:
+    """Make later groups (of this process and of the processes it forks) beside this process's own
+    groups: a batch's graders each run in a group of their own, and their workers' groups must not
+    be inside it, charged to the grader's memory."""
+    global _parent_paths
+    _parent_paths = _own_paths()
+
+
+def sweep() -> None:
+    """Remove the groups left behind by processes that no longer run (a killed batch's graders, their workers)."""
+    try:
+        _, bases = _bases()
+    except (CgroupUnavailable, OSError):
+        return  # no cgroups here: nothing was left either
+    for base in dict.fromkeys(bases.values()):
+        _sweep(base)
 
 
 def _own_paths() -> dict[str, str]:
@@ -177,18 +208,24 @@ def _sweep(base: Path) -> None:
     for entry in entries:
         if entry.name.startswith(PREFIX) and entry.is_dir():
             owner = entry.name[len(PREFIX) :].split("-")[0]
-            if owner.isdigit() and not _alive(int(owner)):
+            if owner.isdigit() and not alive(int(owner)):
                 _empty_and_remove(entry)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether pid still runs. A zombie does not: a killed batch's graders are orphans, which some
+    containers' init never reaps."""
     try:
         os.kill(pid, 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # unreadable (hidepid): counted as running, never swept by mistake
+    return state not in ("Z", "X")
 
 
 def _empty_and_remove(directory: Path) -> None:
