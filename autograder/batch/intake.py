@@ -18,15 +18,26 @@ oversized and unreadable files are left out, and each omission becomes a note
 in the student's result. The grader grades the copy, never the original, and
 never follows a link the student made. A submission with none of the
 assignment's files is broken: it is recorded with the reason, scoring 0.
+
+An upload is hostile input: whatever it holds becomes notes on its student, or
+the reason its submission is broken, never an exception that stops the class.
+Every cost is bounded before it is paid: entries read (ENTRIES_CAP, without
+walking a zip's directory past it), bytes read (the caps below), names
+(NAME_PART_CAP, NAME_CAP; names must be UTF-8), notes kept (NOTES_CAP), and
+notebooks and the parsing of their code (submission/notebook.py, checks/parsing.py).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
+import itertools
+import logging
 import os
 import re
 import stat
+import struct
 import zipfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -39,12 +50,24 @@ from autograder.submission.manifest import verify as verify_manifest
 from autograder.submission.notebook import NOTEBOOK_CAP, NotebookError
 from autograder.submission.notebook import extract as extract_notebook
 
+log = logging.getLogger("autograder")
+
 FILES_CAP = 200  # Python files kept per submission
 DEPTH_CAP = 6  # folders below the submission's top
 INNER_ZIP_CAP = 64 << 20  # a zip a student uploaded, inside the class folder or bulk zip
-READ_CAP = max(SOURCE_CAP, INNER_ZIP_CAP) + 1  # enough to tell that a file is over its cap
+# Entries (files and folders) read per submission; a homework is a dozen, one zipped with its virtualenv a few
+# thousand. Past it the rest is not read (a zip's directory is not even walked) and one note says so.
+ENTRIES_CAP = 10_000
+BULK_ENTRIES_CAP = 200_000  # entries read from an LMS bulk zip, all students together; past it a warning says so
+READ_BUDGET = 64 << 20  # bytes of sources, notebooks and manifests read per submission; past it the rest is left out
+NAME_PART_CAP = 255  # bytes (UTF-8) in one file or folder name: Linux's NAME_MAX, the most a file system holds
+NAME_CAP = 1024  # bytes in a path inside a submission: far under PATH_MAX (4096) with the grader's work folder in front
+NOTES_CAP = 20  # notes kept per student on what was left out or found wrong; past it one note counts the rest
 SKIPPED_NAMES = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git"}
-STUDENT_ID = re.compile(r"[^\x00-\x1f/\\]{1,200}")
+STUDENT_ID = re.compile(r"[^\x00-\x1f/\\\ud800-\udfff]{1,200}")  # lone surrogates: a folder name that is not UTF-8
+USED_SUFFIXES = {".py", ".ipynb", ".zip"}  # what intake reads: a name problem of anything else is not worth a note
+ZIP_AGAIN = "zip the files again (e.g. with `autograder submit`)"
+HAND_IN_LESS = "hand in only the homework's files"
 
 
 class IntakeError(Exception):
@@ -84,10 +107,49 @@ class _Entry:
     """One thing found in a submission, before it is read."""
 
     path: PurePosixPath
-    kind: str  # "file", "link", "special", "unsafe", "encrypted", "unreadable"
+    kind: str  # "file", "link", "special", "unsafe", "encrypted", "unreadable", "misnamed", "too many"
     size: int
-    read: object = None  # "file": () -> its bytes, capped; raises OSError. "unreadable": why
+    read: object = None  # "file": (limit) -> at most limit of its bytes; raises OSError
     modified: float | None = None  # "file": when it was last changed, POSIX seconds
+    reason: str = ""  # "unreadable", "misnamed", "too many": what is wrong
+
+
+@dataclass
+class _Notes:
+    """A submission's notes: the few about the whole upload, and those per file or cell, which are capped."""
+
+    head: list[str] = field(default_factory=list)  # how the upload was read (entries cap, a zip read from inside)
+    details: list[str] = field(default_factory=list)  # per file, cell or manifest line
+    tail: list[str] = field(default_factory=list)  # which folder was graded, what is missing
+
+    def all(self) -> list[str]:
+        shown = self.details[:NOTES_CAP]
+        if len(self.details) > NOTES_CAP:
+            shown.append(f"and {len(self.details) - NOTES_CAP:,} more notes like these (the first {NOTES_CAP} are shown)")
+        return self.head + shown + self.tail
+
+
+class _OverBudget(Exception):
+    """READ_BUDGET is spent: nothing more of the submission is read."""
+
+
+@dataclass
+class _Taking:
+    """What one submission's intake has found so far."""
+
+    submission: Submission
+    modules: list[str]
+    assignment: str
+    notes: _Notes = field(default_factory=_Notes)
+    budget: int = READ_BUDGET
+
+    def read(self, entry: _Entry, cap: int) -> bytes:
+        """At most cap + 1 bytes of entry (enough to tell that it is over cap), charged to the budget."""
+        if self.budget <= 0:
+            raise _OverBudget
+        content = entry.read(cap + 1)
+        self.budget -= len(content)
+        return content
 
 
 def discover(source: Path, assignment: str, modules: list[str], others: tuple[str, ...] = ()) -> tuple[list[Submission], list[str]]:
@@ -106,10 +168,8 @@ def discover(source: Path, assignment: str, modules: list[str], others: tuple[st
     else:
         raise IntakeError(f"{source} does not exist")
     submissions = []
-    for student, origin, entries in found:
-        submission = Submission(student, origin)
-        entries = list(entries)
-        _collect(submission, entries, modules, assignment)
+    for student, origin, list_entries in found:
+        submission, entries = _take(Submission(student, origin), list_entries, modules, assignment)
         folders = {e.path.parts[0] for e in entries if len(e.path.parts) > 1}
         if submission.broken and not submission.files and folders & set(others):
             warnings.append(f"{student} has no {assignment} (only {', '.join(sorted(folders & set(others)))}/): not submitted")
@@ -120,9 +180,23 @@ def discover(source: Path, assignment: str, modules: list[str], others: tuple[st
 
 def take(folder: Path, student: str, assignment: str, modules: list[str]) -> Submission:
     """One student's submission folder, read as a batch reads each (for `check` and `grade`)."""
-    submission = Submission(student, str(folder))
-    _collect(submission, list(_folder_entries(Path(folder))), modules, assignment)
-    return submission
+    return _take(Submission(student, str(folder)), lambda: _folder_entries(Path(folder)), modules, assignment)[0]
+
+
+def _take(submission: Submission, list_entries, modules: list[str], assignment: str) -> tuple[Submission, list[_Entry]]:
+    """submission with its files, notes or the reason it is broken, and the entries found in it (list_entries()):
+    never an exception for what an upload holds."""
+    taking, entries = _Taking(submission, modules, assignment), []
+    try:
+        entries = list_entries()
+        _collect(taking, entries)
+    except Exception as exc:  # a case the rules above missed: this student's result says so, the class goes on
+        log.warning("intake of %s failed", submission.student, exc_info=True)
+        submission.files = {}
+        submission.broken = (f"the upload could not be read ({type(exc).__name__}: {str(exc)[:200]}); "
+                             "hand in the assignment's .py files in a folder or a plain zip")
+    submission.notes = taking.notes.all()
+    return submission, entries
 
 
 def _from_folder(source: Path, assignment: str, warnings: list[str]):
@@ -136,10 +210,10 @@ def _from_folder(source: Path, assignment: str, warnings: list[str]):
         # `autograder submit` names its zip <student>-<hw>.zip
         student = child.stem.removesuffix(f"-{assignment}") if is_zip else child.name
         if child.is_symlink() or not (child.is_dir() or is_zip):
-            warnings.append(f"passed over {child.name}: not a student's folder or zip")
+            warnings.append(f"passed over {_shown(child.name)}: not a student's folder or zip")
             continue
         if not STUDENT_ID.fullmatch(student):
-            warnings.append(f"passed over {child.name!r}: not usable as a student id")
+            warnings.append(f"passed over {_shown(child.name)!r}: not usable as a student id")
             continue
         if student in seen:
             warnings.append(f"passed over {child.name}: {student} already has a submission ({seen[student]})")
@@ -149,26 +223,33 @@ def _from_folder(source: Path, assignment: str, warnings: list[str]):
             if not child.is_dir() or child.is_symlink():
                 continue  # this student has not submitted this assignment
         seen[student] = child.name
-        yield student, str(child), _student_zip_entries(child) if is_zip else _folder_entries(child)
+        yield student, str(child), (lambda c=child: _student_zip_entries(c)) if is_zip else (lambda c=child: _folder_entries(c))
 
 
 def _student_zip_entries(path: Path) -> list[_Entry]:
     try:
         if path.stat().st_size > INNER_ZIP_CAP:
-            return [_Entry(PurePosixPath(path.name), "unreadable", 0, f"over the {INNER_ZIP_CAP >> 20} MiB limit of a zip")]
-        return list(_zip_entries(zipfile.ZipFile(io.BytesIO(path.read_bytes()))))
-    except (OSError, zipfile.BadZipFile) as exc:
-        return [_Entry(PurePosixPath(path.name), "unreadable", 0, f"not a readable zip file: {exc}")]
+            return [_Entry(PurePosixPath(path.name), "unreadable", 0, reason=f"over the {INNER_ZIP_CAP >> 20} MiB limit of a zip")]
+        return _zip_entries(io.BytesIO(path.read_bytes()), ENTRIES_CAP, path.name, HAND_IN_LESS)
+    except Exception as exc:  # zipfile raises many kinds on a damaged zip, none of them is ours to let through
+        return [_Entry(PurePosixPath(path.name), "unreadable", 0, reason=f"not a readable zip file: {_error(exc)}")]
 
 
 def _from_bulk_zip(source: Path, warnings: list[str]):
-    with zipfile.ZipFile(source) as bulk:
-        entries = []
-        for entry in _zip_entries(bulk):
+    with open(source, "rb") as stream:
+        try:
+            entries = _zip_entries(stream, BULK_ENTRIES_CAP, source.name, "the students after them are not graded")
+        except Exception as exc:
+            raise IntakeError(f"{source} is not a readable zip file: {_error(exc)}") from None
+        if entries and entries[0].kind == "too many":
+            warnings.append(entries.pop(0).reason)
+        kept = []
+        for entry in entries:
             if entry.kind == "unsafe":  # it belongs to no student for sure
-                warnings.append(f"passed over {entry.path}: its path leads outside the archive (zip slip)")
+                warnings.append(f"passed over {_shown(str(entry.path))}: its path leads outside the archive (zip slip)")
             else:
-                entries.append(entry)
+                kept.append(entry)
+        entries = kept
         tops = {e.path.parts[0] for e in entries if len(e.path.parts) > 1}
         # One wrapper folder around the student folders: look inside it.
         if len(tops) == 1 and all(len(e.path.parts) > 2 for e in entries if e.kind == "file"):
@@ -176,59 +257,223 @@ def _from_bulk_zip(source: Path, warnings: list[str]):
         by_student: dict[str, list[_Entry]] = {}
         for entry in entries:
             if len(entry.path.parts) < 2:
-                warnings.append(f"passed over {entry.path}: not inside a student's folder")
+                warnings.append(f"passed over {_shown(str(entry.path))}: not inside a student's folder")
                 continue
             student = entry.path.parts[0]
             if student.startswith(".") or student in SKIPPED_NAMES:
                 continue
             if not STUDENT_ID.fullmatch(student):
-                warnings.append(f"passed over {student!r}: not usable as a student id")
+                warnings.append(f"passed over {_shown(student)!r}: not usable as a student id")
                 continue
-            by_student.setdefault(student, []).append(replace(entry, path=PurePosixPath(*entry.path.parts[1:])))
-        for student, student_entries in sorted(by_student.items()):
-            yield student, f"{source.name}:{student}/", student_entries
+            listed = by_student.setdefault(student, [])
+            if len(listed) < ENTRIES_CAP:
+                listed.append(replace(entry, path=PurePosixPath(*entry.path.parts[1:])))
+            elif len(listed) == ENTRIES_CAP:
+                listed.insert(0, _Entry(PurePosixPath(student), "too many", 0, reason=f"{student}/ in {source.name} holds "
+                                        f"more than {ENTRIES_CAP:,} entries; only the first {ENTRIES_CAP:,} were read: {HAND_IN_LESS}"))
+        for student, student_entries in sorted(by_student.items()):  # read while the bulk zip is open
+            yield student, f"{source.name}:{student}/", lambda e=student_entries: e
 
 
-def _folder_entries(root: Path, depth: int = 0, prefix: PurePosixPath = PurePosixPath()):
-    try:
-        children = sorted(os.scandir(root), key=lambda e: e.name)
-    except OSError as exc:
-        yield _Entry(prefix, "unreadable", 0, exc.strerror)
-        return
-    for child in children:
-        path = prefix / child.name
-        if child.name.startswith(".") or child.name in SKIPPED_NAMES:
-            continue
-        if child.is_symlink():
-            yield _Entry(path, "link", 0)
-        elif child.is_dir(follow_symlinks=False):
-            if depth < DEPTH_CAP:
-                yield from _folder_entries(Path(child.path), depth + 1, path)
-        elif child.is_file(follow_symlinks=False):
-            status = child.stat(follow_symlinks=False)
-            yield _Entry(path, "file", status.st_size, lambda p=child.path: read_student_file(p, READ_CAP), status.st_mtime)
-        else:
-            yield _Entry(path, "special", 0)
+def _folder_entries(root: Path):
+    """The entries of a folder, links not followed, at most ENTRIES_CAP of them (a folder listing is cut there too)."""
+    count, cut = 0, False
+
+    def walk(folder: Path, depth: int, prefix: PurePosixPath):
+        nonlocal count, cut
+        try:
+            with os.scandir(folder) as listing:
+                children = sorted(itertools.islice(listing, ENTRIES_CAP + 1 - count), key=lambda e: e.name)
+        except OSError as exc:
+            yield _Entry(prefix, "unreadable", 0, reason=exc.strerror)
+            return
+        for child in children:
+            if count >= ENTRIES_CAP:
+                cut = True
+                return
+            count += 1
+            path = prefix / child.name
+            if child.name.startswith(".") or child.name in SKIPPED_NAMES:
+                continue
+            if child.is_symlink():
+                yield _Entry(path, "link", 0)
+            elif child.is_dir(follow_symlinks=False):
+                if depth < DEPTH_CAP:
+                    yield from walk(Path(child.path), depth + 1, path)
+            elif child.is_file(follow_symlinks=False):
+                status = child.stat(follow_symlinks=False)
+                yield _Entry(path, "file", status.st_size, lambda limit, p=child.path: read_student_file(p, limit), status.st_mtime)
+            else:
+                yield _Entry(path, "special", 0)
+
+    entries = list(walk(root, 0, PurePosixPath()))
+    if cut:
+        entries.insert(0, _Entry(PurePosixPath(), "too many", 0, reason=f"the folder holds more than {ENTRIES_CAP:,} "
+                                 f"files and folders; only the first {ENTRIES_CAP:,} were read: {HAND_IN_LESS}"))
+    return entries
 
 
-def _zip_entries(archive: zipfile.ZipFile):
-    for info in archive.infolist():
+def _zip_entries(stream, cap: int, zip_name: str, consequence: str) -> list[_Entry]:
+    """The entries of the zip in stream (kept open by the caller), at most cap of them; first, when the zip holds
+    more, a "too many" entry whose reason ends with consequence. Raises what zipfile raises on a zip it cannot read."""
+    archive, misnamed, unread = _open_zip(stream, cap)
+    entries = []
+    if unread:
+        entries.append(_Entry(PurePosixPath(zip_name), "too many", 0, reason=f"{zip_name} holds {unread:,} entries (its "
+                              f"directory says); only the first {cap:,} were read: {consequence}"))
+    for index, info in enumerate(archive.infolist()):
         if info.is_dir():
             continue
-        name = info.filename.replace("\\", "/")
+        name = misnamed.get(index, info.filename).replace("\\", "/")
         parts = [p for p in name.split("/") if p not in ("", ".")]
         if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]) or not parts:
-            yield _Entry(PurePosixPath(name.lstrip("/") or "?"), "unsafe", 0)
+            entries.append(_Entry(PurePosixPath(name.lstrip("/") or "?"), "unsafe", 0))
             continue
         path = PurePosixPath(*parts)
         if any(p.startswith(".") or p in SKIPPED_NAMES for p in parts):
             continue
-        if stat.S_ISLNK(info.external_attr >> 16):
-            yield _Entry(path, "link", 0)
+        if index in misnamed:
+            entries.append(_Entry(path, "misnamed", 0, reason=f"its name is not valid UTF-8, though the zip says it is: {ZIP_AGAIN}"))
+        elif stat.S_ISLNK(info.external_attr >> 16):
+            entries.append(_Entry(path, "link", 0))
         elif info.flag_bits & 0x1:
-            yield _Entry(path, "encrypted", 0)
+            entries.append(_Entry(path, "encrypted", 0))
         else:
-            yield _Entry(path, "file", info.file_size, lambda i=info: _read_member(archive, i), _zip_time(info))
+            entries.append(_Entry(path, "file", info.file_size, lambda limit, i=info: _read_member(archive, i, limit), _zip_time(info)))
+    return entries
+
+
+# The zip format's records, as zipfile reads them: end of central directory (and its zip64 form), directory entry.
+END_RECORD, END_RECORD_SIZE, END_COMMENT_MAX = b"PK\x05\x06", 22, 1 << 16
+ZIP64_LOCATOR, ZIP64_LOCATOR_SIZE, ZIP64_END_RECORD, ZIP64_END_RECORD_SIZE = b"PK\x06\x07", 20, b"PK\x06\x06", 56
+DIRECTORY_ENTRY, DIRECTORY_ENTRY_SIZE = b"PK\x01\x02", 46
+UTF8_NAME = 0x800  # general purpose flag: the entry's name is UTF-8
+
+
+def _open_zip(stream, cap: int) -> tuple[zipfile.ZipFile, dict[int, str], int]:
+    """The zip in stream as zipfile reads it, but with its directory read only up to cap entries; the entries whose
+    name is flagged UTF-8 but is not (index -> the name, undecodable bytes replaced); and, when entries were left
+    unread, how many it holds (as it says; at least cap + 1), else 0.
+
+    zipfile reads a zip's whole directory at once (200,000 entries: 1.6 s of CPU and hundreds of MiB) and decodes
+    a flagged name strictly (a UnicodeDecodeError for the whole zip). So the directory is walked here first, entry
+    by entry, up to the cap, and zipfile is shown a view of the stream: cut after the last entry walked and closed
+    by new end records, the bad names' flag cleared in place (zipfile then reads them as cp437; they are left out)."""
+    end = _directory_end(stream)
+    if end is None:
+        return zipfile.ZipFile(stream), {}, 0  # zipfile says what is wrong
+    start, size, offset, total, zip64 = end
+    patches, misnamed, walked, index = {}, {}, 0, 0
+    stream.seek(start)
+    while walked < size and index < cap:
+        header = stream.read(DIRECTORY_ENTRY_SIZE)
+        if len(header) < DIRECTORY_ENTRY_SIZE or header[:4] != DIRECTORY_ENTRY:
+            break  # damaged: zipfile says so
+        (flags,) = struct.unpack_from("<H", header, 8)
+        name_length, extra_length, comment_length = struct.unpack_from("<3H", header, 28)
+        name = stream.read(name_length)
+        stream.seek(extra_length + comment_length, io.SEEK_CUR)
+        if flags & UTF8_NAME:
+            try:
+                name.decode("utf-8")
+            except UnicodeDecodeError:
+                misnamed[index] = name.decode("utf-8", "replace")
+                patches[start + walked + 8] = struct.pack("<H", flags & ~UTF8_NAME)
+        walked += DIRECTORY_ENTRY_SIZE + name_length + extra_length + comment_length
+        index += 1
+    if index == cap and walked < size:  # cut: the directory ends where the walk stopped
+        view = _ZipView(stream, start + walked, patches, _end_records(index, walked, offset, zip64))
+        return zipfile.ZipFile(view), misnamed, max(total, cap + 1)
+    return zipfile.ZipFile(_ZipView(stream, stream.seek(0, io.SEEK_END), patches) if patches else stream), misnamed, 0
+
+
+def _directory_end(stream) -> tuple[int, int, int, int, bool] | None:
+    """The zip's central directory as zipfile will find it (mirroring zipfile._EndRecData): where it starts, its
+    size in bytes, its offset as recorded, how many entries it says it holds, whether zip64 records say so;
+    None when there is no end record."""
+    file_size = stream.seek(0, io.SEEK_END)
+    if file_size < END_RECORD_SIZE:
+        return None
+    stream.seek(file_size - END_RECORD_SIZE)
+    last = stream.read(END_RECORD_SIZE)
+    if last[:4] == END_RECORD and last[-2:] == b"\0\0":
+        position = file_size - END_RECORD_SIZE
+    else:  # an archive comment follows the record
+        tail_start = max(file_size - END_COMMENT_MAX - END_RECORD_SIZE, 0)
+        stream.seek(tail_start)
+        tail = stream.read()
+        found = tail.rfind(END_RECORD)
+        if found < 0 or len(tail) - found < END_RECORD_SIZE:
+            return None
+        position = tail_start + found
+    stream.seek(position)
+    total, size, offset = struct.unpack_from("<HLL", stream.read(END_RECORD_SIZE), 10)
+    records64 = position - ZIP64_LOCATOR_SIZE - ZIP64_END_RECORD_SIZE
+    if records64 >= 0:
+        stream.seek(records64)
+        record64, locator = stream.read(ZIP64_END_RECORD_SIZE), stream.read(ZIP64_LOCATOR_SIZE)
+        if locator[:4] == ZIP64_LOCATOR and record64[:4] == ZIP64_END_RECORD:
+            total, size, offset = struct.unpack_from("<QQQ", record64, 32)
+            return (records64 - size, size, offset, total, True) if records64 >= size else None
+    return (position - size, size, offset, total, False) if position >= size else None
+
+
+def _end_records(count: int, size: int, offset: int, zip64: bool) -> bytes:
+    """End records for a directory of count entries and size bytes at offset (as recorded), placed right after it."""
+    if not zip64:
+        return struct.pack("<4s4H2LH", END_RECORD, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF), size, offset, 0)
+    return (struct.pack("<4sQ2H2L4Q", ZIP64_END_RECORD, ZIP64_END_RECORD_SIZE - 12, 45, 45, 0, 0, count, count, size, offset)
+            + struct.pack("<4sLQL", ZIP64_LOCATOR, 0, 0, 1)  # zipfile looks for the record right before its locator
+            + struct.pack("<4s4H2LH", END_RECORD, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0))
+
+
+class _ZipView(io.RawIOBase):
+    """A seekable binary stream's first `length` bytes, some replaced in place (same length, so nothing
+    moves), followed by `tail`: what zipfile reads in place of a zip whose directory intake cut or mended."""
+
+    def __init__(self, stream, length: int, patches: dict[int, bytes], tail: bytes = b""):
+        super().__init__()
+        self._stream, self._length, self._tail, self._position = stream, length, tail, 0
+        self._patches = sorted(patches.items())
+        self._starts = [position for position, _ in self._patches]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length + len(self._tail)}[whence]
+        if base + offset < 0:
+            raise OSError(22, "negative seek position")
+        self._position = base + offset
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        buffer, count = memoryview(buffer).cast("B"), 0
+        if self._position < self._length:
+            self._stream.seek(self._position)
+            count = self._stream.readinto(buffer[: self._length - self._position]) or 0
+            self._patch(buffer, self._position, count)
+        if self._position + count >= self._length:
+            at = self._position + count - self._length
+            piece = self._tail[at : at + len(buffer) - count]
+            buffer[count : count + len(piece)] = piece
+            count += len(piece)
+        self._position += count
+        return count
+
+    def _patch(self, buffer, position: int, count: int) -> None:
+        for at, replacement in self._patches[bisect.bisect_left(self._starts, position - 8) :]:  # patches are 2 bytes
+            if at >= position + count:
+                break
+            for offset, byte in enumerate(replacement):
+                if position <= at + offset < position + count:
+                    buffer[at + offset - position] = byte
 
 
 def _zip_time(info: zipfile.ZipInfo) -> float | None:
@@ -240,12 +485,12 @@ def _zip_time(info: zipfile.ZipInfo) -> float | None:
         return None
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
     try:
-        with archive.open(info) as member:  # read no more than the cap, whatever the header claims
-            return member.read(READ_CAP)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError) as exc:
-        raise OSError(0, f"damaged zip entry ({exc})") from None
+        with archive.open(info) as member:  # read no more than the limit, whatever the header claims
+            return member.read(limit)
+    except Exception as exc:  # damaged data, an unknown method, a bad local header: the entry's fault
+        raise OSError(0, f"damaged zip entry ({_error(exc)})") from None
 
 
 LEFT_OUT = {
@@ -256,21 +501,33 @@ LEFT_OUT = {
 }
 
 
-def _collect(submission: Submission, entries, modules: list[str], assignment: str, inner: bool = False) -> None:
-    """Read entries into submission.files under the caps, noting what is left out and why."""
-    notes, files, zips, notebooks = submission.notes, {}, [], []
+def _collect(taking: _Taking, entries: list[_Entry], inner: bool = False) -> None:
+    """Read entries into the submission's files under the caps, noting what is left out and why."""
+    submission, notes = taking.submission, taking.notes
+    files, zips, notebooks = {}, [], []
     manifests, modified = {}, {}  # folder -> the manifest.json in it; file -> when it was changed
     for entry in entries:
-        name = str(entry.path)
+        name = _shown(str(entry.path))
         if entry.kind == "unreadable":
-            submission.broken = f"{name} cannot be read ({entry.read})"
+            submission.broken = f"{name} cannot be read ({entry.reason})"
             return
+        if entry.kind == "too many":
+            notes.head.append(entry.reason)
+            continue
         if entry.kind in LEFT_OUT:
             if entry.path.suffix == ".py" or entry.kind == "unsafe":
-                notes.append(f"left out {name}: {LEFT_OUT[entry.kind]}")
+                notes.details.append(f"left out {name}: {LEFT_OUT[entry.kind]}")
             continue
-        if entry.path.suffix.lower() == ".zip" and not inner:
-            zips.append(entry)
+        problem = entry.reason if entry.kind == "misnamed" else _name_problem(entry.path)
+        if problem:
+            if entry.path.suffix.lower() in USED_SUFFIXES:
+                notes.details.append(f"left out {name}: {problem}")
+            continue
+        if entry.path.suffix.lower() == ".zip":
+            if inner:
+                notes.details.append(f"left out {name}: a zip inside a zip is not opened; hand in one zip of your files")
+            else:
+                zips.append(entry)
             continue
         if entry.path.suffix == ".ipynb":
             notebooks.append(entry)
@@ -281,86 +538,148 @@ def _collect(submission: Submission, entries, modules: list[str], assignment: st
         if entry.path.suffix != ".py":
             continue
         if entry.size > SOURCE_CAP:
-            notes.append(f"left out {name}: {entry.size / 2**20:.1f} MiB, over the {SOURCE_CAP >> 20} MiB limit of a source file")
+            notes.details.append(f"left out {name}: {entry.size / 2**20:.1f} MiB, over the {SOURCE_CAP >> 20} MiB limit of a source file")
             continue
         if len(files) >= FILES_CAP:
-            notes.append(f"left out {name} and the rest: more than {FILES_CAP} Python files")
+            notes.details.append(f"left out {name} and the rest: more than {FILES_CAP} Python files")
             break
         try:
-            content = entry.read()
+            content = taking.read(entry, SOURCE_CAP)
         except OSError as exc:
-            notes.append(f"left out {name}: it cannot be read ({exc.strerror or exc})")
+            notes.details.append(f"left out {name}: it cannot be read ({exc.strerror or exc})")
             continue
+        except _OverBudget:
+            notes.details.append(f"left out {name} and the rest: {_over_budget()}")
+            break
         if len(content) > SOURCE_CAP:
-            notes.append(f"left out {name}: over the {SOURCE_CAP >> 20} MiB limit of a source file")
+            notes.details.append(f"left out {name}: over the {SOURCE_CAP >> 20} MiB limit of a source file")
             continue
         files[entry.path] = content
         modified[entry.path] = entry.modified
     if not files and not notebooks and len(zips) == 1:
-        _collect_inner_zip(submission, zips[0], modules, assignment)
+        _collect_inner_zip(taking, zips[0])
         return
+    modules, assignment = taking.modules, taking.assignment
     expected = {f"{m}.py" for m in modules}
     top, unusable_notebooks = _top_folder(files, expected), []
     if notebooks and (top is None or not expected <= {p.name for p in files if p.parent == top}):
-        unusable_notebooks = _add_notebook_files(files, modified, notebooks, notes)
+        unusable_notebooks = _add_notebook_files(taking, files, modified, notebooks)
         top = _top_folder(files, expected)
     if top is None:
-        found = ", ".join(sorted(str(p) for p in files)[:8]) or "no Python files at all"
+        found = ", ".join(sorted(_shown(str(p)) for p in files)[:8]) or "no Python files at all"
         submission.broken = (unusable_notebooks.pop(0) if unusable_notebooks else
                              f"none of the assignment's files ({', '.join(sorted(expected))}) was found; found: {found}")
-        notes.extend(unusable_notebooks)
+        notes.details.extend(unusable_notebooks)
         return
-    notes.extend(unusable_notebooks)
+    notes.details.extend(unusable_notebooks)
     if top.parts and top.name != assignment:  # a folder named after the assignment is what anyone would expect
-        notes.append(f"graded the files in {top}/, the folder that holds the assignment's files")
-    submission.files = {str(p.relative_to(top)): c for p, c in files.items() if p.is_relative_to(top)}
+        notes.tail.append(f"graded the files in {_shown(str(top))}/, the folder that holds the assignment's files")
+    submission.files = _writable({p.relative_to(top): c for p, c in files.items() if p.is_relative_to(top)}, notes)
     missing = sorted(expected - set(submission.files))
     if missing:
-        notes.append(f"missing: {', '.join(missing)} (the checks of its units score 0)")
+        notes.tail.append(f"missing: {', '.join(missing)} (the checks of its units score 0)")
     times = [modified[p] for p in files if p.is_relative_to(top) and modified.get(p) is not None]
-    _stamp(submission, manifests.get(top), times, assignment)
+    _stamp(taking, manifests.get(top), times)
 
 
-def _stamp(submission: Submission, manifest: _Entry | None, times: list[float], assignment: str) -> None:
+def _name_problem(path: PurePosixPath) -> str:
+    """Why a path cannot be part of the copy the grader writes, or ""."""
+    try:
+        encoded = [part.encode("utf-8") for part in path.parts]
+    except UnicodeEncodeError:  # a name on disk that is not UTF-8 (Python keeps its bytes as lone surrogates)
+        return "its name is not valid UTF-8 text: rename it with letters, digits, _ and ."
+    longest = max(encoded, key=len, default=b"")
+    if len(longest) > NAME_PART_CAP:
+        return f"a name in its path is {len(longest)} bytes long, over the {NAME_PART_CAP} a file name may have: rename it"
+    whole = sum(map(len, encoded)) + len(encoded) - 1
+    if whole > NAME_CAP:
+        return f"its path is {whole} bytes long, over the {NAME_CAP} a path may have: move it to a shallower folder"
+    if any(b"\0" in part for part in encoded):
+        return "its name holds a NUL byte, which no file name may hold: rename it"
+    return ""
+
+
+def _shown(name: str) -> str:
+    """A name as notes show it: undecodable bytes replaced, a long one shortened in the middle."""
+    if not name.isascii():
+        try:  # a name read from disk keeps its undecodable bytes as lone surrogates: one U+FFFD each
+            raw = name.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # other lone surrogates (text from JSON)
+            raw = name.encode("utf-8", "surrogatepass")
+        name = raw.decode("utf-8", "replace")
+    return name if len(name) <= 80 else f"{name[:50]}…{name[-25:]} ({len(name)} characters)"
+
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {_shown(str(exc))}"
+
+
+def _over_budget() -> str:
+    return f"the submission's files add up to more than the {READ_BUDGET >> 20} MiB the grader reads: hand in only the homework"
+
+
+def _writable(files: dict[PurePosixPath, bytes], notes: _Notes) -> dict[str, bytes]:
+    """files by name, less any whose folder is also a file (x.py and x.py/y.py cannot both be written)."""
+    kept = {}
+    for path, content in files.items():
+        clash = next((parent for parent in path.parents if parent in files), None)
+        if clash is not None:
+            notes.details.append(f"left out {_shown(str(path))}: {_shown(str(clash))} is a file too, so it cannot be a folder")
+        else:
+            kept[str(path)] = content
+    return kept
+
+
+def _stamp(taking: _Taking, manifest: _Entry | None, times: list[float]) -> None:
     """When it was handed in: the time in the manifest of `autograder submit` when that verifies against
     the files taken, else the newest file's time. A manifest that does not verify becomes notes."""
+    submission = taking.submission
     if manifest is not None:
         try:
             if manifest.size > MANIFEST_CAP:  # said before reading it
                 raise ManifestError(TOO_LARGE)
-            loaded = load_manifest(manifest.read())
-            problems = verify_manifest(loaded, submission.files, submission.student, assignment)
+            loaded = load_manifest(taking.read(manifest, MANIFEST_CAP))
+            problems = verify_manifest(loaded, submission.files, submission.student, taking.assignment)
         except OSError as exc:
             problems = [f"it cannot be read ({exc.strerror or exc})"]
         except ManifestError as exc:
             problems = [str(exc)]
+        except _OverBudget:
+            problems = [_over_budget()]
         if not problems:
             submission.submitted_at, submission.submitted_at_source = loaded["submitted_at"], "manifest"
             return
-        submission.notes += [f"{manifest.path} does not verify: {problem}" for problem in problems]
+        taking.notes.details.extend(f"{manifest.path} does not verify: {problem}" for problem in problems)
     if times:
         submission.submitted_at, submission.submitted_at_source = utc_stamp(max(times)), "newest file"
 
 
-def _add_notebook_files(files: dict[PurePosixPath, bytes], modified: dict, notebooks: list[_Entry], notes: list[str]) -> list[str]:
+def _add_notebook_files(taking: _Taking, files: dict[PurePosixPath, bytes], modified: dict, notebooks: list[_Entry]) -> list[str]:
     """Add the files the notebooks define (next to each notebook, changed when the notebook was) that were
     not handed in as files; returns why each unusable notebook could not be used."""
-    unusable = []
+    unusable, notes = [], taking.notes.details
     for entry in notebooks:
         try:
             if entry.size > NOTEBOOK_CAP:
-                raise NotebookError(f"{entry.path} is over the {NOTEBOOK_CAP >> 20} MiB limit of a notebook; clear its outputs and save it again")
-            extracted = extract_notebook(entry.read(), str(entry.path))
+                raise NotebookError(f"{_shown(str(entry.path))} is over the {NOTEBOOK_CAP >> 20} MiB limit of a notebook; "
+                                    "clear its outputs and save it again")
+            extracted = extract_notebook(taking.read(entry, NOTEBOOK_CAP), _shown(str(entry.path)))
         except OSError as exc:
-            unusable.append(f"{entry.path} cannot be read ({exc.strerror or exc})")
+            unusable.append(f"{_shown(str(entry.path))} cannot be read ({exc.strerror or exc})")
             continue
         except NotebookError as exc:
             unusable.append(str(exc))
+            continue
+        except _OverBudget:
+            unusable.append(f"{_shown(str(entry.path))} was not read: {_over_budget()}")
             continue
         notes.extend(extracted.notes)
         for name, code in extracted.files.items():
             cells = ", ".join(map(str, extracted.cells[name]))
             path = entry.path.parent / name
+            if _name_problem(path):
+                notes.append(f"{name} in {_shown(str(entry.path))} (cells {cells}) is left out: {_name_problem(path)}")
+                continue
             if path in files:
                 notes.append(f"{name} was handed in as a file and in {entry.path} (cells {cells}): the file is graded")
                 continue
@@ -369,17 +688,22 @@ def _add_notebook_files(files: dict[PurePosixPath, bytes], modified: dict, noteb
     return unusable
 
 
-def _collect_inner_zip(submission: Submission, entry: _Entry, modules: list[str], assignment: str) -> None:
+def _collect_inner_zip(taking: _Taking, entry: _Entry) -> None:
+    submission, shown = taking.submission, _shown(str(entry.path))
     if entry.size > INNER_ZIP_CAP:
-        submission.broken = f"{entry.path} is over the {INNER_ZIP_CAP >> 20} MiB limit of an uploaded zip"
+        submission.broken = f"{shown} is over the {INNER_ZIP_CAP >> 20} MiB limit of an uploaded zip"
         return
     try:
-        archive = zipfile.ZipFile(io.BytesIO(entry.read()))
-    except (OSError, zipfile.BadZipFile) as exc:
-        submission.broken = f"{entry.path} is not a readable zip file ({exc})"
+        content = entry.read(INNER_ZIP_CAP + 1)  # not charged to the budget: the files inside it are
+        if len(content) > INNER_ZIP_CAP:
+            submission.broken = f"{shown} is over the {INNER_ZIP_CAP >> 20} MiB limit of an uploaded zip"
+            return
+        inner = _zip_entries(io.BytesIO(content), ENTRIES_CAP, shown, HAND_IN_LESS)
+    except Exception as exc:  # zipfile raises many kinds on a damaged zip
+        submission.broken = f"{shown} is not a readable zip file ({_error(exc)}): {ZIP_AGAIN}"
         return
-    submission.notes.append(f"read from inside {entry.path}")
-    _collect(submission, list(_zip_entries(archive)), modules, assignment, inner=True)
+    taking.notes.head.append(f"read from inside {shown}")
+    _collect(taking, inner, inner=True)
 
 
 def _top_folder(files: dict[PurePosixPath, bytes], expected: set[str]) -> PurePosixPath | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.checks.forbidden import scan_source
-from autograder.checks.parsing import parse
+from autograder.checks.parsing import TooLargeToParse, parse
 from autograder.engine.assignment import Assignment
 from autograder.engine.runner import SOURCE_CAP, import_failure
 from autograder.protocol.client import CallTimeout, StudentError, Worker
@@ -112,6 +112,8 @@ def _parse(content: bytes, name: str) -> tuple[str, ast.Module]:
     except SyntaxError as exc:
         shown = f"\n    {exc.text.rstrip()}" if exc.text and exc.text.strip() else ""
         raise Unusable(Problem(name, exc.lineno, f"syntax error: {exc.msg}{shown}")) from None
+    except TooLargeToParse as exc:  # parsing it would cost the grader too much: say why, not how
+        raise Unusable(Problem(name, None, str(exc))) from None
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
         raise Unusable(Problem(name, None, f"cannot be parsed: {type(exc).__name__}: {exc}")) from None
 
