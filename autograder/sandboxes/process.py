@@ -104,17 +104,19 @@ class ProcessSandbox(Sandbox):
             raise ValueError(f"link must be 'socket' or 'pipes', not {link!r}")
         self.link = link
         self.python = python
+        self.keeps_root = False  # as root: set once the slot's uid has been found unable to run python
         self.warnings: list[str] = []  # said once per sandbox, on stderr
 
     def start(self, submission: Path) -> subprocess.Popen:
         submission = Path(submission).resolve()
         log = tempfile.TemporaryFile()
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and not self.keeps_root:
             slot = Slot.take()
             try:  # a killed grader's leftovers, should it have held this slot; and a try of the uid's rights
                 kill_every_process_of(slot.uids[1], log, self.python)
             except PermissionError as exc:
                 slot.release()
+                self.keeps_root = True
                 self._warn(
                     f"student code runs as root: the process sandbox's unprivileged uid cannot run {self.python} "
                     f"({exc.strerror}: a folder on its way is closed to other users). Install Python where every "
