@@ -47,7 +47,23 @@ def _is_socket(fd):
         return False
 '''
 
-# Grades one submission on the checks of one hw1 file, in a sandbox (process unless the tests are
+# A file that, while it is imported, answers the import itself: with a number, not a module.
+FORGED_IMPORT_REPLY = '''# file: optimizers.py
+# unit: optimizers
+# stops: namespace docker process-root
+import json, os, stat, struct
+
+_header = json.dumps({"ok": 5, "buffers": []}).encode()
+for _fd in range(3, 1024):
+    try:
+        if stat.S_ISSOCK(os.fstat(_fd).st_mode):
+            os.write(_fd, struct.pack(">I", len(_header)) + _header)
+            break
+    except OSError:
+        pass
+'''
+
+# Grades one submission on the checks of some hw1 files, in a sandbox (process unless the tests are
 # told otherwise), and prints the result and the process's peak resident memory (KiB) before and
 # after grading, as JSON.
 GRADER = """
@@ -57,9 +73,9 @@ from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade
 from autograder.sandboxes import get_sandbox
 
-reference, submission, module, headroom, sandbox = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+reference, submission, modules, headroom, sandbox = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
 assignment = load_reference("hw1", Path(reference))
-assignment.checks = [spec for spec in assignment.checks if spec.module == module]
+assignment.checks = [spec for spec in assignment.checks if spec.module in modules.split(",")]
 assignment.reference_root(assignment.tape_for(assignment.checks[0].id))  # imported before the baseline
 with open("/proc/self/status") as status:
     address_space = int(re.search(r"VmSize:\\s+(\\d+)", status.read()).group(1)) << 10
@@ -72,14 +88,14 @@ print(json.dumps(dict(before_kib=before, after_kib=after, checks=checks)))
 """
 
 
-def grade_hostile(code: str, directory: Path) -> tuple[dict, str]:
-    """Grade the reference with code appended to its file, on that file's checks: (the report, the unit)."""
+def grade_hostile(code: str, directory: Path, modules: str) -> tuple[dict, str]:
+    """Grade the reference with code appended to one of its files, on the checks of modules: (the report, the unit)."""
     source = directory / "attack.py"
     source.write_text(code)
     attack = load(source, "agbounds", 0, REFERENCE)
     submission = build(attack, directory / "submission")
     done = subprocess.run(
-        [sys.executable, "-c", GRADER, str(REFERENCE), str(submission), attack.file.removesuffix(".py"), str(ADDRESS_HEADROOM),
+        [sys.executable, "-c", GRADER, str(REFERENCE), str(submission), modules, str(ADDRESS_HEADROOM),
          CHOSEN or "process"],
         capture_output=True, text=True, timeout=GRADING_SECONDS,
     )
@@ -87,13 +103,17 @@ def grade_hostile(code: str, directory: Path) -> tuple[dict, str]:
     return json.loads(done.stdout.strip().splitlines()[-1]), attack.unit
 
 
-@pytest.mark.parametrize("attack, complaint", [
-    ("amplified_reply", "names buffer 0 for a second tensor"),
-    ("absurd_empty_tensor", "is over the 256 MiB cap"),
-])
-def test_a_hostile_reply_costs_its_unit_only_and_the_grader_little_memory(attack, complaint, tmp_path):
-    code = (ATTACKS / f"{attack}.py").read_text() if attack == "amplified_reply" else ABSURD_EMPTY_TENSOR
-    report, unit = grade_hostile(code, tmp_path)
+HOSTILE = {
+    "amplified_reply": ((ATTACKS / "amplified_reply.py").read_text(), "neurons", "names buffer 0 for a second tensor"),
+    "absurd_empty_tensor": (ABSURD_EMPTY_TENSOR, "neurons", "is over the 256 MiB cap"),
+    "forged_import_reply": (FORGED_IMPORT_REPLY, "neurons,optimizers", "import optimizers returned 5"),
+}
+
+
+@pytest.mark.parametrize("attack", HOSTILE)
+def test_a_hostile_reply_costs_its_unit_only_and_the_grader_little_memory(attack, tmp_path):
+    code, modules, complaint = HOSTILE[attack]
+    report, unit = grade_hostile(code, tmp_path, modules)
     growth = (report["after_kib"] - report["before_kib"]) << 10
     lost = {c["id"]: c["status"] for c in report["checks"] if c["score"] < c["max_score"]}
     ours = [c for c in report["checks"] if c["id"].startswith(unit + ".")]

@@ -141,13 +141,13 @@ def probe_import(worker: Worker, module: str) -> Verdict | None:
     return Verdict(verdict.status, with_output(message, report), f"{module}.py could not be imported: {verdict.summary}")
 
 
-def import_failure(worker: Worker, module: str) -> tuple[WorkerFailure, dict] | None:
+def import_failure(worker: Worker, module: str) -> tuple[WorkerFailure | ProtocolError, dict] | None:
     """Import module alone in a fresh child: None when it imports, else what went wrong and the child's report."""
     session = worker.session(seed=0, forbid=[], call_timeout=IMPORT_TIMEOUT, check_timeout=IMPORT_TIMEOUT)
     failure = None
     try:
         getattr(session.student, module)
-    except WorkerFailure as exc:
+    except (WorkerFailure, ProtocolError) as exc:  # a forged answer to the import is the file's failure too
         failure = exc
     finally:
         report = session.end()
@@ -208,10 +208,8 @@ def run_check(
         spec.run(trial)
     except CheckFailed as exc:
         verdict = Verdict("failed", exc.message, exc.summary)
-    except WorkerFailure as exc:
+    except (WorkerFailure, ProtocolError) as exc:
         verdict = failure_verdict(exc)
-    except ProtocolError as exc:
-        verdict = Verdict("error", f"protocol error: {exc}", "protocol error")
     except Exception as exc:  # a bug in the check itself: say so, never blame the student silently
         log.error("check %s crashed:\n%s", spec.id, traceback.format_exc())
         verdict = Verdict("error", f"internal error in check {spec.id}: {type(exc).__name__}: {exc}", "internal error")
@@ -238,7 +236,9 @@ def forbidden_at_runtime(session, spec: CheckSpec) -> Verdict | None:
     return Verdict("failed", text, f"{spec.unit} called a forbidden API")
 
 
-def failure_verdict(exc: WorkerFailure) -> Verdict:
+def failure_verdict(exc: WorkerFailure | ProtocolError) -> Verdict:
+    if isinstance(exc, ProtocolError):  # the student's process answered with something the protocol refuses
+        return Verdict("error", f"protocol error: {exc}", "protocol error")
     if isinstance(exc, StudentError):
         detail = f"{exc}\n{exc.traceback}".rstrip()
         return Verdict("error", detail, exc.summary)
