@@ -195,3 +195,11 @@ def test_a_frame_arriving_in_pieces_has_its_header_parsed_once(monkeypatch):
     for start in range(0, len(data), 4096):
         frames += reader.feed(data[start : start + 4096])
     assert len(frames) == 1 and len(parsed) == 1, f"{len(frames)} frames, header parsed {len(parsed)} times"
+
+
+def test_a_flood_of_empty_frames_is_refused():
+    """A megabyte of 6-byte frames: 174,762 frame objects (147 MiB) if all were cut."""
+    empty = struct.pack(">I", 2) + b"{}"
+    with pytest.raises(wire.ProtocolError, match=f"over {wire.MAX_FRAMES_AT_ONCE} frames arrived at once"):
+        wire.FrameReader().feed(empty * ((1 << 20) // len(empty)))
+    assert len(wire.FrameReader().feed(empty * wire.MAX_FRAMES_AT_ONCE)) == wire.MAX_FRAMES_AT_ONCE

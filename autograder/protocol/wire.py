@@ -28,6 +28,9 @@ import torch
 
 MAX_HEADER_BYTES = 1 << 20  # a frame's JSON header; parsed and decoded, ~70 MiB at most (tests/test_wire_fuzz.py)
 MAX_BUFFERS = 4096  # raw buffers listed by one frame
+# Frames cut from one piece of the stream: each request is answered with one frame, and a megabyte
+# of empty frames would otherwise cost 147 MiB of frame objects.
+MAX_FRAMES_AT_ONCE = 64
 MAX_PAYLOAD_BYTES = 256 << 20  # a frame's raw buffers together, room for the data sets of later homeworks
 # The tensors one frame decodes to, together (an empty tensor counts its shape with its zeros as ones).
 # The largest frames hw1 and hw2 exchange carry 4 MiB (hw2's timed requests of 256x256 images): 64x room.
@@ -119,6 +122,8 @@ class FrameReader:
         frames = []
         while (frame := self._cut()) is not None:
             frames.append(frame)
+            if len(frames) > MAX_FRAMES_AT_ONCE:
+                raise ProtocolError(f"over {MAX_FRAMES_AT_ONCE} frames arrived at once, unasked")
         return frames
 
     def _cut(self) -> Frame | None:
