@@ -6,6 +6,7 @@ Each offender is put in a class beside two well-formed students (a folder and a 
 command: everyone else is graded, the offender has a clear note or reason."""
 
 import ast
+import io
 import json
 import os
 import resource
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from autograder.batch.bounded_zip import open_zip
 from autograder.batch.intake import ENTRIES_CAP, NAME_PART_CAP, NOTES_CAP, discover, take
+from autograder.checks.forbidden import scan_source
 from autograder.checks.parsing import PARSE_UNITS_CAP, TooLargeToParse, parse, syntax_units
 from autograder.engine.assignment import load_bundle
 from autograder.submission.validate import validate
@@ -182,6 +185,29 @@ def test_a_zip_whose_file_is_also_a_folder_keeps_one_of_them(tmp_path):
     mallory.write(tmp_path / "copy")
 
 
+def zipfile_made(count: int, comment: bytes = b"") -> bytes:
+    with io.BytesIO() as buffer:
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for index in range(count):
+                archive.writestr(f"f{index}.py", f"x = {index}\n" if index < 25 else "")
+            archive.comment = comment
+        return buffer.getvalue()
+
+
+@pytest.mark.parametrize("made", ["zipfile's", "commented", "zip64 (66,000 entries)", "after a shell script", "by hand"])
+def test_a_zip_cut_at_the_cap_reads_as_its_first_entries(made):
+    """open_zip's view of a zip cut at 10 entries: zipfile reads the same 10 entries, names and contents, as
+    it does in the whole zip, whatever end records the zip has and whatever comes before it."""
+    data = {"zipfile's": lambda: zipfile_made(25), "commented": lambda: zipfile_made(25, b"a comment"),
+            "zip64 (66,000 entries)": lambda: zipfile_made(66_000),
+            "after a shell script": lambda: b"#!/bin/sh\nexit 0\n" + zipfile_made(25),
+            "by hand": lambda: raw_zip([(b"f%d.py" % i, b"x = %d\n" % i, 0) for i in range(25)])}[made]()
+    whole = zipfile.ZipFile(io.BytesIO(data))
+    cut, misnamed, unread = open_zip(io.BytesIO(data), 10)
+    assert (misnamed, unread) == ({}, len(whole.infolist()))
+    assert [(i.filename, cut.read(i)) for i in cut.infolist()] == [(i.filename, whole.read(i)) for i in whole.infolist()[:10]]
+
+
 @pytest.mark.parametrize("shape", [b"a;", b"1\n", b"f(*a)\n", b"lambda:0\n"])
 def test_parsing_is_refused_past_the_cap_and_bounded_under_it(shape):
     """At the cap, the costliest shapes measured stay within about 100 MiB; one unit more is refused unparsed."""
@@ -192,6 +218,17 @@ def test_parsing_is_refused_past_the_cap_and_bounded_under_it(shape):
     assert isinstance(tree, ast.Module)
     with pytest.raises(TooLargeToParse, match=r"has [\d,]+ syntax units .* over the 100,000 the grader parses"):
         parse(under + shape, "scale.py")
+
+
+def test_the_graders_forbidden_api_scan_does_not_start_parsing_past_the_cap(monkeypatch):
+    """engine.runner.scan_forbidden scans each file the grader grades: 120,000 statements are not parsed
+    (110 MiB in the grader), a small file still is, and its forbidden call is found."""
+    parsed, real_parse = [], ast.parse
+    monkeypatch.setattr(ast, "parse", lambda source, *args, **kwargs: parsed.append(len(source)) or real_parse(source, *args, **kwargs))
+    rules = {"double": ["torch.sigmoid"]}
+    assert scan_source("a;" * 60_000, rules) == {} and parsed == []
+    found = scan_source("import torch\ndef double(x):\n    return torch.sigmoid(x)\n", rules)
+    assert [str(v) for v in found["double"]] == ["line 3: double uses torch.sigmoid"] and len(parsed) == 1
 
 
 def test_submit_says_a_file_is_too_large_to_parse_without_parsing_it(tmp_path):

@@ -29,7 +29,6 @@ notebooks and the parsing of their code (submission/notebook.py, checks/parsing.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import io
 import itertools
@@ -37,12 +36,12 @@ import logging
 import os
 import re
 import stat
-import struct
 import zipfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from autograder.batch.bounded_zip import open_zip
 from autograder.engine.runner import SOURCE_CAP, read_student_file
 from autograder.submission.manifest import MANIFEST_CAP, MANIFEST_NAME, TOO_LARGE, ManifestError, utc_stamp
 from autograder.submission.manifest import load as load_manifest
@@ -63,6 +62,7 @@ READ_BUDGET = 64 << 20  # bytes of sources, notebooks and manifests read per sub
 NAME_PART_CAP = 255  # bytes (UTF-8) in one file or folder name: Linux's NAME_MAX, the most a file system holds
 NAME_CAP = 1024  # bytes in a path inside a submission: far under PATH_MAX (4096) with the grader's work folder in front
 NOTES_CAP = 20  # notes kept per student on what was left out or found wrong; past it one note counts the rest
+SHOWN_CAP = 80  # characters of a name or error quoted in a note; a longer one is shortened in the middle
 SKIPPED_NAMES = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git"}
 STUDENT_ID = re.compile(r"[^\x00-\x1f/\\\ud800-\udfff]{1,200}")  # lone surrogates: a folder name that is not UTF-8
 USED_SUFFIXES = {".py", ".ipynb", ".zip"}  # what intake reads: a name problem of anything else is not worth a note
@@ -175,7 +175,7 @@ def discover(source: Path, assignment: str, modules: list[str], others: tuple[st
             warnings.append(f"{student} has no {assignment} (only {', '.join(sorted(folders & set(others)))}/): not submitted")
             continue
         submissions.append(submission)
-    return sorted(submissions, key=lambda s: s.student), warnings
+    return sorted(submissions, key=lambda s: s.student), list(dict.fromkeys(warnings))  # once each, in order
 
 
 def take(folder: Path, student: str, assignment: str, modules: list[str]) -> Submission:
@@ -193,7 +193,7 @@ def _take(submission: Submission, list_entries, modules: list[str], assignment: 
     except Exception as exc:  # a case the rules above missed: this student's result says so, the class goes on
         log.warning("intake of %s failed", submission.student, exc_info=True)
         submission.files = {}
-        submission.broken = (f"the upload could not be read ({type(exc).__name__}: {str(exc)[:200]}); "
+        submission.broken = (f"the upload could not be read ({_error(exc)}); "
                              "hand in the assignment's .py files in a folder or a plain zip")
     submission.notes = taking.notes.all()
     return submission, entries
@@ -232,7 +232,7 @@ def _student_zip_entries(path: Path) -> list[_Entry]:
             return [_Entry(PurePosixPath(path.name), "unreadable", 0, reason=f"over the {INNER_ZIP_CAP >> 20} MiB limit of a zip")]
         return _zip_entries(io.BytesIO(path.read_bytes()), ENTRIES_CAP, path.name, HAND_IN_LESS)
     except Exception as exc:  # zipfile raises many kinds on a damaged zip, none of them is ours to let through
-        return [_Entry(PurePosixPath(path.name), "unreadable", 0, reason=f"not a readable zip file: {_error(exc)}")]
+        return [_Entry(PurePosixPath(path.name), "unreadable", 0, reason=f"not a readable zip file: {_error(exc)}; {ZIP_AGAIN}")]
 
 
 def _from_bulk_zip(source: Path, warnings: list[str]):
@@ -261,6 +261,9 @@ def _from_bulk_zip(source: Path, warnings: list[str]):
                 continue
             student = entry.path.parts[0]
             if student.startswith(".") or student in SKIPPED_NAMES:
+                continue
+            if entry.kind == "misnamed" and "\ufffd" in student:  # the student's folder is what is misnamed
+                warnings.append(f"passed over {_shown(student)}/: {entry.reason}")
                 continue
             if not STUDENT_ID.fullmatch(student):
                 warnings.append(f"passed over {_shown(student)!r}: not usable as a student id")
@@ -316,7 +319,7 @@ def _folder_entries(root: Path):
 def _zip_entries(stream, cap: int, zip_name: str, consequence: str) -> list[_Entry]:
     """The entries of the zip in stream (kept open by the caller), at most cap of them; first, when the zip holds
     more, a "too many" entry whose reason ends with consequence. Raises what zipfile raises on a zip it cannot read."""
-    archive, misnamed, unread = _open_zip(stream, cap)
+    archive, misnamed, unread = open_zip(stream, cap)
     entries = []
     if unread:
         entries.append(_Entry(PurePosixPath(zip_name), "too many", 0, reason=f"{zip_name} holds {unread:,} entries (its "
@@ -341,139 +344,6 @@ def _zip_entries(stream, cap: int, zip_name: str, consequence: str) -> list[_Ent
         else:
             entries.append(_Entry(path, "file", info.file_size, lambda limit, i=info: _read_member(archive, i, limit), _zip_time(info)))
     return entries
-
-
-# The zip format's records, as zipfile reads them: end of central directory (and its zip64 form), directory entry.
-END_RECORD, END_RECORD_SIZE, END_COMMENT_MAX = b"PK\x05\x06", 22, 1 << 16
-ZIP64_LOCATOR, ZIP64_LOCATOR_SIZE, ZIP64_END_RECORD, ZIP64_END_RECORD_SIZE = b"PK\x06\x07", 20, b"PK\x06\x06", 56
-DIRECTORY_ENTRY, DIRECTORY_ENTRY_SIZE = b"PK\x01\x02", 46
-UTF8_NAME = 0x800  # general purpose flag: the entry's name is UTF-8
-
-
-def _open_zip(stream, cap: int) -> tuple[zipfile.ZipFile, dict[int, str], int]:
-    """The zip in stream as zipfile reads it, but with its directory read only up to cap entries; the entries whose
-    name is flagged UTF-8 but is not (index -> the name, undecodable bytes replaced); and, when entries were left
-    unread, how many it holds (as it says; at least cap + 1), else 0.
-
-    zipfile reads a zip's whole directory at once (200,000 entries: 1.6 s of CPU and hundreds of MiB) and decodes
-    a flagged name strictly (a UnicodeDecodeError for the whole zip). So the directory is walked here first, entry
-    by entry, up to the cap, and zipfile is shown a view of the stream: cut after the last entry walked and closed
-    by new end records, the bad names' flag cleared in place (zipfile then reads them as cp437; they are left out)."""
-    end = _directory_end(stream)
-    if end is None:
-        return zipfile.ZipFile(stream), {}, 0  # zipfile says what is wrong
-    start, size, offset, total, zip64 = end
-    patches, misnamed, walked, index = {}, {}, 0, 0
-    stream.seek(start)
-    while walked < size and index < cap:
-        header = stream.read(DIRECTORY_ENTRY_SIZE)
-        if len(header) < DIRECTORY_ENTRY_SIZE or header[:4] != DIRECTORY_ENTRY:
-            break  # damaged: zipfile says so
-        (flags,) = struct.unpack_from("<H", header, 8)
-        name_length, extra_length, comment_length = struct.unpack_from("<3H", header, 28)
-        name = stream.read(name_length)
-        stream.seek(extra_length + comment_length, io.SEEK_CUR)
-        if flags & UTF8_NAME:
-            try:
-                name.decode("utf-8")
-            except UnicodeDecodeError:
-                misnamed[index] = name.decode("utf-8", "replace")
-                patches[start + walked + 8] = struct.pack("<H", flags & ~UTF8_NAME)
-        walked += DIRECTORY_ENTRY_SIZE + name_length + extra_length + comment_length
-        index += 1
-    if index == cap and walked < size:  # cut: the directory ends where the walk stopped
-        view = _ZipView(stream, start + walked, patches, _end_records(index, walked, offset, zip64))
-        return zipfile.ZipFile(view), misnamed, max(total, cap + 1)
-    return zipfile.ZipFile(_ZipView(stream, stream.seek(0, io.SEEK_END), patches) if patches else stream), misnamed, 0
-
-
-def _directory_end(stream) -> tuple[int, int, int, int, bool] | None:
-    """The zip's central directory as zipfile will find it (mirroring zipfile._EndRecData): where it starts, its
-    size in bytes, its offset as recorded, how many entries it says it holds, whether zip64 records say so;
-    None when there is no end record."""
-    file_size = stream.seek(0, io.SEEK_END)
-    if file_size < END_RECORD_SIZE:
-        return None
-    stream.seek(file_size - END_RECORD_SIZE)
-    last = stream.read(END_RECORD_SIZE)
-    if last[:4] == END_RECORD and last[-2:] == b"\0\0":
-        position = file_size - END_RECORD_SIZE
-    else:  # an archive comment follows the record
-        tail_start = max(file_size - END_COMMENT_MAX - END_RECORD_SIZE, 0)
-        stream.seek(tail_start)
-        tail = stream.read()
-        found = tail.rfind(END_RECORD)
-        if found < 0 or len(tail) - found < END_RECORD_SIZE:
-            return None
-        position = tail_start + found
-    stream.seek(position)
-    total, size, offset = struct.unpack_from("<HLL", stream.read(END_RECORD_SIZE), 10)
-    records64 = position - ZIP64_LOCATOR_SIZE - ZIP64_END_RECORD_SIZE
-    if records64 >= 0:
-        stream.seek(records64)
-        record64, locator = stream.read(ZIP64_END_RECORD_SIZE), stream.read(ZIP64_LOCATOR_SIZE)
-        if locator[:4] == ZIP64_LOCATOR and record64[:4] == ZIP64_END_RECORD:
-            total, size, offset = struct.unpack_from("<QQQ", record64, 32)
-            return (records64 - size, size, offset, total, True) if records64 >= size else None
-    return (position - size, size, offset, total, False) if position >= size else None
-
-
-def _end_records(count: int, size: int, offset: int, zip64: bool) -> bytes:
-    """End records for a directory of count entries and size bytes at offset (as recorded), placed right after it."""
-    if not zip64:
-        return struct.pack("<4s4H2LH", END_RECORD, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF), size, offset, 0)
-    return (struct.pack("<4sQ2H2L4Q", ZIP64_END_RECORD, ZIP64_END_RECORD_SIZE - 12, 45, 45, 0, 0, count, count, size, offset)
-            + struct.pack("<4sLQL", ZIP64_LOCATOR, 0, 0, 1)  # zipfile looks for the record right before its locator
-            + struct.pack("<4s4H2LH", END_RECORD, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0))
-
-
-class _ZipView(io.RawIOBase):
-    """A seekable binary stream's first `length` bytes, some replaced in place (same length, so nothing
-    moves), followed by `tail`: what zipfile reads in place of a zip whose directory intake cut or mended."""
-
-    def __init__(self, stream, length: int, patches: dict[int, bytes], tail: bytes = b""):
-        super().__init__()
-        self._stream, self._length, self._tail, self._position = stream, length, tail, 0
-        self._patches = sorted(patches.items())
-        self._starts = [position for position, _ in self._patches]
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length + len(self._tail)}[whence]
-        if base + offset < 0:
-            raise OSError(22, "negative seek position")
-        self._position = base + offset
-        return self._position
-
-    def tell(self) -> int:
-        return self._position
-
-    def readinto(self, buffer) -> int:
-        buffer, count = memoryview(buffer).cast("B"), 0
-        if self._position < self._length:
-            self._stream.seek(self._position)
-            count = self._stream.readinto(buffer[: self._length - self._position]) or 0
-            self._patch(buffer, self._position, count)
-        if self._position + count >= self._length:
-            at = self._position + count - self._length
-            piece = self._tail[at : at + len(buffer) - count]
-            buffer[count : count + len(piece)] = piece
-            count += len(piece)
-        self._position += count
-        return count
-
-    def _patch(self, buffer, position: int, count: int) -> None:
-        for at, replacement in self._patches[bisect.bisect_left(self._starts, position - 8) :]:  # patches are 2 bytes
-            if at >= position + count:
-                break
-            for offset, byte in enumerate(replacement):
-                if position <= at + offset < position + count:
-                    buffer[at + offset - position] = byte
 
 
 def _zip_time(info: zipfile.ZipInfo) -> float | None:
@@ -607,7 +477,7 @@ def _shown(name: str) -> str:
         except UnicodeEncodeError:  # other lone surrogates (text from JSON)
             raw = name.encode("utf-8", "surrogatepass")
         name = raw.decode("utf-8", "replace")
-    return name if len(name) <= 80 else f"{name[:50]}…{name[-25:]} ({len(name)} characters)"
+    return name if len(name) <= SHOWN_CAP else f"{name[:SHOWN_CAP * 5 // 8]}…{name[-SHOWN_CAP * 5 // 16:]} ({len(name)} characters)"
 
 
 def _error(exc: Exception) -> str:

@@ -42,6 +42,7 @@ IPYTHON_LINE = re.compile(r"\s*[%!]")
 HOW_TO = ("make `# file: <name>.py` the first line of each cell that holds a file's code "
           "(e.g. `# file: activations.py`), then save the notebook")
 CLEAR_OUTPUTS = "clear its outputs (Kernel > Restart Kernel and Clear All Outputs) and save it again"
+QUOTED_CAP = 80  # characters of the student's text (a line, a name, an error) quoted in a message
 
 
 class NotebookError(Exception):
@@ -66,7 +67,7 @@ def extract(content: bytes, notebook_name: str) -> Extracted:
             continue
         name = marker["name"].strip("'\"")
         if not MODULE_NAME.fullmatch(name):
-            extracted.notes.append(f"{notebook_name}, cell {number}: `{first.strip()[:80]}` names {name[:80]!r}, not a "
+            extracted.notes.append(f"{notebook_name}, cell {number}: `{first.strip()[:QUOTED_CAP]}` names {name[:QUOTED_CAP]!r}, not a "
                                    "Python file like `activations.py`; the cell is not graded")
             continue
         unusable = _unusable_cell(body, name)
@@ -77,7 +78,7 @@ def extract(content: bytes, notebook_name: str) -> Extracted:
         if ipython:
             offset, line = ipython[0]
             more = f" (and {len(ipython) - 1} more such lines in the cell)" if len(ipython) > 1 else ""
-            extracted.notes.append(f"{notebook_name}, cell {number} ({name}), line {offset}: `{line.strip()[:80]}` is IPython, "
+            extracted.notes.append(f"{notebook_name}, cell {number} ({name}), line {offset}: `{line.strip()[:QUOTED_CAP]}` is IPython, "
                                    f"not Python; move it to a cell without a `# file:` line{more}")
         # The marker line becomes a comment, so the cell's lines keep their numbers in the file.
         parts.setdefault(name, []).append(f"# {notebook_name}, cell {number}\n{body}")
@@ -113,7 +114,7 @@ def _code_cells(content: bytes, notebook_name: str) -> list[tuple[int, str]]:
     try:
         notebook = json.loads(content.decode("utf-8"))
     except Exception as exc:  # not UTF-8, not JSON, nested too deep: none of it is ours to let through
-        raise NotebookError(f"{notebook_name} is not a Jupyter notebook ({type(exc).__name__}: {str(exc)[:200]}); "
+        raise NotebookError(f"{notebook_name} is not a Jupyter notebook ({type(exc).__name__}: {str(exc)[:QUOTED_CAP]}); "
                             "save it from Jupyter as .ipynb") from None
     version = notebook.get("nbformat") if isinstance(notebook, dict) else None
     if isinstance(version, int) and version < 4 and "cells" not in notebook:
@@ -166,4 +167,5 @@ def _note_syntax_error(extracted: Extracted, name: str, notebook_name: str) -> N
     except TooLargeToParse as exc:
         extracted.notes.append(f"{notebook_name}: not checked for syntax errors: {exc}")
     except (ValueError, RecursionError, MemoryError) as exc:  # a null byte, nesting too deep: importing it will say
-        extracted.notes.append(f"{notebook_name}: {name} cannot be parsed ({type(exc).__name__}: {str(exc)[:200]})")
+        extracted.notes.append(f"{notebook_name}: {name} cannot be parsed ({type(exc).__name__}: {str(exc)[:QUOTED_CAP]}); "
+                               "importing it will fail")
