@@ -18,7 +18,6 @@ import argparse
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch

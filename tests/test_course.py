@@ -1,6 +1,5 @@
 """course.toml: components on the 115-point scale, exact scaling, the final grade rounded half up, the late policy."""
 
-import textwrap
 import tomllib
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal

@@ -4,7 +4,6 @@ and how every way a child can misbehave ends up as one check's clear failure."""
 import json
 import os
 import struct
-import textwrap
 import time
 
 import pytest

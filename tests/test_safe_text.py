@@ -56,7 +56,7 @@ HOSTILE_MESSAGE = f"bad {SURROGATE} value {CLEAR}{TITLE}{CLIPBOARD}{CONCEAL}hidd
 HOSTILE_TYPE = f"Err{TITLE}{CONCEAL}"
 FORMULA = '=HYPERLINK("evil.example";"x")'
 # What the writers must show of HOSTILE_MESSAGE: every readable word, in order.
-READABLE = f"bad \ufffd value hidden evil"
+READABLE = "bad \ufffd value hidden evil"
 
 # What must never leave: C0 controls but tab and newline, DEL, C1 controls, bidi embeddings,
 # overrides and isolates, surrogates; and line breaks a reader may take for \n (CR, NEL, LS, PS).
@@ -269,7 +269,7 @@ def test_markdown_shows_student_text_as_written_never_as_markup():
 
 
 def test_csv_cells_never_run_as_formulas():
-    students = [FORMULA, f"{CLEAR}=1+2", "+1", "-1", "@SUM(A1)", f"\t=1", "ann"]
+    students = [FORMULA, f"{CLEAR}=1+2", "+1", "-1", "@SUM(A1)", "\t=1", "ann"]
     grades = [standing(COURSE, student, {"tiny": Earned(Decimal(1), Decimal(3))}) for student in students]
     rows = assert_csv_cells_stay_text(export_csv.class_csv(COURSE, grades), "class csv")
     assert [row[0] for row in rows[1:]] == [f"'{FORMULA}", "'=1+2", "'+1", "'-1", "'@SUM(A1)", " =1", "ann"]
