@@ -2,7 +2,7 @@
 allocated, and a frame outside the bounds is the sender's protocol error.
 
 The end-to-end tests grade hostile hw1 submissions whose unit writes its own reply on the check's
-connection, in a grading process of their own, under an address-space limit (so a regression
+connection (or whose file answers its own import), in a grading process of their own, under an address-space limit (so a regression
 cannot take this machine down), and read that process's peak resident memory.
 """
 
