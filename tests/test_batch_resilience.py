@@ -27,6 +27,7 @@ from autograder.engine.course import load_course
 from autograder.gradebook.store import Gradebook
 from autograder.sandboxes import SANDBOXES
 from autograder.sandboxes.cgroups import Cgroup, CgroupUnavailable, alive
+from processes import live_processes
 from sandboxing import sandbox as sandbox_for_tests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,15 +63,7 @@ def ungraded(db: Path) -> dict[str, str]:
 
 
 def children(pid: int) -> list[int]:
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        if f"\nPPid:\t{pid}\n" in status and "\nState:\tZ" not in status:
-            found.append(int(entry))
-    return found
+    return live_processes(lambda status: f"\nPPid:\t{pid}\n" in status)
 
 
 def grader_of_target(batch_pid: int) -> int | None:

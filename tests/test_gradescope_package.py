@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from hw1_variants import VARIANTS
+from processes import live_processes
 from sandboxing import CHOSEN
 from variants import apply
 from world_python import world_enterable_folder, world_runnable_venv
@@ -294,12 +295,4 @@ def test_student_code_reads_nothing_of_the_source(hostile):
 
 
 def _processes_named(name: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        if f"Name:\t{name}\n" in status and "\nState:\tZ" not in status:
-            found.append(int(pid))
-    return found
+    return live_processes(lambda status: f"Name:\t{name}\n" in status)

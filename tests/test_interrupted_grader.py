@@ -17,6 +17,7 @@ import pytest
 from autograder.sandboxes import cgroups
 from autograder.sandboxes.namespace import NamespaceSandbox
 from autograder.sandboxes.slots import SLOT_UIDS, SLOTS
+from processes import live_processes, uid_of
 from sandboxing import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,16 +38,7 @@ grade(load_reference("hw1", reference), Path(sys.argv[2]), NamespaceSandbox(), "
 
 def jailed_processes() -> list[int]:
     """Processes running as a slot's uid: only sandboxes use those."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        uid = int(status.split("\nUid:")[1].split()[0])
-        if SLOT_UIDS <= uid < SLOT_UIDS + 2 * SLOTS and "\nState:\tZ" not in status:
-            found.append(int(entry))
-    return found
+    return live_processes(lambda status: SLOT_UIDS <= uid_of(status) < SLOT_UIDS + 2 * SLOTS)
 
 
 def wait_until(condition, seconds: float) -> bool:
