@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -208,14 +209,16 @@ def test_a_zip_cut_at_the_cap_reads_as_its_first_entries(made):
     assert [(i.filename, cut.read(i)) for i in cut.infolist()] == [(i.filename, whole.read(i)) for i in whole.infolist()[:10]]
 
 
-@pytest.mark.parametrize("shape", [b"a;", b"1\n", b"f(*a)\n", b"lambda:0\n"])
+@pytest.mark.parametrize("shape", [b"a;", b"1\n", b"f(*a)\n", b"lambda:0\n", b"a\r", b"1or 1\n"])
 def test_parsing_is_refused_past_the_cap_and_bounded_under_it(shape):
     """At the cap, the costliest shapes measured stay within about 100 MiB; one unit more is refused unparsed."""
     units_per_copy = syntax_units(shape)
     under = shape * (PARSE_UNITS_CAP // units_per_copy)
-    with MemoryCeiling(160 << 20):
+    with MemoryCeiling(160 << 20), warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
         tree = parse(under)
     assert isinstance(tree, ast.Module)
+    assert shown == [], f"{len(shown)} warnings shown, e.g. {shown[0].message}"  # one per `1or` took seconds
     with pytest.raises(TooLargeToParse, match=r"has [\d,]+ syntax units .* over the 100,000 the grader parses"):
         parse(under + shape, "scale.py")
 
