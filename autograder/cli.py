@@ -104,11 +104,12 @@ def check(assignment: str, directory: Path, ci: bool, junit: Path | None, root: 
 
     The exit code is 1 while a public check fails, so a CI job fails with it."""
     material = _public_checks(assignment, directory, root)
-    try:
-        result = _run(material, directory, sandbox, "local", visibilities=("public",))
-    except NothingToGrade as exc:
-        raise click.ClickException(f"nothing to check in {directory}: {exc}") from None
-    with ci_report.commands_stopped(os.environ if ci else {}):  # the checks' messages are the student's text
+    # The student's text (the log lines of grading, the checks' messages) never runs as a workflow command.
+    with ci_report.commands_stopped(os.environ if ci else {}):
+        try:
+            result = _run(material, directory, sandbox, "local", visibilities=("public",))
+        except NothingToGrade as exc:
+            raise click.ClickException(f"nothing to check in {directory}: {exc}") from None
         terminal.render(result, Console(width=120) if ci else Console())
     if ci or junit:
         (junit or Path(JUNIT_FILE)).write_text(junit_report.junit_xml(result), encoding="utf-8")

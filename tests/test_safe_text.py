@@ -20,6 +20,7 @@ import stat
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from xml.etree import ElementTree
@@ -58,9 +59,11 @@ FORMULA = '=HYPERLINK("evil.example";"x")'
 # What the writers must show of HOSTILE_MESSAGE: every readable word, in order.
 READABLE = "bad \ufffd value hidden evil"
 
-# What must never leave: C0 controls but tab and newline, DEL, C1 controls, bidi embeddings,
-# overrides and isolates, surrogates; and line breaks a reader may take for \n (CR, NEL, LS, PS).
-FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# What must never leave: C0 controls but tab and newline, DEL, C1 controls, bidi marks, embeddings,
+# overrides and isolates, invisible characters that hide text, surrogates; and line breaks a reader
+# may take for \n (CR, NEL, LS, PS).
+FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064"
+                       "\u2066-\u2069\ufeff\ud800-\udfff\U000e0000-\U000e007f]")
 
 
 def assert_inert(text: str, where: str) -> None:
@@ -122,6 +125,10 @@ CASES = [  # (what, given, cleaned keeping lines)
     ("CRLF", "a\r\nb", "a\nb"),
     ("NEL, line and paragraph separators", "a\x85b\u2028c\u2029d", "a\nb\nc\nd"),
     ("bidi override and isolates", f"x{BIDI}evil\u202c y \u2066z\u2069", "xevil y z"),
+    ("bidi marks", "a\u200eb\u200fc\u061cd", "abcd"),
+    ("invisible: zero-width space, word joiner, BOM, tag characters", "a\u200bb\u2060c\ufeffd\U000e0041e", "abcde"),
+    ("zero-width joiners stay: emoji sequences, Persian words", "\U0001f469\u200d\U0001f4bb \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+     "\U0001f469\u200d\U0001f4bb \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"),
     ("tab and newline stay", "a\tb\nc", "a\tb\nc"),
     ("workflow commands: text (the writer escapes them)", "ok\n::error::forged", "ok\n::error::forged"),
     ("a formula: text (the CSV writer guards it)", FORMULA, FORMULA),
@@ -139,7 +146,8 @@ def test_clean_takes_out_what_a_terminal_acts_on_and_keeps_the_text(given, expec
 
 def test_clean_on_random_hostile_text_leaves_only_inert_text_and_changes_nothing_twice():
     pieces = [SURROGATE, "\udfff", CLEAR, TITLE, CLIPBOARD, CONCEAL, C1_CSI, BIDI, "\x1b", "\x9c", "\x07", "\r", "\n",
-              "\t", "\x00", "\x85", "\u2028", "]", ";", "\\", "[", "a", "b", "::", " ", "é", "\U0001f600", "\x1bP", "\x9d"]
+              "\t", "\x00", "\x85", "\u2028", "]", ";", "\\", "[", "a", "b", "::", " ", "é", "\U0001f600", "\x1bP", "\x9d",
+              "\u200f", "\u200b", "\ufeff", "\U000e0041", "\u200d"]
     draw = random.Random(14)
     for _ in range(3000):
         text = "".join(draw.choice(pieces) for _ in range(draw.randrange(1, 25)))
@@ -275,6 +283,13 @@ def test_csv_cells_never_run_as_formulas():
     assert [row[0] for row in rows[1:]] == [f"'{FORMULA}", "'=1+2", "'+1", "'-1", "'@SUM(A1)", " =1", "ann"]
 
 
+def test_csv_cells_are_quoted_so_no_separator_inside_one_starts_a_formula():
+    """Excel in a locale whose list separator is ; splits an unquoted `x;=1+1` into a cell `=1+1`."""
+    grades = [standing(COURSE, "x;=1+1;", {"tiny": Earned(Decimal(1), Decimal(3))})]
+    row = export_csv.class_csv(COURSE, grades).splitlines()[1]
+    assert row.startswith('"x;=1+1;",'), row
+
+
 def test_github_annotations_stay_one_command_each_and_the_summary_is_inert(intake):
     result, _ = intake
     lines = ci.annotations(result, Path("hw"))
@@ -286,6 +301,10 @@ def test_github_annotations_stay_one_command_each_and_the_summary_is_inert(intak
     summary = ci.step_summary(result)
     assert_inert(summary, "step summary")
     assert READABLE in summary and "<" not in summary.replace("&lt;", "")
+    # The homework's name heads the summary: in `check --ci` it is whatever the student typed.
+    named = ci.step_summary(replace(result, assignment="![x](https://evil.example/i.png) <img src=x>"))
+    heading = named.splitlines()[0]
+    assert heading.startswith("## !\\[x\\](https://evil.example/i.png) &lt;img src=x&gt;:"), heading
 
 
 def test_printed_student_text_is_fenced_by_stop_commands_with_a_fresh_token(capsys):

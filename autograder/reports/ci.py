@@ -56,7 +56,7 @@ def step_summary(result: SubmissionResult) -> str:
     result = clean_result(result)
     passed = sum(c.status == "passed" for c in result.checks)
     verdict = "all public checks pass" if passed == len(result.checks) else f"{len(result.checks) - passed} public check(s) to fix"
-    lines = [f"## {result.assignment}: {result.score:g} / {result.max_score:g} points, {verdict}", ""]
+    lines = [f"## {feedback.md_inline(result.assignment)}: {result.score:g} / {result.max_score:g} points, {verdict}", ""]
     return "\n".join(lines + feedback.result_markdown(result)) + "\n"
 
 
@@ -68,7 +68,7 @@ def annotations(result: SubmissionResult, directory: Path = Path(".")) -> list[s
             continue
         graded_file = check.id.split(".", 1)[0] + ".py"
         where = f"file={_property(str(directory / graded_file))}"
-        raised_at = re.search(rf"\bat {re.escape(graded_file)}:(\d+)\b", check.message)
+        raised_at = re.search(rf"\bat {re.escape(graded_file)}:([0-9]+)\b", check.message)
         if raised_at:  # the line that raised, as the message names it
             where += f",line={raised_at[1]}"
         title = f"{check.id} ({check.status}, {check.score:g} / {check.max_score:g})"

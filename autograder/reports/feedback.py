@@ -37,7 +37,7 @@ pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6rem; overflow-x: a
 
 def markdown(course: Course, grades: StudentGrades, results: dict[str, SubmissionResult]) -> str:
     """The feedback as Markdown; results are the student's graded submissions by component id."""
-    lines = [f"# {_md(course.name)}: {_md(grades.student)}", ""]
+    lines = [f"# {md_inline(course.name)}: {md_inline(grades.student)}", ""]
     lines += _md_table(COMPONENT_COLUMNS, _component_rows(course, grades))
     lines += [
         "",
@@ -45,7 +45,7 @@ def markdown(course: Course, grades: StudentGrades, results: dict[str, Submissio
         f"**Final grade:** {grades.grade}",
     ]
     for component_id, result in page.in_course_order(course, results):
-        lines += ["", f"## {_md(_assignment_title(course, component_id, result))}", ""]
+        lines += ["", f"## {md_inline(_assignment_title(course, component_id, result))}", ""]
         lines += result_markdown(result)
     return "\n".join(lines) + "\n"
 
@@ -57,7 +57,7 @@ def result_markdown(result: SubmissionResult) -> list[str]:
     for check in _explained(result):
         message = check.message
         fence = "`" * max(3, _longest_backtick_run(message) + 1)
-        lines += ["", f"### {_md(check.id)} ({check.status})", "", fence, message, fence]
+        lines += ["", f"### {md_inline(check.id)} ({check.status})", "", fence, message, fence]
     if result.notes:
         lines += ["", "Notes:", ""] + [f"- {_md_item(note)}" for note in result.notes]
     return lines
@@ -134,7 +134,7 @@ def _longest_backtick_run(text: str) -> int:
     return max((len(run) for run in re.findall("`+", text)), default=0)
 
 
-def _md(text: str) -> str:
+def md_inline(text: str) -> str:
     """text for Markdown prose or a table cell, shown as written: no HTML, no markup, on one line."""
     one_line = " ".join(clean(text, multiline=False).split())
     return _MARKDOWN_INLINE.sub(lambda m: "\\" + m[0], html_escaping.escape(one_line, quote=False))
@@ -142,7 +142,7 @@ def _md(text: str) -> str:
 
 def _md_item(text: str) -> str:
     """text for a Markdown list item: as _md, and nothing at its start that opens a heading or a list."""
-    item = _md(text)
+    item = md_inline(text)
     start = _MARKDOWN_BLOCK_START.match(item)
     if start:  # escaped: the marker's last character ("#", "-", "+", the "." of "1.")
         item = item[: start.end() - 1] + "\\" + item[start.end() - 1 :]
@@ -151,5 +151,5 @@ def _md_item(text: str) -> str:
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_inline(cell) for cell in row) + " |" for row in rows]
     return lines

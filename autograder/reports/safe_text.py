@@ -32,9 +32,14 @@ _SEQUENCES = re.compile("|".join((_CONTROL_STRING, _CSI, _ESCAPE)))
 
 # Line breaks other than \n, told apart before anything is removed: \r alone overwrites a line.
 _LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
-# What is left to drop: C0 controls but tab and newline, DEL, C1 controls, and the bidi
-# embeddings, overrides and isolates (Trojan Source: text shown in another order than it reads).
-_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# What is left to drop: C0 controls but tab and newline, DEL, C1 controls, the bidi marks,
+# embeddings, overrides and isolates (Trojan Source: text shown in another order than it reads),
+# and the invisible ones that hide text: zero-width space, word joiners, the BOM, tag characters.
+# Kept: U+200C and U+200D (zero-width non-joiner and joiner: Persian words, emoji sequences).
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0e-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069"
+    "\ufeff\U000e0000-\U000e007f]"
+)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
