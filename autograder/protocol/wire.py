@@ -115,7 +115,7 @@ class FrameReader:
 
     max_payload: int = MAX_PAYLOAD_BYTES
     _pending: bytearray = field(default_factory=bytearray)
-    _next: tuple | None = None  # the header and buffer sizes of a frame still arriving, parsed once
+    _next: tuple | None = None  # the header, buffer sizes and end of a frame still arriving, parsed once
 
     def feed(self, data: bytes) -> list[Frame]:
         self._pending += data
@@ -131,8 +131,7 @@ class FrameReader:
             self._next = self._cut_header()
             if self._next is None:
                 return None
-        header_len, header, sizes = self._next
-        end = 4 + header_len + sum(sizes)
+        header_len, header, sizes, end = self._next
         if len(self._pending) < end:
             return None
         with memoryview(self._pending) as pending:  # one copy of the frame, not two
@@ -145,8 +144,8 @@ class FrameReader:
             offset += n
         return Frame(header, buffers, raw)
 
-    def _cut_header(self) -> tuple[int, dict, list[int]] | None:
-        """The next frame's header length, header and buffer sizes, once its header is in; within the caps."""
+    def _cut_header(self) -> tuple[int, dict, list[int], int] | None:
+        """The next frame's header length, header, buffer sizes and end, once its header is in; within the caps."""
         if len(self._pending) < 4:
             return None
         (header_len,) = struct.unpack_from(">I", self._pending)
@@ -160,9 +159,10 @@ class FrameReader:
             raise ProtocolError("'buffers' must be a list of at most %d sizes" % MAX_BUFFERS)
         if not all(type(n) is int and n >= 0 for n in sizes):
             raise ProtocolError("'buffers' must list non-negative integers")
-        if sum(sizes) > self.max_payload:
-            raise ProtocolError(f"payload of {sum(sizes)} bytes exceeds the cap of {self.max_payload}")
-        return header_len, header, sizes
+        payload = sum(sizes)  # once per frame, not per piece of it that arrives
+        if payload > self.max_payload:
+            raise ProtocolError(f"payload of {payload} bytes exceeds the cap of {self.max_payload}")
+        return header_len, header, sizes, 4 + header_len + payload
 
 
 def _parse_header(body: bytes) -> dict:
