@@ -249,7 +249,7 @@ def test_export_has_a_row_per_student_a_column_per_component_and_marks_what_is_m
     (tmp_path / "exam.csv").write_text("student,points\ncat,24.5\n")
     command("import", "exam", str(tmp_path / "exam.csv"), "--db", str(db), "--root", str(TINY))
     printed = command("export", "--db", str(db), "-o", "-", "--root", str(TINY)).stdout
-    assert printed.splitlines()[3] == "cat,0,24.50,24.50,2,tiny,"
+    assert printed.splitlines()[3] == '"cat","0","24.50","24.50","2","tiny",""'  # every cell quoted: see export_csv
 
 
 def test_export_and_report_take_late_penalties_from_the_stored_submission_times(tmp_path):
@@ -264,8 +264,9 @@ def test_export_and_report_take_late_penalties_from_the_stored_submission_times(
         for student, submitted_at in (("ann", "2026-10-05T21:00:00Z"), ("bob", "2026-10-07T09:00:00Z"), ("cat", "")):
             gradebook.record(SubmissionResult("tiny", student, [check], "process", [], submitted_at, "manifest"), "h", "v1", 1.0)
     printed = command("export", "--db", str(db), "-o", "-", "--root", str(course)).stdout
-    assert printed.splitlines()[1:] == [
-        "ann,10.00,0,10.00,1,exam,", "bob,8.00,0,8.00,1,exam,tiny 2 days -20%", "cat,10.00,0,10.00,1,exam,",
+    assert list(csv.reader(printed.splitlines()[1:])) == [
+        ["ann", "10.00", "0", "10.00", "1", "exam", ""], ["bob", "8.00", "0", "8.00", "1", "exam", "tiny 2 days -20%"],
+        ["cat", "10.00", "0", "10.00", "1", "exam", ""],
     ]
     command("report", "--db", str(db), "-o", str(tmp_path / "reports"), "--root", str(course))
     bob = (tmp_path / "reports" / "feedback" / "bob.md").read_text()
