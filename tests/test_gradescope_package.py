@@ -141,11 +141,13 @@ def test_grading_that_cannot_run_still_writes_results(package, tmp_path):
     (fakes / "autograder").write_text(
         f"#!{sys.executable}\nimport json, sys\n"
         f"open({str(tmp_path / 'argv.json')!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
-        "print('Traceback (most recent call last):', file=sys.stderr)\nsys.exit('RuntimeError: the worker exploded')\n")
+        "print('Traceback (most recent call last):', file=sys.stderr)\n"
+        "sys.exit('RuntimeError: the worker exploded\\x1b[8m hidden\\u202e')\n")  # its last words quote student text
     (fakes / "autograder").chmod(0o755)
     results = run_autograder(root, first_on_path=fakes)
     assert results["score"] == 0.0 and "tests" not in results
     assert "could not grade this submission: RuntimeError: the worker exploded" in results["output"]
+    assert all(c.isprintable() or c == "\n" for c in results["output"]), repr(results["output"])
     assert json.loads((tmp_path / "argv.json").read_text()) == [
         "grade", "hw1", str(root / "submission"), "--format", "gradescope", "--hidden-visibility", "hidden",
         "--root", str(root / "source" / "course"), "--sandbox", SANDBOX, "--student=ada@example.edu"]

@@ -237,6 +237,9 @@ if not usable:
     with open(log, encoding="utf-8", errors="replace") as f:
         said = [line.strip() for line in f if line.strip()]
     reason = said[-1] if said else f"it stopped with exit status {status}, saying nothing"
+    # Printable characters only (no escapes, controls, bidi or invisible ones): the line may quote the
+    # student's text, and this must work when the autograder itself cannot be imported.
+    reason = "".join(c for c in reason if c.isprintable())
     output = f"The autograder could not grade this submission: {reason}\\nYour instructor can see the details and grade it again."
     result = {"score": 0.0, "output": output, "visibility": "visible", "stdout_visibility": "hidden"}
 fd, written = tempfile.mkstemp(dir=os.path.dirname(results), prefix=".results-")
