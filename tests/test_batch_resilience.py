@@ -25,6 +25,7 @@ from autograder.batch.intake import discover
 from autograder.engine.assignment import load_reference
 from autograder.engine.course import load_course
 from autograder.gradebook.store import Gradebook
+from autograder.reports import feedback
 from autograder.sandboxes import SANDBOXES
 from autograder.sandboxes.cgroups import Cgroup, CgroupUnavailable, alive
 from processes import live_processes
@@ -269,3 +270,16 @@ def test_what_a_killed_batch_leaves_the_next_run_removes(tmp_path, sandbox):
     still = {kind: [path for path in paths if path.exists()] for kind, paths in made.items()}
     assert not any(still.values()), f"the next run left what the killed batch left: {still}"
     assert scores(db) == {f"s{i}": (3, 3) for i in range(4)}
+
+
+def test_the_reports_say_why_a_student_was_not_graded(tmp_path):
+    """The student's feedback shows the assignment as missing, and why: not a silent 0, not a bare "missing"."""
+    course = load_course(TINY)
+    reason = "its grader was killed by the kernel's out-of-memory killer (over the 4 GiB grader memory limit), twice"
+    with Gradebook(tmp_path / "gradebook.sqlite") as gradebook:
+        gradebook.record_ungraded("tiny", "cid", "hash", "v1", reason)
+        (grades,) = gradebook.class_grades(course)
+    (score,) = [s for s in grades.scores if s.component.source == "tiny"]
+    assert (grades.student, score.missing, score.points, score.note) == ("cid", True, 0, f"not graded: {reason}")
+    page = feedback.markdown(course, grades, {})
+    assert "missing" in page and "not graded: its grader was killed by the kernel" in page, page

@@ -66,13 +66,13 @@ class Earned:
     submitted_at_source: str = ""
 
 
-def standing(course: Course, student: str, earned: dict[str, Earned]) -> StudentGrades:
-    """student's grades from what they earned, by component id."""
+def standing(course: Course, student: str, earned: dict[str, Earned], why_missing: dict[str, str] | None = None) -> StudentGrades:
+    """student's grades from what they earned, by component id; why_missing: a component's note where nothing was earned."""
     scores = []
     for component in course.components:
         got = earned.get(component.id)
         if got is None:
-            scores.append(ComponentScore(component, Decimal(0), True))
+            scores.append(ComponentScore(component, Decimal(0), True, (why_missing or {}).get(component.id, "")))
         elif got.raw_max is None:
             scores.append(ComponentScore(component, course.rounded(got.raw), False, got.note))
         else:

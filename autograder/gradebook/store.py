@@ -208,6 +208,7 @@ class Gradebook:
         """Every student's standing on the course scale, sorted by student id; late penalties are
         applied here, from the stored submission times, so a changed policy needs no regrade."""
         earned: dict[str, dict[str, Earned]] = {student: {} for student in self.students()}
+        why_missing: dict[str, dict[str, str]] = {}
         for component in course.components:
             if component.imported:
                 for student, points in self.imported(component.id).items():
@@ -225,7 +226,11 @@ class Gradebook:
             # Points imported for an assignment's component (graded elsewhere) count when nothing was graded here.
             for student, points in self.imported(component.id).items():
                 earned[student].setdefault(component.id, Earned(points, None))
-        return [standing(course, student, earned[student]) for student in sorted(earned)]
+            # A submission that could not be graded stays missing, and says why.
+            for student, reason in self.db.execute("SELECT student, reason FROM ungraded WHERE assignment = ?", (component.source,)):
+                if component.id not in earned[student]:
+                    why_missing.setdefault(student, {})[component.id] = f"not graded: {reason}"
+        return [standing(course, student, earned[student], why_missing.get(student)) for student in sorted(earned)]
 
 
 class _Transaction:
