@@ -150,6 +150,17 @@ def open_session(worker: Worker):
     return worker.session(seed=0, forbid=[], call_timeout=60, check_timeout=120)
 
 
+def leave_then_find_key(worker: Worker) -> tuple[dict, dict]:
+    """One check leaves KEY_TEXT in its keyrings, the next looks for it: what each keyring call gave."""
+    writer = open_session(worker)
+    left = writer.student.probe.leave_key(KEY_TEXT)
+    writer.end()
+    reader = open_session(worker)
+    found = reader.student.probe.find_key()
+    reader.end()
+    return left, found
+
+
 def staged_folder(worker: Worker) -> Path:
     """The staged copy a running namespace worker sees as /submission (the jail's first bind)."""
     config = json.loads(worker.proc.args[-1])
@@ -276,12 +287,7 @@ def test_the_race_worker_is_given_the_solution_files_alone(tmp_path):
 
 
 def test_nothing_passes_between_checks_through_the_keyrings(probe_worker):
-    writer = open_session(probe_worker)
-    left = writer.student.probe.leave_key(KEY_TEXT)
-    writer.end()
-    reader = open_session(probe_worker)
-    found = reader.student.probe.find_key()
-    reader.end()
+    left, found = leave_then_find_key(probe_worker)
     assert KEY_TEXT not in found.values(), f"the next check read the key an earlier one left: {found}"
     assert left == {"user": "EPERM", "session": "EPERM"}, f"add_key in a check: {left}"
     assert found == {"user": "EPERM", "session": "EPERM"}, f"keyctl in a check: {found}"
@@ -292,12 +298,7 @@ def test_without_libseccomp_each_check_still_has_its_own_session_keyring(probe_f
     monkeypatch.setattr(namespace, "libseccomp_missing", lambda: "switched off by the test")
     sandbox = NamespaceSandbox()
     with Worker(sandbox, probe_folder) as worker:
-        writer = open_session(worker)
-        left = writer.student.probe.leave_key(KEY_TEXT)
-        writer.end()
-        reader = open_session(worker)
-        found = reader.student.probe.find_key()
-        reader.end()
+        left, found = leave_then_find_key(worker)
     assert any("no seccomp filter" in warning for warning in sandbox.warnings), sandbox.warnings
     assert left == {"user": "ok", "session": "ok"}, f"no filter, yet add_key failed: {left}"
     # The user keyring is the uid's: only the filter keeps checks out of it (namespace.py).
