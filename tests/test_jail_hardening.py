@@ -163,10 +163,7 @@ def leave_then_find_key(worker: Worker) -> tuple[dict, dict]:
 
 def staged_folder(worker: Worker) -> Path:
     """The staged copy a running namespace worker sees as /submission (the jail's first bind)."""
-    config = json.loads(worker.proc.args[-1])
-    source, target, _ = config["binds"][0]
-    assert target == "/submission", config["binds"][0]
-    return Path(source)
+    return worker.proc.folder
 
 
 def as_nobody(paths: list[Path]) -> dict[str, str]:
@@ -255,7 +252,7 @@ class WatchedNamespace(NamespaceSandbox):
 
     def start(self, submission: Path):
         proc = super().start(submission)
-        staged = Path(json.loads(proc.args[-1])["binds"][0][0])
+        staged = proc.folder
         files = sorted(os.listdir(staged))
         self.started.append({"given": Path(submission), "staged": files, "nobody": as_nobody([staged, staged / files[0]])})
         return proc

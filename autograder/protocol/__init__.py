@@ -1,0 +1,3 @@
+"""The worker protocol: the grader's side (client), the worker's (worker), and what both speak (wire)."""
+
+TEMPLATE_FLAG = "--template"  # the worker's argument that makes it a template (worker.py: Template)

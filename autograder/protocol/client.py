@@ -209,24 +209,31 @@ class Worker:
     def close(self, grace: float = 0.0) -> None:
         """Stop the worker: after grace seconds to clean up on its own (it sees its input close), by force."""
         if self.proc is not None:
-            for stream in (self.proc.stdin, self.proc.stdout, getattr(self.proc, "channel", None)):
-                if stream is not None:
-                    stream.close()
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            self.proc.kill()
-            self.proc.wait()
+            if hasattr(self.proc, "stop"):  # a zygote of a warm template (sandboxes/template.py)
+                self.proc.stop(grace)
+            else:
+                self._stop_process(grace)
             cleanup = getattr(self.proc, "cleanup", None)
             if cleanup:  # what the sandbox set up around the worker: its cgroup, its slot
                 cleanup()
         self.proc = None
         self.control = None
+
+    def _stop_process(self, grace: float) -> None:
+        """A worker process of its own: closing its input ends it; after grace seconds, by force."""
+        for stream in (self.proc.stdin, self.proc.stdout, getattr(self.proc, "channel", None)):
+            if stream is not None:
+                stream.close()
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.kill()
+        self.proc.wait()
 
 
 class Session:

@@ -2,13 +2,26 @@
 
 Process model (the one place it is written down):
 
-  grader ══stdin/stdout══> zygote ──socketpair──> child (one per check)
+  grader ══socket══> template (one per slot: torch imported once, student code never)
+    ║                   └─ zygote (one per submission, forked; never runs student code)
+    ║                        │ ──socketpair──> child (one per check)
     ║                        │  <──output pipe─── child's fd 1 and 2
+    ╚═ the zygote's socket ══╝
     ╚═══════ direct: the child's socket, handed to the grader ═══╝
 
-* The zygote is started by a sandbox with the submission directory as its
-  argument. It imports torch once (one thread, so forked children don't hang)
-  and never imports or runs student code itself.
+* The template is started by a sandbox (`--template`), once for many
+  submissions one after the other. It imports torch (one thread, so forked
+  children don't hang) and the worker's own modules, then only forks: for each
+  `open` it makes a zygote in a session of its own, with the socket and log the
+  grader passed along. The sandbox's `enter` then gives the zygote its
+  submission (the process sandbox: the folder, and the slot's uid when the
+  template is root's; the namespace sandbox: a mount namespace holding that
+  submission alone, jail.py). Nothing of one submission reaches the next: each
+  zygote is a fresh copy of a template that never saw a submission, and `close`
+  kills it and its process group before the grader stages the next.
+* Where there is no socket to pass descriptors over (docker -i, plain pipes),
+  the worker is started with the submission directory as its argument and is
+  that submission's zygote itself.
 * For each check the grader sends the zygote a `fork` frame. The zygote forks a
   child in a process group of its own, connected by a fresh socketpair; the
   child's stdout/stderr go to a pipe the zygote reads and caps. The child
@@ -58,16 +71,20 @@ import types
 # numpy's BLAS would start a thread per core whose spinning the check's CPU time would count.
 os.environ.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
-from autograder.protocol import plan, wire  # noqa: E402
+from autograder.protocol import TEMPLATE_FLAG, plan, wire  # noqa: E402
 
 OUTPUT_CAP = 64 << 10
 EXIT_GRACE = 0.5  # for a child whose connection closed to finish exiting, so its real status is known
 READ_CHUNK = 1 << 20
 
 
-def main(argv: list[str], confine=None) -> None:
-    """confine: called in every check's process before it serves the check (a sandbox's last word)."""
-    submission = os.path.realpath(argv[0])
+def main(argv: list[str], confine=None, enter=None) -> None:
+    """argv: [SUBMISSION], one zygote for that submission; or [TEMPLATE_FLAG], a template that forks
+    a zygote per submission it is sent (a Unix socket on stdin and stdout).
+
+    confine: called in every check's process before it serves the check (a sandbox's last word).
+    enter: called in each new zygote of a template with the submission it was sent and the
+    identity the grader asked for; returns the submission's path as the zygote sees it."""
     # Keep the protocol pipes on private fds; stray prints go to stderr.
     to_grader = os.dup(1)
     from_grader = os.dup(0)
@@ -76,18 +93,28 @@ def main(argv: list[str], confine=None) -> None:
     os.dup2(devnull, 0)
     os.close(devnull)
 
-    import tempfile
-
     import torch
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     preload()
-    # Student files are compiled once per worker, into a private cache, never beside them.
+    if argv[0] == TEMPLATE_FLAG:
+        die_with_parent(os.getppid())  # its zygotes die with it in turn
+        os.close(from_grader)  # one socket both ways: its other descriptor must not reach a zygote
+        Template(socket.socket(fileno=to_grader), enter or enter_folder, confine).run()
+    else:
+        direct = stat.S_ISSOCK(os.fstat(to_grader).st_mode)
+        serve_submission(os.path.realpath(argv[0]), from_grader, to_grader, direct, confine)
+
+
+def serve_submission(submission: str, from_grader: int, to_grader: int, direct: bool, confine) -> None:
+    """Be the zygote of one submission until the grader closes its input."""
+    import tempfile
+
+    # Student files are compiled once per zygote, into a private cache, never beside them.
     sys.pycache_prefix = tempfile.mkdtemp(prefix=f"autograder-pycache-{os.getpid()}-")  # the pid: a batch sweeps those of dead workers
     sys.dont_write_bytecode = False
     try:
-        direct = stat.S_ISSOCK(os.fstat(to_grader).st_mode)
         Zygote(submission, from_grader, to_grader, direct, confine).run()
     finally:
         shutil.rmtree(sys.pycache_prefix, ignore_errors=True)
@@ -115,6 +142,110 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.allow_tf32 = False
     random.seed(seed)
     numpy.random.seed(seed % (1 << 32))
+
+
+class Template:
+    """Torch imported once, student code never: forks a zygote for each submission it is sent.
+
+    Its frames carry a "template" key. From the grader: `open` (the submission,
+    the uid to run as, and two descriptors passed with it: the zygote's socket
+    and its log), answered `opened` with the zygote's pid; `close` (a pid and
+    seconds of grace for the zygote to end on its own, then it and its process
+    group are killed and reaped), answered `closed`. When the grader's socket
+    closes, every zygote is killed and the template exits."""
+
+    def __init__(self, control: socket.socket, enter, confine=None):
+        self.control = control
+        self.enter = enter
+        self.confine = confine
+        self.frames = wire.FrameReader()
+        self.passed: list[int] = []  # descriptors received, in order, not yet given to a zygote
+        self.zygotes: set[int] = set()
+
+    def run(self) -> None:
+        self.say("ready", pid=os.getpid())
+        while True:
+            data, fds, _, _ = socket.recv_fds(self.control, READ_CHUNK, 2)
+            self.passed += fds
+            if not data:  # the grader is gone
+                for pid in self.zygotes:
+                    kill_group(pid)
+                return
+            for frame in self.frames.feed(data):
+                self.on_frame(frame.header)
+            self.reap_exited()
+
+    def on_frame(self, header: dict) -> None:
+        command = header.get("template")
+        if command == "open" and len(self.passed) >= 2:
+            sock, log = self.passed[:2]
+            del self.passed[:2]
+            pid = self.fork_zygote(str(header.get("submission")), header.get("uid"), sock, log)
+            self.say("opened", pid=pid)
+        elif command == "close" and header.get("pid") in self.zygotes:
+            pid = header["pid"]
+            self.zygotes.discard(pid)
+            deadline = time.monotonic() + min(float(header.get("grace") or 0), 10.0)
+            while os.waitpid(pid, os.WNOHANG)[0] == 0:
+                if time.monotonic() >= deadline:
+                    kill_group(pid)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.002)
+            self.say("closed", pid=pid)
+        else:
+            self.say("error", message=f"cannot {command!r:.40} (pid {header.get('pid')!r:.20})")
+
+    def fork_zygote(self, submission: str, uid, sock: int, log: int) -> int:
+        template = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                die_with_parent(template)
+                os.setsid()  # a process group of its own: what close kills
+                self.control.close()  # the grader's line to the template is never a zygote's (nor its checks')
+                os.dup2(log, 2)
+                os.dup2(log, 1)
+                os.close(log)
+                serve_submission(self.enter(submission, uid), sock, sock, True, self.confine)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        os.close(sock)
+        os.close(log)
+        self.zygotes.add(pid)
+        return pid
+
+    def reap_exited(self) -> None:
+        for pid in list(self.zygotes):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                self.zygotes.discard(pid)
+
+    def say(self, event: str, **fields) -> None:
+        self.control.sendall(wire.encode_frame({"template": event, **fields}))
+
+
+def enter_folder(submission: str, uid) -> str:
+    """A zygote of the process sandbox, on the submission folder itself; as the slot's uid when one is
+    given (the template runs as root then): no supplementary group, a umask keeping its files its own."""
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        os.umask(0o077)
+    os.chdir(submission)
+    return os.path.realpath(submission)
+
+
+def kill_group(pid: int) -> None:
+    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            kill()
+        except OSError:
+            pass
 
 
 class Zygote:
@@ -250,7 +381,7 @@ class Child:
                 os.setpgid(0, 0)
                 ours.close()
                 os.close(output_r)
-                for fd in zygote_fds:
+                for fd in set(zygote_fds):  # one socket both ways, or two pipes
                     os.close(fd)
                 os.dup2(output_w, 1)
                 os.dup2(output_w, 2)
@@ -324,11 +455,7 @@ class Child:
             pass
 
     def signal_group(self) -> None:
-        for kill in (lambda: os.killpg(self.pid, signal.SIGKILL), lambda: os.kill(self.pid, signal.SIGKILL)):
-            try:
-                kill()
-            except OSError:
-                pass
+        kill_group(self.pid)
 
     def collect_output(self) -> str:
         self.capture()

@@ -3,8 +3,9 @@ by processes the grader starts (see namespace.py for the process model).
 
 This file runs as a script, never imported by the grader, and uses only the
 standard library: `python jail.py outer CONFIG` builds a worker's jail and
-starts the zygote in it; inside the jail the zygote runs as
-`python /grader/jail.py zygote CONFIG`, and every check's process confines
+starts the template in it; inside the jail the template runs as
+`python /grader/jail.py template CONFIG`, each zygote it forks enters its
+submission (`enter_submission`), and every check's process confines
 itself further with `confine_check` before it imports student code: its own
 namespaces, uid, rlimits, a fresh session keyring, and last a seccomp filter
 (`seccomp_program`: namespace.py says what it refuses and why).
@@ -90,7 +91,7 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-# --- the outer process: builds the jail, then waits for the zygote -----------
+# --- the outer process: builds the jail, then waits for the template ---------
 
 
 def outer(config: dict) -> None:
@@ -137,7 +138,7 @@ def outer(config: dict) -> None:
 
 
 def be_init(config: dict, as_root: bool, tell_outer: int, from_outer: int) -> None:
-    """pid 1 of the jail: build the root file system, start the zygote, reap orphans."""
+    """pid 1 of the jail: build the root file system, start the template, reap orphans."""
     die_with_parent()
     call("unshare", CLONE_NEWNS)  # ours alone: the pivot must not move outer's root too
     build_root(config)
@@ -146,27 +147,27 @@ def be_init(config: dict, as_root: bool, tell_outer: int, from_outer: int) -> No
         os.write(tell_outer, b"u")
         if os.read(from_outer, 1) != b"m":
             os._exit(1)
-        # The staged submission is root's and the check gid's, 0750 (slots.stage): the zygote,
+        # The staging folder is root's and the check gid's, 0750 (slots.staging_folder): the template,
         # jail gid 0, reads it through that group, as supplementary group.
         become(0, 0, groups=[CHECK_UID])
         die_with_parent()  # again: changing credentials clears it
-        # Namespaces owned by the new user namespace: the zygote may then make the checks' own.
+        # Namespaces owned by the new user namespace: the zygotes may then make their own and the checks'.
         call("unshare", CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
     os.close(tell_outer)
     os.close(from_outer)
     call("sethostname", b"sandbox", 7)
     limit(config["zygote_limits"])
-    zygote = os.fork()
-    if zygote == 0:
+    warm = os.fork()
+    if warm == 0:
         try:
             die_with_parent()
             call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-            os.chdir("/submission")
-            os.execve(config["python"], [config["python"], "-s", "/grader/jail.py", "zygote", json.dumps(config)], sandbox_env(config))
+            os.chdir("/")
+            os.execve(config["python"], [config["python"], "-s", "/grader/jail.py", "template", json.dumps(config)], sandbox_env(config))
         except BaseException as exc:
             print(f"autograder jail: cannot start the worker: {exc}", file=sys.stderr)
         os._exit(1)
-    exit_like(wait_for(zygote))
+    exit_like(wait_for(warm))
 
 
 def build_root(config: dict) -> None:
@@ -188,6 +189,7 @@ def build_root(config: dict) -> None:
         os.symlink(points_to, link)
     for device in config["devices"]:
         bind(f"/oldroot/dev/{device}", f"/dev/{device}", "dev")
+    os.makedirs("/submission")  # where each zygote binds its own submission (enter_submission)
     os.makedirs("/etc", exist_ok=True)
     write_file("/etc/passwd", f"root:x:0:0::/tmp:/bin/false\nsandbox:x:{CHECK_UID}:{CHECK_UID}::/tmp:/bin/false\n")
     write_file("/etc/group", f"root:x:0:\nsandbox:x:{CHECK_UID}:\n")
@@ -300,7 +302,7 @@ class FilterProgram(ctypes.Structure):  # struct sock_fprog
 
 
 def seccomp_program() -> bytes:
-    """The checks' seccomp filter as a BPF program, built once in the zygote with libseccomp
+    """The checks' seccomp filter as a BPF program, built once in the template with libseccomp
     (which knows every architecture's syscall numbers): everything is allowed but SECCOMP_REFUSED,
     clone with a namespace flag, clone3 (ENOSYS: its flags are out of a filter's sight, and the C
     library then falls back to clone), personality with a flag of PERSONALITY_REFUSED, and
@@ -422,14 +424,29 @@ def exit_like(status: int) -> None:
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
-def zygote(config: dict) -> None:
-    """Inside the jail: the usual worker, with every check's process confined first."""
-    from autograder.protocol import worker
+def template(config: dict) -> None:
+    """Inside the jail: the usual worker template, each zygote entering its submission alone and every
+    check's process confined first."""
+    from autograder.protocol import TEMPLATE_FLAG, worker
 
     seccomp = seccomp_program() if config["seccomp"] else None
-    worker.main(["/submission"], confine=lambda: confine_check(config, seccomp))
+    worker.main([TEMPLATE_FLAG], confine=lambda: confine_check(config, seccomp), enter=enter_submission)
+
+
+def enter_submission(name: str, uid) -> str:
+    """In a new zygote: a mount namespace of its own where /submission is the staged copy `name`
+    (a folder of /staging) and /staging is covered by an empty read-only tmpfs, so neither it nor
+    its checks see another one. (Covered, not unmounted: as root, the jail's mounts are locked.)"""
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"not a staged submission's name: {name!r:.80}")
+    call("unshare", CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    bind(f"/staging/{name}", "/submission", "ro")
+    mount("tmpfs", "/staging", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555")
+    os.chdir("/submission")
+    return "/submission"
 
 
 if __name__ == "__main__":
     role, config_text = sys.argv[1], sys.argv[2]
-    {"outer": outer, "zygote": zygote}[role](json.loads(config_text))
+    {"outer": outer, "template": template}[role](json.loads(config_text))

@@ -95,9 +95,10 @@ from functools import cache
 from pathlib import Path
 
 import autograder
+from autograder.sandboxes import template
 from autograder.sandboxes.base import Sandbox, SandboxUnavailable
 from autograder.sandboxes.cgroups import Cgroup, CgroupUnavailable
-from autograder.sandboxes.slots import Slot, stage
+from autograder.sandboxes.slots import Slot, stage, staging_folder
 
 PACKAGE = Path(autograder.__file__).resolve().parent
 JAIL = PACKAGE / "sandboxes" / "jail.py"
@@ -130,22 +131,49 @@ class NamespaceSandbox(Sandbox):
     def unavailable(cls) -> str | None:
         return probe()
 
-    def start(self, submission: Path) -> subprocess.Popen:
+    def start(self, submission: Path):
         submission = Path(submission).resolve()
         if not submission.is_dir():
             raise SandboxUnavailable(f"{submission} is not a directory")
         log = tempfile.TemporaryFile()
+        # Templates are shared by sandboxes that would build the same jail (and say so: _seccomp warns).
+        jail = json.dumps(self.config(Path("/"), None, go=-1), sort_keys=True)
+        templates = template.pool((type(self), jail, self.memory_bytes, self.pids, self.cpus), self._launch)
+        return templates.open(lambda warm: self._prepare(warm, submission, log), log)
+
+    def _prepare(self, warm: template.TemplateProcess, submission: Path, log):
+        """The submission staged into warm's staging folder: its zygote sees that copy alone, as /submission."""
+        staged = stage(submission, log, warm.slot, into=warm.staging)
+        return staged, staged.name, None, lambda: shutil.rmtree(staged, ignore_errors=True)
+
+    def _launch(self) -> template.TemplateProcess:
+        """A template in a jail of its own, with its slot, cgroup and staging folder (see the process model)."""
+        log = tempfile.TemporaryFile()
         slot = Slot.take() if os.geteuid() == 0 else None
-        try:
-            staged = stage(submission, log, slot)
-        except BaseException:
+        cgroup, staging = None, None
+
+        def cleanup() -> None:
+            if cgroup:
+                cgroup.destroy()
             if slot:
                 slot.release()
+            if staging:
+                shutil.rmtree(staging, ignore_errors=True)  # only ever mounted read-only in the jail
+
+        try:
+            staging = staging_folder(slot)
+            cgroup = self._cgroup()
+            proc = self._start_jail(self.config(staging, slot, go=-1), cgroup, log)
+        except BaseException:
+            cleanup()
             raise
-        cgroup = self._cgroup()
+        cpu_seconds = cgroup.cpu_seconds if cgroup else None
+        return template.TemplateProcess(proc, proc.channel, log, cleanup, cpu_seconds, slot=slot, staging=staging, cgroup=cgroup)
+
+    def _start_jail(self, config: dict, cgroup: Cgroup | None, log) -> subprocess.Popen:
         ours, theirs = socket.socketpair()
         go_r, go_w = os.pipe()
-        config = self.config(staged, slot, go=go_r)
+        config["go"] = go_r
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(JAIL), "outer", json.dumps(config)],
@@ -160,22 +188,13 @@ class NamespaceSandbox(Sandbox):
         finally:
             theirs.close()
             os.close(go_r)
-
-        def cleanup() -> None:
-            if cgroup:
-                cgroup.destroy()
-            if slot:
-                slot.release()
-            shutil.rmtree(staged, ignore_errors=True)  # only ever mounted read-only in the jail
-
-        proc.log, proc.channel, proc.cleanup, proc.cgroup = log, ours, cleanup, cgroup
-        proc.cpu_seconds = cgroup.cpu_seconds if cgroup else None
+        proc.channel = ours
         try:
             if cgroup:  # before the jail makes a single process, all of which must be in the group
                 cgroup.add(proc.pid)
             os.write(go_w, b"g")
         except OSError:
-            pass  # the worker's start then fails, with the jail's own message in its log
+            pass  # the template's start then fails, with the jail's own message in its log
         finally:
             os.close(go_w)
         return proc
@@ -202,7 +221,7 @@ class NamespaceSandbox(Sandbox):
             self.warnings.append(warning)
             print(f"autograder: warning: {warning}", file=sys.stderr)
 
-    def config(self, submission: Path, slot: "Slot | None", go: int) -> dict:
+    def config(self, staging: Path, slot: "Slot | None", go: int) -> dict:
         check_limits = {
             "RLIMIT_CPU": self.cpu_seconds,
             "RLIMIT_FSIZE": self.file_bytes,
@@ -216,7 +235,7 @@ class NamespaceSandbox(Sandbox):
             check_limits["RLIMIT_AS"] = self.address_space_bytes
         return {
             "python": sys.executable,
-            "binds": runtime_binds(submission),
+            "binds": runtime_binds(staging),
             "links": runtime_links(),
             "pythonpath": extra_packages(),
             "devices": ["null", "zero", "random", "urandom", *gpus],
@@ -229,9 +248,9 @@ class NamespaceSandbox(Sandbox):
         }
 
 
-def runtime_binds(submission: Path) -> list[list[str]]:
-    """What the jail sees, read-only: the submission, Python and its packages, the worker's modules."""
-    binds = [[str(submission), "/submission", "ro"]]
+def runtime_binds(staging: Path) -> list[list[str]]:
+    """What the jail sees, read-only: the staging folder, Python and its packages, the worker's modules."""
+    binds = [[str(staging), "/staging", "ro"]]
     system = ["/usr", "/etc/ld.so.cache"]
     runtime = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *site.getsitepackages(), *extra_packages()}
     runtime |= {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}

@@ -1,20 +1,24 @@
 """The `process` sandbox: a separate process and nothing more (a student's own machine).
 
-Process model (protocol/worker.py has the zygote's side). Started by an ordinary user, the
-worker is that user's, on the submission itself:
+Process model (protocol/worker.py has the template's and zygote's side). Started by an
+ordinary user, the worker is that user's, on the submission itself:
 
-  grader ══socket══> zygote (a new session, cwd the submission) ──> check (one per check)
+  grader ══socket══> template (torch imported once, kept warm for the next submission)
+                       └─ zygote (one per submission: a new session, cwd the submission)
+                            └─ check (one per check)
 
-Started as root (Gradescope's containers, or any host without namespaces), the worker is
-nobody's but a slot's:
+Started as root (Gradescope's containers, or any host without namespaces), the template
+is root's, like the grader, and never runs student code; what it forks is nobody's but a
+slot's (the template holds the slot while it lives):
 
   grader (root)
-    └─ zygote     host uid C of a slot of its own (slots.py), gid C, no supplementary
-         │        groups, umask 077, a new session, a cleared environment; it reads a
-         │        staged copy of the submission that only root and the slot's uids can
-         │        enter, never the original
-         └─ check one per check, forked by the zygote: the same uid, a process group of
-                  its own (killed at the check's end)
+    └─ template   root, a new session, a cleared environment; torch imported once
+         └─ zygote     one per submission, forked, then at once host uid C of the slot
+              │        (slots.py), gid C, no supplementary groups, umask 077, a new
+              │        session; it reads a staged copy of the submission that only root
+              │        and the slot's uids can enter, never the original
+              └─ check one per check, forked by the zygote: the same uid, a process group
+                       of its own (killed at the check's end)
 
 * What uid C cannot do: read or write root's files that are not world-readable or
   world-writable (the Gradescope package makes its source, results and metadata root-only
@@ -23,19 +27,20 @@ nobody's but a slot's:
   system as others do, writes world-writable folders (/tmp), reaches the network, and has
   no memory, process or CPU limit beyond the checks' time limits. The namespace sandbox
   is the one that takes those away.
-* Cleaning up, when the worker closes (grading ended, or a worker replaced): every process
+* Cleaning up, when a submission's zygote closes (grading ended, or a worker replaced), before
+  the template serves the next submission: every process
   of uid C is killed by a child set to uid C that calls kill(-1, SIGKILL) until the kernel
   finds no process of that uid left. kill(-1) from an unprivileged process reaches every
   process of its uid, and only those, in one pass inside the kernel, so nothing can fork
   its way out. Killing process groups is not enough: a check that forks and calls
   setsid() leaves both its group and the zygote's, and lives on unseen (such a daemon
   rewrote Gradescope's results.json after grading). Then what the uid left at the top of
-  the world-writable folders is removed, then the staged copy; then the slot is released.
-  A slot's uid is its holder's alone: processes of a grader killed before cleaning up are
-  killed by the slot's next holder before its worker starts.
+  the world-writable folders is removed, then the staged copy. The template is root's: the
+  kill leaves it alone. A slot's uid is its holder's alone: processes of a grader killed
+  before cleaning up are killed by the slot's next holder before its template starts.
 * The uid must be able to run the worker's Python (Gradescope's image: a venv on the
   system's Python). Where it cannot (a Python inside a folder only root enters, such as
-  pyenv's in /root), the sandbox says so on stderr and runs the worker as root, as before.
+  pyenv's in /root), the sandbox says so on stderr and its zygotes stay root, as before.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ import tempfile
 from pathlib import Path
 
 import autograder
+from autograder.protocol import TEMPLATE_FLAG
+from autograder.sandboxes import template
 from autograder.sandboxes.base import Sandbox
 from autograder.sandboxes.slots import Slot, stage
 
@@ -104,19 +111,27 @@ class ProcessSandbox(Sandbox):
             raise ValueError(f"link must be 'socket' or 'pipes', not {link!r}")
         self.link = link
         self.python = python
-        self.keeps_root = False  # as root: set once the slot's uid has been found unable to run python
         self.warnings: list[str] = []  # said once per sandbox, on stderr
 
-    def start(self, submission: Path) -> subprocess.Popen:
+    def start(self, submission: Path):
         submission = Path(submission).resolve()
         log = tempfile.TemporaryFile()
-        if os.geteuid() == 0 and not self.keeps_root:
-            slot = Slot.take()
+        if self.link == "pipes":  # no descriptors to pass: a worker of its own for this submission
+            return self._popen(submission, log, [str(submission)])
+        templates = template.pool((type(self), self.python), self._launch)
+        return templates.open(lambda warm: self._prepare(warm, submission, log), log)
+
+    def _launch(self) -> template.TemplateProcess:
+        """A template: as root, for a slot whose uid its zygotes become (root's, with a warning, when that
+        uid cannot run self.python); otherwise the grader's own."""
+        log = tempfile.TemporaryFile()
+        slot = Slot.take() if os.geteuid() == 0 else None
+        if slot:
             try:  # a killed grader's leftovers, should it have held this slot; and a try of the uid's rights
                 kill_every_process_of(slot.uids[1], log, self.python)
             except PermissionError as exc:
                 slot.release()
-                self.keeps_root = True
+                slot = None
                 self._warn(
                     f"student code runs as root: the process sandbox's unprivileged uid cannot run {self.python} "
                     f"({exc.strerror}: a folder on its way is closed to other users). Install Python where every "
@@ -125,38 +140,37 @@ class ProcessSandbox(Sandbox):
             except BaseException:
                 slot.release()
                 raise
-            else:
-                return self._start_unprivileged(submission, log, slot)
-        return self._popen(submission, log, {})
+        try:
+            proc = self._popen(Path("/"), log, [TEMPLATE_FLAG])
+        except BaseException:
+            if slot:
+                slot.release()
+            raise
+        return template.TemplateProcess(proc, proc.channel, log, cleanup=slot.release if slot else None, slot=slot)
 
-    def _start_unprivileged(self, submission: Path, log, slot: Slot) -> subprocess.Popen:
-        uid = slot.uids[1]
-        staged = None
+    def _prepare(self, warm: template.TemplateProcess, submission: Path, log):
+        """The submission as warm's zygote gets it: as root, a staged copy its slot's uid alone reads,
+        and afterwards every process and file of that uid gone."""
+        if warm.slot is None:
+            return submission, str(submission), None, lambda: None
+        uid = warm.slot.uids[1]
+        staged = stage(submission, log, warm.slot)
 
-        def cleanup() -> None:
+        def undo() -> None:
             try:
                 if kill_every_process_of(uid, log, self.python):  # a live process could still write what is removed
                     remove_files_of(uid)
             finally:
-                if staged is not None:
-                    shutil.rmtree(staged, ignore_errors=True)
-                slot.release()
+                shutil.rmtree(staged, ignore_errors=True)
 
-        try:
-            staged = stage(submission, log, slot)
-            proc = self._popen(staged, log, {"user": uid, "group": uid, "extra_groups": [], "umask": WORKER_UMASK})
-        except BaseException:
-            cleanup()
-            raise
-        proc.cleanup = cleanup
-        return proc
+        return staged, str(staged), uid, undo
 
     def _warn(self, warning: str) -> None:
         if warning not in self.warnings:
             self.warnings.append(warning)
             print(f"autograder: warning: {warning}", file=sys.stderr)
 
-    def _popen(self, submission: Path, log, identity: dict) -> subprocess.Popen:
+    def _popen(self, cwd: Path, log, arguments: list[str]) -> subprocess.Popen:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": PACKAGE_PARENT,
@@ -168,22 +182,21 @@ class ProcessSandbox(Sandbox):
         ours, theirs = socket.socketpair() if self.link == "socket" else (None, None)
         try:
             proc = subprocess.Popen(
-                # -P: the submission (the working directory) is not on sys.path while the zygote starts,
+                # -P: the working directory is not on sys.path while the worker starts,
                 # so a student's copy.py or torch.py cannot stand in for a module it imports.
-                [self.python, "-P", "-m", "autograder.protocol.worker", str(submission)],
+                [self.python, "-P", "-m", "autograder.protocol.worker", *arguments],
                 stdin=theirs or subprocess.PIPE,
                 stdout=theirs or subprocess.PIPE,
                 stderr=log,
-                cwd=submission,
+                cwd=cwd,
                 env=env,
                 bufsize=0,
                 start_new_session=True,
-                **identity,
             )
         finally:
             if theirs is not None:
                 theirs.close()
-        proc.log = log  # the zygote's own stderr, read back when it dies
+        proc.log = log  # the worker's own stderr, read back when it dies
         if ours is not None:
             proc.channel = ours
         return proc

@@ -44,7 +44,17 @@ class Slot:
         os.close(self.lock)
 
 
-def stage(submission: Path, log, slot: Slot | None) -> Path:
+def staging_folder(slot: Slot | None) -> Path:
+    """A folder to stage submissions in, one after the other, that only root and the slot's uids can
+    enter (as root: root's and the slot's check group's, 0750; otherwise ours alone, 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{STAGED_PREFIX}{os.getpid()}-"))  # 0700, ours: nobody else between here and the chown
+    if slot is not None and os.geteuid() == 0:
+        os.chown(folder, 0, slot.uids[1])
+        folder.chmod(STAGE_MODE)
+    return folder
+
+
+def stage(submission: Path, log, slot: Slot | None, into: Path | None = None) -> Path:
     """A copy of the submission that only root and the slot's uids can read, whatever its owner and modes.
 
     Its top folder is the lock on it: as root, owned by root and the slot's
@@ -55,12 +65,16 @@ def stage(submission: Path, log, slot: Slot | None) -> Path:
     alone, 0700: the unprivileged namespace jail runs as our own uid. Below
     it, modes are 0755/0644 (the top folder alone keeps others out).
 
+    With into (a staging_folder), the copy is a folder inside it, 0755: the
+    staging folder keeps others out.
+
     Symbolic links are copied as links, never followed (inside the jail they
     point into the jail); files over the caps are left out, and the log says so."""
-    staged = Path(tempfile.mkdtemp(prefix=f"{STAGED_PREFIX}{os.getpid()}-"))  # 0700, ours: nobody else between here and the chown
-    if slot is not None and os.geteuid() == 0:
-        os.chown(staged, 0, slot.uids[1])
-        staged.chmod(STAGE_MODE)
+    if into is None:
+        staged = staging_folder(slot)
+    else:
+        staged = Path(tempfile.mkdtemp(dir=into))
+        staged.chmod(0o755)
     budget = [STAGE_FILES, STAGE_BYTES]
 
     def copy(source: Path, target: Path, depth: int) -> None:
