@@ -29,7 +29,7 @@ import pytest
 from autograder.checks.seeds import SECRET_FILE
 from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade
-from autograder.sandboxes import cgroups
+from autograder.sandboxes import cgroups, template
 from autograder.sandboxes.docker import DockerSandbox
 from autograder.sandboxes.namespace import NamespaceSandbox
 from autograder.sandboxes.process import ProcessSandbox
@@ -172,6 +172,7 @@ def _grade_corpus(sandbox_name: str, listener, base: Path) -> dict:
             graded = dict(zip(names, pool.map(run, names)))
     finally:
         del os.environ[SECRET_NAME]
+        template.stop_all()  # what a grader leaves when it ends: its warm templates stopped
     graded["_mounts"] = (mounts_before, _mounts())
     graded["_marker"] = marker
     graded["_reference"] = reference

@@ -1,11 +1,13 @@
-"""Grade one submission: every check in a fresh child of one warm worker.
+"""Grade one submission: the checks in children of one warm worker, a fresh child per unit.
 
 Before any check runs, each student file is imported once on its own (a broken
 file then costs its units a single clear error, not one time-out per check) and
 scanned statically for forbidden APIs. A check's verdict comes from the first
 thing that went wrong: the file did not import, the unit uses a forbidden API,
 the check's assertions failed, the student's code raised, hung, or killed its
-process. Nothing a check does can touch another check's result.
+process. The checks of one unit run one after the other in one child
+(`check_group`) as long as each ends cleanly; after anything else the next
+check gets a fresh child. Nothing a check does can touch another unit's result.
 
 Timed checks race the student's process against one of the reference
 solution, started by the same sandbox (a second worker, started on first use).
@@ -197,7 +199,7 @@ def run_check(
     seed = check_seed(student if hidden else PUBLIC_STUDENT, assignment.name, spec.id, assignment.secret if hidden else None)
     forbid = assignment.forbidden_for(spec.unit)
     limits = dict(seed=process_seed(seed), forbid=forbid, call_timeout=spec.call_timeout, check_timeout=spec.timeout)
-    session = worker.session(**limits)
+    session = worker.session(**limits, group=check_group(spec, forbid))
     session.show_scalars = spec.visibility == "public"
     # The reference's process for a race: the same seed, guard and limits as the student's.
     reference_session = pacer.session(**limits) if spec.timed and pacer else None
@@ -213,14 +215,29 @@ def run_check(
     except Exception as exc:  # a bug in the check itself: say so, never blame the student silently
         log.error("check %s crashed:\n%s", spec.id, traceback.format_exc())
         verdict = Verdict("error", f"internal error in check {spec.id}: {type(exc).__name__}: {exc}", "internal error")
-    verdict = forbidden_at_runtime(session, spec) or verdict or Verdict("passed", "", "")
+    forbidden_use = forbidden_at_runtime(session, spec)
+    verdict = forbidden_use or verdict or Verdict("passed", "", "")
     verdict.races = trial.races if trial else []
-    report = session.end()
+    # Only a process whose check ended as checks should (passed, or failed an assertion) serves the next.
+    clean = forbidden_use is None and verdict.status in ("passed", "failed") and session.exit is None
+    report = session.keep() if clean and session.group else session.end()
     if reference_session:
         reference_session.end()
     if verdict.status != "passed":
         verdict.message = with_output(verdict.message, report)
     return verdict
+
+
+def check_group(spec: CheckSpec, forbid: list[str]):
+    """Which checks may share one process, one after the other; None: this one runs in a fresh one.
+
+    The checks of one unit with the same visibility and forbidden APIs do, so a process never
+    holds two units (one unit's state or crash never reaches another's checks) nor a hidden and
+    a public check (nothing a hidden check saw can come back in a public check's message).
+    Timed and CUDA checks always get a fresh process: a race measures a process nothing ran in."""
+    if spec.timed or spec.device != "cpu":
+        return None
+    return (spec.unit, spec.visibility, tuple(forbid))
 
 
 def forbidden_at_runtime(session, spec: CheckSpec) -> Verdict | None:

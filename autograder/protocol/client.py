@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from autograder.protocol import wire
+from autograder.protocol import plan, wire
 from autograder.protocol.limits import END_TIMEOUT, START_TIMEOUT, CheckLimits, WallLimit
 from autograder.protocol.proxy import Remote, StudentModules, describe_call, describe_value
 
@@ -141,6 +141,7 @@ class Worker:
         self.proc = None
         self.control: Connection | None = None
         self.direct = False  # children's sockets are handed to us (a Unix socket to the zygote)
+        self.kept: Session | None = None  # the last check's process, kept for the next check of its group
 
     def __enter__(self) -> "Worker":
         return self
@@ -168,16 +169,25 @@ class Worker:
                 raise WorkerUnavailable(f"the worker sent {str(frame.header)[:200]} instead of ready")
         return self.control
 
-    def session(self, *, seed: int, forbid: list[str], call_timeout: float, check_timeout: float) -> "Session":
-        """A fresh check's process. Its limits (limits.py: seconds of CPU time where the kernel shows
-        it, with a wall-clock backstop) start once it exists: starting the worker is never charged."""
+    def session(self, *, seed: int, forbid: list[str], call_timeout: float, check_timeout: float, group=None) -> "Session":
+        """A check's process: the one the last check kept (Session.keep) when both are of the same
+        group (not None), else a fresh one. Its limits (limits.py: seconds of CPU time where the
+        kernel shows it, with a wall-clock backstop) start now: starting the worker is never charged."""
+        kept, self.kept = self.kept, None
+        if kept is not None and group is not None and kept.group == group:
+            try:
+                return kept.next_check(seed, forbid, call_timeout, check_timeout)
+            except WorkerFailure:
+                pass  # a fresh process then
+        if kept is not None:
+            kept.end()
         request = {"zygote": "fork", "seed": seed, "forbid": forbid}
         for attempt in (1, 2):  # a zygote that died since the last check is restarted once
             control = self.ensure_started()
             try:
                 control.send(request, [], WallLimit(END_TIMEOUT))
                 data, pid = self._data_channel(control)
-                return Session(self, control, data, call_timeout, check_timeout, pid)
+                return Session(self, control, data, call_timeout, check_timeout, pid, group)
             except WorkerFailure:
                 self.close()
                 if attempt == 2:
@@ -208,6 +218,9 @@ class Worker:
 
     def close(self, grace: float = 0.0) -> None:
         """Stop the worker: after grace seconds to clean up on its own (it sees its input close), by force."""
+        if self.kept is not None and not self.kept.relayed:
+            self.kept.data.close()
+        self.kept = None
         if self.proc is not None:
             if hasattr(self.proc, "stop"):  # a zygote of a warm template (sandboxes/template.py)
                 self.proc.stop(grace)
@@ -239,8 +252,11 @@ class Worker:
 class Session:
     """One check's conversation with its own forked child."""
 
-    def __init__(self, worker, control: Connection, data: Connection, call_timeout: float, check_timeout: float, pid=None):
+    recording: plan.Calls | None = None  # while record_calls runs: requests go there, nothing is sent
+
+    def __init__(self, worker, control: Connection, data: Connection, call_timeout: float, check_timeout: float, pid=None, group=None):
         self.worker = worker
+        self.pid, self.group = pid, group
         self.control = control  # to the zygote
         self.data = data  # to the child: its own socket (direct), or the zygote's relay
         self.exit: dict | None = None  # the zygote's `exited` report, once the child is gone
@@ -272,16 +288,19 @@ class Session:
     def relayed(self) -> bool:
         return self.data is self.control
 
-    def request(self, op: str, *, args=(), kwargs=None, describe: str = "", **fields):
-        """Send one request to the child and return its decoded answer; raise on every failure."""
+    def request(self, op: str, *, args=(), kwargs=None, describe: str = "", as_calls: int = 1, **fields):
+        """Send one request to the child and return its decoded answer; raise on every failure.
+        as_calls: the request makes that many calls (the per-call time limit is theirs together)."""
         what = describe or op
+        if self.recording is not None:
+            return self.recording.request(op, fields, args, what)
         if self.exit is not None:
             raise WorkerDied(f"{what}: the check's process has already ended")
         buffers: list = []
         header = {"op": op, **fields, "args": wire.encode_value(list(args), buffers, _handle)}
         if kwargs:
             header["kwargs"] = wire.encode_value(dict(kwargs), buffers, _handle)
-        budget = self.limits.call()
+        budget = self.limits.call(as_calls)
         try:
             self.data.send(header, buffers, budget)
             frame = self.data.receive(budget)
@@ -319,6 +338,8 @@ class Session:
         """target(*args, **kwargs), or target.method(...) in the same round trip."""
         path = f"{target._path}.{method}" if method else target._path
         self.last_call = describe_call(path, args, kwargs, scalars=self.show_scalars)
+        if self.recording is not None:
+            return self.recording.call(target._ref, method, args, kwargs, self.last_call)
         fields = {"op": "callmethod", "name": method} if method else {"op": "call"}
         return self.request(ref=target._ref.id, args=args, kwargs=kwargs, describe=self.last_call, **fields)
 
@@ -335,9 +356,61 @@ class Session:
         """Run a recorded program (plan.py) once per input set, all in one request; the results, in order."""
         return self.request("repeat", args=[*plan.wire_form(), input_sets], describe=describe)
 
+    def record_calls(self, function, inputs: dict) -> plan.Calls:
+        """function(**inputs) recorded as calls on this check's objects (plan.Calls) to run with run_calls;
+        nothing is sent. plan.PlanError where the function does more than set attributes and call them."""
+        self.recording = plan.Calls(inputs, lambda value: value._ref if isinstance(value, Remote) and value._session is self else None)
+        try:
+            return self.recording.record(function)
+        finally:
+            self.recording = None
+
+    def run_calls(self, calls: plan.Calls, argument_sets: list[dict], *, expect: dict | None = None):
+        """Recorded calls once per argument set, in one request with the time limit of all its calls.
+
+        Returns (results, raw, error): the results in order, up to the set whose call raised (error:
+        its StudentError, named as that call's own request would be) or whose result is not what
+        expect says (plan.run_calls); raw: the last result is not indexed yet (calls.index it).
+        """
+        reply = self.request(
+            "repeat", args=[*calls.wire_form(), [calls.input_set(a) for a in argument_sets], expect], calls=True,
+            describe=calls.describe, as_calls=len(calls.steps) * len(argument_sets),
+        )
+        results, raw, failed = (reply.get(key) for key in ("results", "raw", "failed")) if isinstance(reply, dict) else [None] * 3
+        step = failed.get("step") if isinstance(failed, dict) else None
+        error = failed.get("error") if isinstance(failed, dict) else None
+        counted = isinstance(results, list) and (
+            len(results) < len(argument_sets) if failed is not None else 1 <= len(results) <= len(argument_sets)
+        )
+        raised = failed is None or (type(step) is int and 0 <= step < len(calls.steps) and isinstance(error, dict))
+        if not (counted and raised and type(raw) is bool and not (raw and failed is not None)):
+            problem = f"protocol error: the check process answered {len(argument_sets)} sets of calls out of form"
+            raise WorkerDied(f"{calls.describe}: {self._died(problem)}")
+        return results, raw, None if failed is None else StudentError(error, calls.describes[step])
+
     def violations(self) -> list[str]:
         found = self.request("violations", describe="violations")
         return [str(v) for v in found] if isinstance(found, list) else []
+
+    def keep(self) -> dict:
+        """The check is over; its process stays for the worker's next check of the same group.
+        The zygote's report: status "kept", and what the check printed."""
+        try:
+            self.control.send({"zygote": "output"}, [], WallLimit(END_TIMEOUT))
+            while True:  # in relay mode, nothing else is in flight: the check is over
+                frame = self.control.receive(WallLimit(END_TIMEOUT))
+                if frame.header.get("zygote") == "output":
+                    break
+        except WorkerFailure:
+            return self.end()
+        self.worker.kept = self
+        return {"status": "kept", "problem": None, "output": str(frame.header.get("output") or "")}
+
+    def next_check(self, seed: int, forbid: list[str], call_timeout: float, check_timeout: float) -> "Session":
+        """This process, begun anew for the next check of its group: reseeded, its guard's findings cleared."""
+        session = Session(self.worker, self.control, self.data, call_timeout, check_timeout, self.pid, self.group)
+        session.request("begin", seed=seed, forbid=forbid, describe="the next check")
+        return session
 
     def end(self) -> dict:
         """Kill the child and return the zygote's report: status, problem, output."""

@@ -38,8 +38,13 @@ Process model (the one place it is written down):
   stream. Either way the zygote's own frames carry a "zygote" key, and a child
   frame with that key is a protocol violation.
 * A sandbox may confine each child further before it serves its check
-  (`main(confine=...)`): the namespace sandbox gives every check namespaces
+  (`main(confine=...)`; its `before_fork`, if it has one, runs in the zygote
+  just before the fork): the namespace sandbox gives every check namespaces
   of its own there (sandboxes/namespace.py has that process model).
+* A child may serve several checks of one group in turn (engine/runner.py
+  says which): the grader asks the zygote for the `output` of the check that
+  ended, then sends the child `begin` with the next check's seed, which
+  reseeds its RNGs and clears what the guard saw.
 * `end` makes the zygote kill the child's whole process group and report
   `exited` with the captured output: at once with status `ended`, reaping
   later, or, when the grader says the child died on its own (`wait`), after
@@ -55,6 +60,7 @@ here, so a sandbox needs to expose nothing else of the package.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import select
@@ -128,6 +134,10 @@ def preload() -> None:
     from autograder.protocol import fixtures, guard  # noqa: F401
 
     seed_everything(0)  # a first call imports and builds lazily (15 ms in numpy.random)
+    # What is loaded now is shared with every child: the cyclic collector then never scans it, so a
+    # child's collections do not write to (and copy) the pages of torch's objects.
+    gc.collect()
+    gc.freeze()
 
 
 def seed_everything(seed: int) -> None:
@@ -165,6 +175,10 @@ class Template:
     def run(self) -> None:
         self.say("ready", pid=os.getpid())
         while True:
+            readable, _, _ = select.select([self.control], [], [], 1.0)
+            self.reap()
+            if not readable:
+                continue
             data, fds, _, _ = socket.recv_fds(self.control, READ_CHUNK, 2)
             self.passed += fds
             if not data:  # the grader is gone
@@ -173,7 +187,6 @@ class Template:
                 return
             for frame in self.frames.feed(data):
                 self.on_frame(frame.header)
-            self.reap_exited()
 
     def on_frame(self, header: dict) -> None:
         command = header.get("template")
@@ -184,13 +197,13 @@ class Template:
             self.say("opened", pid=pid)
         elif command == "close" and header.get("pid") in self.zygotes:
             pid = header["pid"]
-            self.zygotes.discard(pid)
             deadline = time.monotonic() + min(float(header.get("grace") or 0), 10.0)
-            while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            while True:
+                self.reap()
+                if pid not in self.zygotes:
+                    break
                 if time.monotonic() >= deadline:
                     kill_group(pid)
-                    os.waitpid(pid, 0)
-                    break
                 time.sleep(0.002)
             self.say("closed", pid=pid)
         else:
@@ -219,10 +232,16 @@ class Template:
         self.zygotes.add(pid)
         return pid
 
-    def reap_exited(self) -> None:
-        for pid in list(self.zygotes):
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                self.zygotes.discard(pid)
+    def reap(self) -> None:
+        """Reap every child that ended: zygotes, and (pid 1 in a jail) orphans of any depth."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.zygotes.discard(pid)
 
     def say(self, event: str, **fields) -> None:
         self.control.sendall(wire.encode_frame({"template": event, **fields}))
@@ -311,6 +330,12 @@ class Zygote:
                 self.child.send(frame.raw)  # the child's first frame: the check's seed and forbidden APIs
         elif command == "end":
             self.reap(None, wait=bool(frame.header.get("wait")))
+        elif command == "output":  # the check is over, its process kept for the next: what it printed
+            output = self.child.collect_output() if self.child else ""
+            if self.child:
+                self.child.output.clear()
+                self.child.output_dropped = 0
+            self.say("output", output=output)
         elif command is None and self.child:
             self.child.send(frame.raw)
         elif command is None:
@@ -373,6 +398,8 @@ class Child:
         ours, theirs = socket.socketpair()
         output_r, output_w = os.pipe()
         zygote = os.getpid()
+        if hasattr(confine, "before_fork"):  # e.g. a pid namespace the child will be pid 1 of
+            confine.before_fork()
         pid = os.fork()
         if pid == 0:  # the child
             code = 1
@@ -494,7 +521,9 @@ def die_with_parent(parent: int) -> None:
 
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the zygote died before the request took effect
+    # The zygote died before the request took effect. (A child in a pid namespace of its own sees
+    # no parent, 0: should the zygote be gone, the child's end of its socket closes and it ends.)
+    if os.getppid() not in (parent, 0):
         os._exit(1)
 
 
@@ -544,10 +573,14 @@ class Server:
                 body = {"ok": wire.encode_value(reply, buffers, self.handle_for)}
             except BaseException as exc:  # student code may raise anything, SystemExit included
                 body, buffers = {"error": self.describe_error(exc)}, []
-            if self.guard:
-                self.guard.check_dispatcher()
+            self.after_request()
             flush_student_output()
             self.sock.sendall(wire.encode_frame(body, buffers))
+
+    def after_request(self) -> None:
+        """After each call into the student's code: the run-time guard must still be in place."""
+        if self.guard:
+            self.guard.check_dispatcher()
 
     def receive(self) -> wire.Frame | None:
         while not self.pending:
@@ -560,8 +593,14 @@ class Server:
     def handle(self, frame: wire.Frame):
         header = frame.header
         op = header.get("op")
-        if op == "repeat":  # a timed race's measurement: its program once per input set (plan.py)
-            return plan.run(*wire.decode_value(header.get("args", []), frame.buffers), modules=self.import_module)
+        if op == "repeat":  # a recorded program once per input set (plan.py): a timed race's measurement,
+            program = wire.decode_value(header.get("args", []), frame.buffers)
+            if header.get("calls"):  # or a check's calls, each step run as its own request would be
+                return plan.run_calls(
+                    *program, modules=self.import_module, objects=self.resolve_id,
+                    describe_error=self.describe_error, after_step=self.after_request,
+                )
+            return plan.run(*program, modules=self.import_module)
         args = wire.decode_value(header.get("args", []), frame.buffers, self.resolve)
         if op == "import":
             return self.import_module(header["module"])
@@ -588,6 +627,13 @@ class Server:
             return getattr(fixtures, header["name"])
         if op == "violations":
             return list(self.guard.violations)
+        if op == "begin":  # the next check of the same group in this process (engine/runner.py: check_group)
+            forbid = [str(n) for n in header.get("forbid", [])]
+            if forbid != self.guard.names:
+                raise ValueError("a check with other forbidden APIs needs a process of its own")
+            seed_everything(int(header.get("seed", 0)) % (1 << 63))
+            self.guard.violations.clear()
+            return None
         raise ValueError(f"unknown op {op!r:.40}")
 
     def import_module(self, name: str) -> types.ModuleType:

@@ -6,7 +6,7 @@ standard library: `python jail.py outer CONFIG` builds a worker's jail and
 starts the template in it; inside the jail the template runs as
 `python /grader/jail.py template CONFIG`, each zygote it forks enters its
 submission (`enter_submission`), and every check's process confines
-itself further with `confine_check` before it imports student code: its own
+itself further with `CheckJail` before it imports student code: its own
 namespaces, uid, rlimits, a fresh session keyring, and last a seccomp filter
 (`seccomp_program`: namespace.py says what it refuses and why).
 
@@ -38,6 +38,7 @@ MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
+SYS_PIDFD_OPEN = {"x86_64": 434, "aarch64": 434}
 KEYCTL_JOIN_SESSION_KEYRING = 1
 # statvfs flags that a mount in a user namespace must keep when remounted (they are locked).
 LOCKED_FLAGS = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC, os.ST_RDONLY: MS_RDONLY}
@@ -157,6 +158,9 @@ def be_init(config: dict, as_root: bool, tell_outer: int, from_outer: int) -> No
     os.close(from_outer)
     call("sethostname", b"sandbox", 7)
     limit(config["zygote_limits"])
+    # The template is pid 1 of a pid namespace owned by the jail's user namespace: its zygotes may
+    # then go back into it before making each check's own (CheckJail.before_fork).
+    call("unshare", CLONE_NEWPID)
     warm = os.fork()
     if warm == 0:
         try:
@@ -254,34 +258,52 @@ def sandbox_env(config: dict) -> dict:
 # --- a check's process: confined further before it serves the check -----------
 
 
-def confine_check(config: dict, seccomp: bytes | None) -> None:
-    """Called in the zygote's freshly forked child; returns in the process that serves the check.
+class CheckJail:
+    """How a zygote's child is confined before it serves a check.
 
-    The child makes new mount, pid, net, ipc and uts namespaces and forks the
-    check's process, pid 1 there: when it dies, the kernel kills everything it
-    started. The child stays behind only to pass on its exit status. The
-    check's process joins a keyring of its own and, last (it refuses mount and
-    keyctl, used before), installs the seccomp program, when there is one."""
-    call("unshare", CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
-    check = os.fork()
-    if check != 0:
-        os.closerange(3, 1 << 16)  # the check's socket and output pipe must close when it dies
-        for fd in (0, 1, 2):
-            os.dup2(os.open(os.devnull, os.O_RDWR), fd)
-        exit_like(wait_for(check))
-    die_with_parent()
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    mount_proc()
-    mount_tmp(config)
-    call("sethostname", b"check", 5)
-    write_file("/proc/self/oom_score_adj", "1000", missing_ok=True)  # the memory killer takes checks first
-    drop_capabilities(config["uids"] is not None)
-    die_with_parent()  # again: changing credentials clears it
-    join_new_session_keyring()
-    limit(config["check_limits"])
-    os.chdir("/submission")
-    if seccomp is not None:
-        install_seccomp(seccomp)
+    before_fork, in the zygote: the next child is made pid 1 of a new pid
+    namespace (the zygote goes back to its own pid namespace, then unshares a
+    new one for its children): when the check's process dies, the kernel kills
+    everything it started. Then, called in the child: new mount, net, ipc and
+    uts namespaces, a fresh /tmp and /proc, no capability, the check's uid, a
+    keyring of its own, rlimits and, last (it refuses mount and keyctl, used
+    before), the seccomp program, when there is one."""
+
+    def __init__(self, config: dict, seccomp: bytes | None):
+        self.config, self.seccomp = config, seccomp
+        self.pid_namespace: int | None = None  # the zygote's own, opened in the zygote
+
+    def before_fork(self) -> None:
+        if self.pid_namespace is None:
+            self.pid_namespace = own_pid_namespace()
+        call("setns", self.pid_namespace, CLONE_NEWPID)
+        call("unshare", CLONE_NEWPID)
+
+    def __call__(self) -> None:
+        os.close(self.pid_namespace)  # the zygote's: never a check's
+        call("unshare", CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+        die_with_parent()
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        mount_proc()
+        mount_tmp(self.config)
+        call("sethostname", b"check", 5)
+        write_file("/proc/self/oom_score_adj", "1000", missing_ok=True)  # the memory killer takes checks first
+        drop_capabilities(self.config["uids"] is not None)
+        die_with_parent()  # again: changing credentials clears it
+        join_new_session_keyring()
+        limit(self.config["check_limits"])
+        os.chdir("/submission")
+        if self.seccomp is not None:
+            install_seccomp(self.seccomp)
+
+
+def own_pid_namespace() -> int:
+    """A descriptor of this process's pid namespace: through the jail's /proc, or, where the host
+    refused the jail one, a pidfd of pid 1 (the template, whose namespace it is: be_init)."""
+    try:
+        return os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return call("syscall", SYS_PIDFD_OPEN[os.uname().machine], 1, 0)
 
 
 def join_new_session_keyring() -> None:
@@ -430,7 +452,7 @@ def template(config: dict) -> None:
     from autograder.protocol import TEMPLATE_FLAG, worker
 
     seccomp = seccomp_program() if config["seccomp"] else None
-    worker.main([TEMPLATE_FLAG], confine=lambda: confine_check(config, seccomp), enter=enter_submission)
+    worker.main([TEMPLATE_FLAG], confine=CheckJail(config, seccomp), enter=enter_submission)
 
 
 def enter_submission(name: str, uid) -> str:

@@ -3,30 +3,38 @@
 Process model (the one place it is written down; jail.py holds the kernel calls):
 
   grader (host)
-    └─ outer          jail.py outer: joins the worker's cgroup, makes a user namespace
+    └─ outer          jail.py outer: joins the template's cgroup, makes a user namespace
          │            (the grader, as root, maps jail uid 0 -> host uid Z and 1000 -> C;
          │            not root: jail uid 0 -> the grader's own uid), then new mount,
          │            pid, net, ipc and uts namespaces
-         └─ init      pid 1 of the worker's namespaces: builds a tmpfs root holding only
-              │       the submission, the Python runtime and its packages, and the
+         └─ init      pid 1 of the jail's namespaces: builds a tmpfs root holding only
+              │       the staging folder, the Python runtime and its packages, and the
               │       worker's own modules (all read-only), /dev/{null,zero,random,
               │       urandom}, a size-limited /tmp and its own /proc; pivots into it,
               │       drops the old root; reaps orphans
-              └─ zygote   jail uid 0 (host uid Z, or the grader's): no capability on the
-                   │      host, no_new_privs, cleared environment, only its protocol
-                   │      socket and its log open; imports torch once
-                   └─ holder   one per check, forked ahead of time: makes new mount, pid,
-                        │      net, ipc and uts namespaces and waits
-                        └─ check   pid 1 of those: fresh /tmp and /proc, jail uid 1000
+              └─ template   jail uid 0 (host uid Z, or the grader's): no capability on
+                   │        the host, no_new_privs, cleared environment, only its
+                   │        protocol socket and its log open; imports torch once, and is
+                   │        kept warm for one submission after another (template.py);
+                   │        pid 1 of a pid namespace of its own, reaping orphans
+                   └─ zygote   one per submission, forked: a mount namespace of its own
+                        │      where /submission is that submission's staged copy and
+                        │      the staging folder is covered (jail.py enter_submission)
+                        └─ check   one per check (or per unit: engine/runner.py), forked
+                                   as pid 1 of new pid namespace, then new mount, net, ipc
+                                   and uts namespaces: fresh /tmp and /proc, jail uid 1000
                                    (host uid C) with no capability, or, not root, every
                                    capability dropped; rlimits; a session keyring of its
                                    own; the seccomp filter below; imports student code
 
-* One slot per concurrently running worker (a lock file): the slot gives the
-  host uids Z and C, so two students' checks never share a uid.
-* The submission the jail sees is a staged copy (slots.stage) in a folder only
-  root and the slot can enter: root's, group C, mode 0750 (the zygote has C
-  as supplementary group); not root, the grader's own, 0700. No other local
+* One slot per template (a lock file): the slot gives the host uids Z and C,
+  so two students' checks running side by side never share a uid. A
+  template serves one submission at a time: the grader stages the next one
+  only once the last one's zygote, and with it every check, is dead.
+* The submission the jail sees is a staged copy (slots.stage) in the
+  template's staging folder, which only root and the slot can enter: root's,
+  group C, mode 0750 (the template has C as supplementary group); not root,
+  the grader's own, 0700. No other local
   user reads a submission, nor the reference's solution files that the race
   worker of timed checks is given (those alone: never the checks, hidden
   checks or the course secret; engine/runner.py).
@@ -69,12 +77,14 @@ Process model (the one place it is written down; jail.py holds the kernel calls)
   and, as a generous backstop, address space. The grader enforces every
   call's time limits by the group's CPU time, with a wall-clock backstop
   (protocol/limits.py).
-* Cleaning up: at a check's end the zygote kills the holder's process group;
+* Cleaning up: at a check's end the zygote kills the check's process group;
   the check, pid 1 of its namespaces, takes every process it started with it,
-  and its /tmp and mounts vanish with its mount namespace. When the worker
-  closes, or the grader dies (every process here dies with its parent), the
-  same happens one level up, and the grader kills what is left in the cgroup
-  and removes it; a later grader removes groups of graders that were killed.
+  and its /tmp and mounts vanish with its mount namespace. When a submission
+  is done, the template kills its zygote, whose checks die with it, and
+  answers once it has reaped it. When the grader stops its templates (at its
+  exit), or dies (every process here dies with its parent), the same happens
+  one level up, and the grader kills what is left in the cgroup and removes
+  it; a later grader removes groups of graders that were killed.
 * Nothing comes back but protocol frames on the socket and the zygote's own
   log; the grader never opens a path inside the jail.
 """

@@ -38,6 +38,7 @@ class TemplateProcess:
         self.control = Connection(channel.fileno(), channel.fileno(), channel)
         self.__dict__.update(extra)  # what the sandbox keeps per template: its slot, its staging folder
         self.broken = False
+        self.stopped = False
 
     def wait_ready(self) -> None:
         frame = self._receive(WallLimit(START_TIMEOUT), "ready")
@@ -89,6 +90,9 @@ class TemplateProcess:
 
     def stop(self) -> None:
         """Close its socket: it kills its zygotes and exits; killed if it takes longer than STOP_SECONDS."""
+        if self.stopped:
+            return
+        self.stopped = self.broken = True
         self.channel.close()
         try:
             self.proc.wait(timeout=STOP_SECONDS)
@@ -207,6 +211,10 @@ def pool(key: tuple, launch) -> Pool:
 
 
 def stop_all() -> None:
+    """Stop every template of this process (at exit; or wherever a grader must leave nothing running)."""
+    for templates in _pools.values():
+        with templates.lock:
+            templates.idle.clear()
     while _started:
         _started.pop().stop()
 

@@ -1,0 +1,198 @@
+"""Warm templates (sandboxes/template.py) and checks sharing a process per unit (engine/runner.py).
+
+A template imports torch once and forks a zygote per submission: nothing of one
+submission may reach the next, and a template that dies is replaced. The checks
+of one unit and visibility share a process while each ends cleanly; a unit, a
+visibility or a check that errs never passes its process on.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+
+from autograder.engine.assignment import load_reference
+from autograder.engine.runner import grade
+from autograder.protocol.client import Worker
+from autograder.sandboxes import template
+from autograder.sandboxes.process import ProcessSandbox
+from sandboxing import require
+
+# Whatever it was imported with leaves a mark on torch and in /tmp; `seen` reports what a later
+# submission finds of earlier ones.
+PROBE = """\
+import glob, os, sys
+import torch
+
+MARK = {mark!r}
+first_marks = getattr(torch, "_autograder_test_marks", [])
+torch._autograder_test_marks = first_marks + [MARK]
+open(f"/tmp/template-test-{{MARK}}", "w").close()
+
+
+def seen():
+    return {{
+        "marks": list(first_marks),
+        "files": sorted(os.listdir(".")),
+        "tmp": sorted(glob.glob("/tmp/template-test-*")),
+        "staging": sorted(os.listdir("/staging")) if os.path.isdir("/staging") else None,
+    }}
+"""
+
+SANDBOXES = ["process", "namespace"]
+
+
+def sandbox_called(name: str):
+    return ProcessSandbox() if name == "process" else require("namespace")
+
+
+def submission(folder, mark: str, extra: str):
+    folder.mkdir()
+    (folder / "probe.py").write_text(PROBE.format(mark=mark))
+    (folder / extra).write_text("")
+    return folder
+
+
+def probe(sandbox, folder) -> tuple[dict, object]:
+    """What a check of folder's sees, and the template that served it."""
+    with Worker(sandbox, folder) as worker:
+        session = worker.session(seed=0, forbid=[], call_timeout=20, check_timeout=20)
+        found = session.student.probe.seen()
+        session.end()
+        return found, worker.proc.template
+
+
+@pytest.mark.parametrize("name", SANDBOXES)
+def test_one_template_serves_submissions_one_after_the_other_and_none_sees_another(tmp_path, name):
+    sandbox = sandbox_called(name)
+    first, served_first = probe(sandbox, submission(tmp_path / "a", "alice", "only_alice.txt"))
+    second, served_second = probe(sandbox, submission(tmp_path / "b", "bob", "only_bob.txt"))
+    assert served_first is served_second and served_first.proc.poll() is None, "the second submission started a new template"
+    assert first["marks"] == second["marks"] == [], f"what the template's torch held: {first}, then {second}"
+    assert second["files"] == ["only_bob.txt", "probe.py"], second
+    if name == "namespace":  # each check has a /tmp of its own, and sees no staged copy but its own
+        assert second["tmp"] == ["/tmp/template-test-bob"], second
+        assert second["staging"] == [], second
+
+
+def test_a_template_that_died_is_replaced(tmp_path):
+    sandbox = ProcessSandbox()
+    _, served = probe(sandbox, submission(tmp_path / "a", "alice", "a.txt"))
+    served.proc.kill()
+    served.proc.wait()
+    found, replacement = probe(sandbox, submission(tmp_path / "b", "bob", "b.txt"))
+    assert replacement is not served and found["files"] == ["b.txt", "probe.py"], found
+
+
+def test_a_forked_process_starts_templates_of_its_own(tmp_path):
+    sandbox = ProcessSandbox()
+    _, parents = probe(sandbox, submission(tmp_path / "a", "alice", "a.txt"))
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # a batch's grader is forked like this
+        code = 1
+        try:
+            found, own = probe(sandbox, submission(tmp_path / "b", "bob", "b.txt"))
+            os.write(write_end, str(own.proc.pid).encode())
+            code = 0 if found["files"] == ["b.txt", "probe.py"] else 2
+        finally:
+            template.stop_all()
+            os._exit(code)
+    os.close(write_end)
+    used = os.read(read_end, 100).decode()
+    _, status = os.waitpid(child, 0)
+    os.close(read_end)
+    assert os.WEXITSTATUS(status) == 0, status
+    assert used and int(used) != parents.proc.pid, "the forked process used its parent's template"
+    assert parents.proc.poll() is None, "the forked process stopped its parent's template"
+
+
+# A unit whose every call counts the calls made in its process so far.
+COUNTER = "calls = []\n\ndef count(x):\n    calls.append(x)\n    return len(calls)\n\ndef other(x):\n    calls.append(x)\n    return len(calls)\n"
+GROUP_CHECKS = {
+    "public_checks.py": '''
+        import os
+
+        from autograder.checks import CheckList
+
+        checks = CheckList()
+
+
+        def record(t, check, function):  # the grader's environment: where the test reads it
+            os.environ[f"TINY_CALLS {check}"] = str(getattr(t.student.counter, function)(1))
+
+
+        @checks.public("counter.count.first", points=1)
+        def _(t):
+            record(t, "count.first", "count")
+
+
+        @checks.public("counter.count.second", points=1)
+        def _(t):
+            record(t, "count.second", "count")
+            t.expect(False, "fails on purpose: an assertion, so the process is kept")
+
+
+        @checks.public("counter.count.third", points=1)
+        def _(t):
+            record(t, "count.third", "count")
+            t.student.counter.count()  # a TypeError in the student's process: it is not kept
+
+
+        @checks.public("counter.count.fourth", points=1)
+        def _(t):
+            record(t, "count.fourth", "count")
+
+
+        @checks.public("counter.other.first", points=1)
+        def _(t):
+            record(t, "other.first", "other")
+        ''',
+    "hidden_checks.py": '''
+        import os
+
+        from autograder.checks import CheckList
+
+        checks = CheckList()
+
+
+        def record(t, check, function):
+            os.environ[f"TINY_CALLS {check}"] = str(getattr(t.student.counter, function)(1))
+
+
+        @checks.hidden("counter.count.hidden", points=1)
+        def _(t):
+            record(t, "count.hidden", "count")
+        ''',
+}
+
+
+def test_checks_of_a_unit_share_a_process_until_one_errs(tmp_path, monkeypatch):
+    reference = tmp_path / "reference" / "tiny"
+    reference.mkdir(parents=True)
+    (reference / "counter.py").write_text(COUNTER)
+    for name, text in GROUP_CHECKS.items():
+        (reference / name).write_text(textwrap.dedent(text))
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "counter.py").write_text(COUNTER)
+    assignment = load_reference("tiny", reference)
+    result = grade(assignment, student, ProcessSandbox(), "alice")
+    statuses = {check.id: check.status for check in result.checks}
+    assert statuses == {
+        "counter.count.first": "passed", "counter.count.second": "failed", "counter.count.third": "error",
+        "counter.count.fourth": "passed", "counter.other.first": "passed", "counter.count.hidden": "passed",
+    }, statuses
+    calls = {key.split(" ", 1)[1]: int(value) for key, value in os.environ.items() if key.startswith("TINY_CALLS ")}
+    for key in [key for key in os.environ if key.startswith("TINY_CALLS ")]:
+        monkeypatch.delenv(key)
+    assert calls == {
+        "count.first": 1,  # a fresh process
+        "count.second": 2,  # the same unit after a pass: the same process
+        "count.third": 3,  # after a failed assertion: still the same
+        "count.fourth": 1,  # after an error: a fresh one
+        "other.first": 1,  # another unit: a fresh one
+        "count.hidden": 1,  # the same unit, hidden: a fresh one
+    }, calls
