@@ -13,7 +13,7 @@ the numbers it is judged by).
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -74,16 +74,21 @@ def finite_differences(
     h: float = 1e-6,
     max_elementwise: int = 64,
     directions: int = 3,
+    evaluate: Callable[[Iterator[dict]], Iterator] | None = None,
 ) -> dict[str, Differences]:
-    """name -> central differences of sum(upstream * f(**inputs)) with respect to inputs[name]."""
+    """name -> central differences of sum(upstream * f(**inputs)) with respect to inputs[name].
 
-    def objective(name: str, perturbed: torch.Tensor) -> float:
-        # Every call gets fresh copies, so a student function that writes
-        # into its inputs can neither corrupt the caller's tensors nor the
-        # later evaluations.
-        arguments = {key: value.detach().clone() for key, value in inputs.items()}
-        arguments[name] = perturbed
-        output = expect_tensor(f(**arguments), what=what)
+    Each evaluation gets fresh copies of the inputs, so a student function that writes into its
+    inputs can neither corrupt the caller's tensors nor the later evaluations. evaluate(argument
+    sets) gives f's outputs for an input's evaluations, in order, as they are consumed: by default
+    f on each set in turn; Trial.gradcheck's asks the student's process for many in one request.
+    Outputs are judged in order, and the first one that is not a float64 tensor of upstream's
+    shape ends the check, as do f's exceptions (raised where that evaluation's output would be).
+    """
+    evaluate = evaluate or (lambda argument_sets: (f(**arguments) for arguments in argument_sets))
+
+    def objective(output) -> float:
+        output = expect_tensor(output, what=what)
         if output.shape != upstream.shape or output.dtype != torch.float64:
             # Differences of a float32 output are rounding noise, not a gradient.
             raise CheckFailed(
@@ -91,25 +96,42 @@ def finite_differences(
             )
         return (upstream.detach().double() * output.detach().double()).sum().item()
 
+    def slopes(name: str, points: Iterator[torch.Tensor]) -> list[float]:
+        """(objective(plus) - objective(minus)) / 2h for points plus, minus, plus, minus, ..."""
+        arguments = ({**{key: value.detach().clone() for key, value in inputs.items()}, name: point} for point in points)
+        values = (objective(output) for output in evaluate(arguments))
+        return [(plus - minus) / (2 * h) for plus, minus in zip(values, values)]
+
     numeric = {}
     for name, point in inputs.items():
         point = point.detach()
         if point.numel() <= max_elementwise:
+            indices = list(itertools.product(*(range(size) for size in point.shape)))
+
+            def elementwise(point=point, indices=indices):
+                for index in indices:
+                    plus, minus = point.clone(), point.clone()
+                    plus[index] += h
+                    minus[index] -= h
+                    yield plus
+                    yield minus
+
             values = torch.empty(point.shape, dtype=torch.float64)
-            for index in itertools.product(*(range(size) for size in point.shape)):
-                plus, minus = point.clone(), point.clone()
-                plus[index] += h
-                minus[index] -= h
-                values[index] = (objective(name, plus) - objective(name, minus)) / (2 * h)
+            for index, slope in zip(indices, slopes(name, elementwise())):
+                values[index] = slope
             numeric[name] = Differences(point.shape, h, elementwise=values)
         else:
-            along = []
-            for _ in range(directions):
-                direction = random_direction(point.shape).to(torch.float64)
-                direction = direction / direction.norm()
-                slope = (objective(name, point + h * direction) - objective(name, point - h * direction)) / (2 * h)
-                along.append((direction, slope))
-            numeric[name] = Differences(point.shape, h, directions=along)
+            drawn = []
+
+            def along_directions(point=point, drawn=drawn):
+                for _ in range(directions):
+                    direction = random_direction(point.shape).to(torch.float64)
+                    drawn.append(direction / direction.norm())
+                    yield point + h * drawn[-1]
+                    yield point - h * drawn[-1]
+
+            found = slopes(name, along_directions())
+            numeric[name] = Differences(point.shape, h, directions=list(zip(drawn, found)))
     return numeric
 
 

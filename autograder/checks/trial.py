@@ -8,6 +8,12 @@ import torch
 from autograder.checks import compare, gradients, timing
 from autograder.checks.failures import CheckFailed
 from autograder.checks.tape import ReferenceProxy, Tape
+from autograder.protocol import plan
+
+# Batched evaluations (Trial._batched): bounds of one request; past one, the next sets go in the next request.
+BATCH_SETS = 128  # argument sets: a 64-element input's finite differences, both ways, in one request
+BATCH_TENSORS = 1024  # tensors sent, and outputs expected back (a frame may list 4,096)
+BATCH_BYTES = 32 << 20  # bytes of those tensors (a frame may hold 256 MiB)
 
 
 class Trial:
@@ -127,7 +133,8 @@ class Trial:
         self._expect_same_output(forward, inputs, output, call, "a second time on the same inputs")
         upstream = self.randn(*(expected if expected is not None else output).shape)
         numeric = gradients.finite_differences(
-            forward, inputs, upstream, what=call, random_direction=lambda shape: self.randn(*shape)
+            forward, inputs, upstream, what=call, random_direction=lambda shape: self.randn(*shape),
+            evaluate=self._batched(forward, inputs, upstream.shape),
         )
         self._expect_same_output(forward, inputs, output, call, "at the same inputs after the finite differences")
         analytic = backward(upstream)
@@ -142,6 +149,35 @@ class Trial:
                     what=f"{what}: gradient wrt {name} (expected: the reference's; got: your backward's)",
                 )
         gradients.expect_matches_differences(analytic, numeric, what=what)
+
+    def _batched(self, forward, inputs: dict, shape: torch.Size):
+        """forward's evaluations for finite_differences, in one request per batch of argument sets
+        (plan.Calls: the same calls in the same order, each on fresh copies of its arguments); None
+        (call by call) where forward does more than set attributes of the student's objects and
+        call them, or the student's code runs in this process. The student's process stops after an
+        output that is not a float64 tensor of this shape: finite_differences stops there too."""
+        record = getattr(self.session, "record_calls", None)
+        if record is None:
+            return None
+        try:
+            calls = record(forward, inputs)
+        except plan.PlanError:
+            return None
+        expect = {"dtype": "float64", "shape": list(shape)}
+        returned = (1, shape.numel() * torch.float64.itemsize)  # what one output weighs (see _batches)
+
+        def evaluate(argument_sets):
+            cost = lambda arguments: _tensors(calls.input_set(arguments), returned)  # noqa: E731
+            for batch in _batches(argument_sets, cost):
+                while batch:  # until every set of it has its output (the process stops after an odd one)
+                    results, raw, error = self.session.run_calls(calls, batch, expect=expect)
+                    for number, result in enumerate(results, start=1):
+                        yield calls.index(result) if raw and number == len(results) else result
+                    del batch[: len(results)]
+                    if error is not None:
+                        raise error
+
+        return evaluate
 
     def _expect_same_output(self, forward, inputs: dict, first: torch.Tensor, call: str, when: str):
         """forward(**inputs) called again must give its first output: a forward pass depends on its
@@ -225,3 +261,29 @@ class Trial:
                 f"before: {original.flatten()[:6].tolist()}, after: {after.flatten()[:6].tolist()}{changed}",
                 f"{what} modified its {name} in place",
             )
+
+
+def _batches(argument_sets, cost):
+    """argument_sets in lists within BATCH_SETS, BATCH_TENSORS and BATCH_BYTES; cost(set) -> (tensors, bytes).
+    A set over the bounds on its own goes alone: a request of its own is what it was."""
+    batch, tensors, size = [], 0, 0
+    for arguments in argument_sets:
+        count, nbytes = cost(arguments)
+        if batch and (len(batch) == BATCH_SETS or tensors + count > BATCH_TENSORS or size + nbytes > BATCH_BYTES):
+            yield batch
+            batch, tensors, size = [], 0, 0
+        batch.append(arguments)
+        tensors, size = tensors + count, size + nbytes
+    if batch:
+        yield batch
+
+
+def _tensors(value, start: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """start plus the (count, bytes) of the tensors in value."""
+    count, size = start
+    if isinstance(value, torch.Tensor):
+        return count + 1, size + value.numel() * value.element_size()
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    for item in items:
+        count, size = _tensors(item, (count, size))
+    return count, size

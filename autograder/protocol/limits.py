@@ -62,15 +62,17 @@ class CheckLimits:
         self.cpu_at_start = start or 0.0
         self.waited = 0.0  # wall seconds spent waiting for the worker, all calls together
 
-    def call(self) -> "CallBudget":
-        """The budget of a call sent now; give it back to `charge` when the call is over."""
+    def call(self, calls: int = 1) -> "CallBudget":
+        """The budget of a request sent now making `calls` calls (their per-call limits together);
+        give it back to `charge` when it is over."""
+        call_seconds = calls * self.call_seconds
         backstop = WALL_BACKSTOP if self.cpu_clock else 1.0
-        wall = _tighter(backstop * self.call_seconds, backstop * self.check_seconds, self.waited)
+        wall = _tighter(backstop * call_seconds, backstop * self.check_seconds, self.waited)
         if self.cpu_clock is None:
             return CallBudget(None, None, wall)
         now = self.cpu_clock()
         used = 0.0 if now is None else now - self.cpu_at_start
-        return CallBudget(self.cpu_clock, _tighter(self.call_seconds, self.check_seconds, used), wall)
+        return CallBudget(self.cpu_clock, _tighter(call_seconds, self.check_seconds, used), wall)
 
     def charge(self, budget: "CallBudget") -> None:
         self.waited += budget.wall_used()

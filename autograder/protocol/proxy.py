@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.protocol import wire
+from autograder.protocol import plan, wire
 
 
 class Remote:
@@ -94,6 +94,8 @@ def describe_call(path: str, args, kwargs, shapes: bool = True, scalars: bool = 
 def describe_value(value, shapes: bool = True, scalars: bool = True) -> str:
     """Short description for messages: tensors by dtype and shape; scalars by value when
     `scalars` (public checks), else by type, since a hidden check's scalars are inputs too."""
+    if isinstance(value, plan.Input):  # a call being recorded (plan.Calls) is described as it will be made
+        value = value.example
     if isinstance(value, torch.Tensor):
         if not shapes:
             return "..."
