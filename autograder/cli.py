@@ -1,6 +1,11 @@
 """The `autograder` command: release, check, grade, batch, import, export,
 report, demo. Thin: it parses, finds the course material, and hands over to
-the engine, the batch, the gradebook and the reports."""
+the engine, the batch, the gradebook and the reports.
+
+It answers at once: the grading machinery (torch, seconds to import) is
+imported only inside the commands that grade or load checks, so --version,
+--help, argument errors, import, export and report never load it, and
+`check` says what it checks before loading it (tests/test_cli_startup.py)."""
 
 from __future__ import annotations
 
@@ -13,17 +18,11 @@ import tempfile
 from pathlib import Path
 
 import click
-import torch
 from rich.console import Console
 from rich.progress import Progress
 
 import autograder
-from autograder.batch.folder import NothingToGrade, grade_folder
-from autograder.batch.intake import STUDENT_ID, IntakeError, discover
-from autograder.batch.run import NOT_GRADED, broken_result, run_batch
-from autograder.engine.assignment import BUNDLE_DIR, AssignmentError, load_bundle, load_reference
 from autograder.engine.course import CourseError, load_course
-from autograder.protocol.client import WorkerUnavailable
 from autograder.gradebook.imports import PointsFileError, read_points
 from autograder.gradebook.nbgrader_export import NbgraderExportError, export_to_nbgrader
 from autograder.gradebook.store import DEFAULT_PATH as DEFAULT_GRADEBOOK
@@ -35,7 +34,6 @@ from autograder.reports import junit as junit_report
 from autograder.reports.batch_terminal import BatchProgress
 from autograder.reports.export_csv import class_csv
 from autograder.reports.safe_text import CleanFormatter, clean, clean_result
-from autograder.sandboxes import SandboxUnavailable, choose
 
 PACKAGE_PARENT = Path(autograder.__file__).resolve().parent.parent
 
@@ -69,6 +67,12 @@ def main() -> None:
     log = logging.StreamHandler(sys.stderr)
     log.setFormatter(CleanFormatter("%(levelname)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[log])
+
+
+def _load_torch() -> None:
+    """Import torch (seconds): only the commands that grade or load checks call this, before any tensor op."""
+    import torch
+
     torch.set_num_threads(1)  # reference values must not depend on the host's thread count
 
 
@@ -78,10 +82,12 @@ def main() -> None:
 @sandbox_option("process")  # runs the reference only
 def release(assignment: str, root: Path | None, sandbox: str) -> None:
     """Write assignments/ASSIGNMENT from reference/ASSIGNMENT: stubs, README, public check bundle."""
+    from autograder.engine.assignment import AssignmentError
     from autograder.release.release import ReleaseError
     from autograder.release.release import release as do_release
 
     root = find_root(root, "reference", assignment)
+    _load_torch()
     try:
         written = do_release(assignment, root, _sandbox(sandbox))
     except (ReleaseError, AssignmentError, CourseError) as exc:
@@ -103,7 +109,13 @@ def check(assignment: str, directory: Path, ci: bool, junit: Path | None, root: 
     """Run the public checks of ASSIGNMENT on your files in DIRECTORY (default: here).
 
     The exit code is 1 while a public check fails, so a CI job fails with it."""
+    # Said at once: the sandboxes and the checks' machinery (torch) take seconds to load after it.
+    click.echo(clean(f"checking {assignment} in {directory.resolve()} with its public checks (sandbox: {sandbox})",
+                     multiline=False), err=True)
     material = _public_checks(assignment, directory, root)
+    # Here, not at the top: it imports torch, which waits until the line above is out.
+    from autograder.batch.folder import NothingToGrade
+
     # The student's text (the log lines of grading, the checks' messages) never runs as a workflow command.
     with ci_report.commands_stopped(os.environ if ci else {}):
         try:
@@ -120,6 +132,9 @@ def check(assignment: str, directory: Path, ci: bool, junit: Path | None, root: 
 
 def _public_checks(assignment: str, directory: Path, root: Path | None):
     """The released public checks: in directory (a copy of assignments/<hw>), else in the course repository."""
+    from autograder.engine.assignment import BUNDLE_DIR, AssignmentError, load_bundle
+
+    _load_torch()
     bundle = directory / BUNDLE_DIR
     if not bundle.is_dir():
         bundle = find_root(root, "assignments", assignment, BUNDLE_DIR, start=directory) / "assignments" / assignment / BUNDLE_DIR
@@ -154,6 +169,9 @@ def _relative(directory: Path) -> Path:
 @sandbox_option("auto")
 def grade(assignment, directory, student, output_format, reveal_hidden, hidden_visibility, root, sandbox) -> None:
     """Grade DIRECTORY on every check of ASSIGNMENT, public and hidden."""
+    from autograder.batch.folder import NothingToGrade
+    from autograder.batch.run import broken_result
+
     material, course = _material(assignment, find_root(root, "reference", assignment))
     student = student or directory.resolve().name
     try:
@@ -172,6 +190,9 @@ def grade(assignment, directory, student, output_format, reveal_hidden, hidden_v
 
 def _run(material, directory: Path, sandbox: str, student: str, **options):
     """Grade, with a progress bar on stderr when a person is watching it."""
+    from autograder.batch.folder import grade_folder
+    from autograder.protocol.client import WorkerUnavailable
+
     visible = options.get("visibilities", ("public", "hidden"))
     total = sum(1 for spec in material.checks if spec.visibility in visible)
     with Progress(console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as progress:
@@ -185,6 +206,8 @@ def _run(material, directory: Path, sandbox: str, student: str, **options):
 
 
 def _sandbox(name: str):
+    from autograder.sandboxes import SandboxUnavailable, choose
+
     try:
         sandbox, notes = choose(name)
     except SandboxUnavailable as exc:
@@ -207,6 +230,8 @@ def submit(assignment, directory, student, output, force, root, sandbox) -> None
 
     Every file of ASSIGNMENT must be there, parse, import, keep the signatures
     of the assignment and use no forbidden API; otherwise nothing is written."""
+    from autograder.batch.intake import STUDENT_ID
+    from autograder.protocol.client import WorkerUnavailable
     from autograder.submission.manifest import build, write_zip
     from autograder.submission.validate import validate
 
@@ -260,6 +285,8 @@ def batch(assignment, source, db, workers, force, root, sandbox) -> None:
     A rerun grades only what changed; it resumes an interrupted batch. A submission
     whose grader dies twice is recorded as not graded (a rerun skips it, --force
     tries again); the command then ends non-zero, naming who was not graded."""
+    from autograder.batch.run import NOT_GRADED
+
     root = find_root(root, "reference", assignment)
     material, course = _material(assignment, root)
     outcomes = _batch(material, course, source, db, workers, force, sandbox, Console(stderr=True))
@@ -269,6 +296,9 @@ def batch(assignment, source, db, workers, force, root, sandbox) -> None:
 
 
 def _batch(material, course, source: Path, db: Path, workers: int, force: bool, sandbox: str, console: Console):
+    from autograder.batch.intake import IntakeError, discover
+    from autograder.batch.run import run_batch
+
     try:
         others = tuple(c.source for c in course.components if not c.imported and c.source != material.name)
         submissions, warnings = discover(source, material.name, material.modules, others)
@@ -395,6 +425,9 @@ def safe_name(student: str) -> str:
 
 
 def _material(assignment: str, root: Path):
+    from autograder.engine.assignment import AssignmentError, load_reference
+
+    _load_torch()
     try:
         return load_reference(assignment, root / "reference" / assignment), load_course(root)
     except (AssignmentError, CourseError) as exc:
@@ -431,6 +464,8 @@ def demo(output, workers, sandbox) -> None:
     The class is examples/class (a few students, each wrong in their own way)
     plus two more: `reference` hands in the reference solution, `stubs` the
     released stubs untouched. Exam points come from examples/exam.csv."""
+    from autograder.batch.run import NOT_GRADED
+
     root = find_root(None, "examples", "class")
     course = _course(root)
     work = output or Path(tempfile.mkdtemp(prefix="autograder-demo-"))
