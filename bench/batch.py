@@ -5,7 +5,8 @@
 1. Grades a class of --students hw1 submissions (the example class, the
    reference and the stubs, cycled under new student ids) with `autograder
    batch` into a fresh gradebook, once per --workers value, and prints
-   submissions per minute (wall time of the whole command, torch import included).
+   submissions per minute (wall time of the whole command, torch import included)
+   and CPU seconds per submission (every process of the command).
 2. Fills a gradebook with --export-students synthetic students (an hw1 result
    of every check, an hw2 result, exam points) and times the CSV export of
    final grades and the Gradescope export.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,19 +53,27 @@ def throughput(students: int, workers_list: list[int], sandbox: str) -> None:
         source = make_class(Path(tmp) / "class", students)
         for workers in workers_list:
             db = Path(tmp) / f"gradebook-{workers}.sqlite"
-            started = time.monotonic()
+            started, cpu_before = time.monotonic(), children_cpu()
             run = subprocess.run(
                 [sys.executable, "-m", "autograder", "batch", "hw1", str(source), "--db", str(db),
                  "--workers", str(workers), "--sandbox", sandbox],
                 cwd=ROOT, capture_output=True, text=True,
             )
-            wall = time.monotonic() - started
+            wall, cpu = time.monotonic() - started, children_cpu() - cpu_before
             if run.returncode != 0:
                 print(run.stderr[-3000:])
                 raise SystemExit(f"batch failed with exit {run.returncode}")
             chosen = next((line for line in run.stderr.splitlines() if line.startswith("sandbox:")), f"sandbox: {sandbox}")
             print(f"batch hw1, {students} submissions, --workers {workers} ({chosen}): "
-                  f"{wall:.1f} s wall, {students / wall * 60:.1f} submissions per minute")
+                  f"{wall:.1f} s wall, {students / wall * 60:.1f} submissions per minute, "
+                  f"{cpu / students:.2f} CPU s per submission (every process, the command's start included)")
+
+
+def children_cpu() -> float:
+    """CPU seconds used by our ended children and all they waited for (the batch, its graders,
+    the workers; a jail's processes too: each waits for its children)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def export_time(students: int) -> None:

@@ -69,10 +69,12 @@ def children(pid: int) -> list[int]:
 
 def grader_of_target(batch_pid: int) -> int | None:
     """The batch's grader now grading cid: found by the copy its worker reads, staged in a folder named by
-    the grader's pid (namespace, docker, process as root), or the process worker's own folder."""
+    the grader's pid (docker, process as root) or in a staging folder so named (namespace: one copy per
+    submission inside), or the folder of a process worker (a zygote its template forked)."""
     for grader in children(batch_pid):
-        copies = list(TMP.glob(f"autograder-submission-{grader}-*"))
-        for worker in children(grader):
+        staged = list(TMP.glob(f"autograder-submission-{grader}-*"))
+        copies = staged + [inside for folder in staged for inside in folder.glob("*") if inside.is_dir()]
+        for worker in (zygote for warm in children(grader) for zygote in [warm, *children(warm)]):
             try:
                 copies.append(Path(os.readlink(f"/proc/{worker}/cwd")))
             except OSError:
@@ -239,7 +241,8 @@ def test_what_a_killed_batch_leaves_the_next_run_removes(tmp_path, sandbox):
     while running.poll() is None and time.monotonic() < deadline and not expected <= {kind for kind, paths in made.items() if paths}:
         seen |= {kind for kind, paths in made.items() if paths}
         graders = children(running.pid)
-        workers = [worker for grader in graders for worker in children(grader)]
+        templates = [template for grader in graders for template in children(grader)]
+        workers = templates + [zygote for template in templates for zygote in children(template)]
         processes = graders + workers
         made = {
             "the batch's copies": list(TMP.glob(f"autograder-batch-{running.pid}-*")),

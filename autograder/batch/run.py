@@ -3,12 +3,12 @@
 Process model:
     batch (this process: has imported torch and loaded the checks and reference;
       │    it runs no student code and decodes no worker's frame)
-      ├─ grader 1   forked: grades one submission at a time, each in its own sandboxed
-      ├─ ...        worker (one torch import per worker tree, a fresh child per check)
-      └─ grader N
+      ├─ grader 1   forked: grades one submission at a time, each by a zygote its
+      ├─ ...        sandbox forks from a warm template (torch imported once per slot,
+      └─ grader N   sandboxes/template.py; a fresh child per unit of checks)
 The graders are forked, so they inherit torch and the assignment without
 importing anything; they die with the batch (PR_SET_PDEATHSIG), and their
-workers die with them. Only the batch writes the gradebook, one transaction per
+templates die with them (a grader that stops stops them first). Only the batch writes the gradebook, one transaction per
 result: killed at any moment, it loses at most the submissions in flight, which
 the next run grades because they are not in the gradebook yet.
 
@@ -67,7 +67,7 @@ from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.engine.runner import grade
 from autograder.gradebook.store import Gradebook
 from autograder.protocol.client import WorkerUnavailable
-from autograder.sandboxes import cgroups
+from autograder.sandboxes import cgroups, template
 from autograder.sandboxes.slots import STAGED_PREFIX
 
 PACKAGE = Path(autograder.__file__).resolve().parent
@@ -382,14 +382,17 @@ def _serve(connection, data_limit: int | None) -> None:
         hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
         soft = data_limit if hard == resource.RLIM_INFINITY else min(data_limit, hard)
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
-    while True:
-        try:
-            task = connection.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
-        connection.send(_grade_one(*task))
+    try:
+        while True:
+            try:
+                task = connection.recv()
+            except EOFError:
+                return
+            if task is None:
+                return
+            connection.send(_grade_one(*task))
+    finally:  # its warm workers (a forked process ends without running atexit)
+        template.stop_all()
 
 
 def _grade_one(student: str, copy: str, notes: list[str]) -> tuple[dict, float]:
