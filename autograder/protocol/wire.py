@@ -251,10 +251,16 @@ def _encode_tensor(tensor: torch.Tensor, buffers: list) -> dict:
         raise NotPlainData(f"a {tensor.layout} tensor on {tensor.device} cannot be sent; use a dense CPU/CUDA tensor")
     if tensor.dtype not in DTYPE_NAMES:
         raise NotPlainData(f"tensor dtype {tensor.dtype} is not one of {', '.join(DTYPES)}")
-    plain = tensor.detach().as_subclass(torch.Tensor)
+    # The tensor's own data, whatever its class: no method of a subclass runs, and without autograd.
+    # Under the worker's run-time guard every dispatched operation costs a Python call: the bytes
+    # are numpy's view (one operation), not a reshape and a view (three).
+    plain = tensor.as_subclass(torch.Tensor)
+    if plain.requires_grad:
+        plain = plain.detach()
     device = plain.device.type
     plain = plain.resolve_conj().resolve_neg().cpu().contiguous()
-    buffers.append(plain.reshape(-1).view(torch.uint8).numpy())
+    data = (plain.view(torch.int16) if plain.dtype == torch.bfloat16 else plain).numpy()  # numpy has no bfloat16
+    buffers.append(data.reshape(-1) if data.size else b"")
     return {"$tensor": len(buffers) - 1, "dtype": DTYPE_NAMES[plain.dtype], "shape": list(plain.shape), "device": device}
 
 
@@ -323,12 +329,15 @@ def _decode_tensor(obj: dict, buffers: Buffers) -> torch.Tensor:
         raise ProtocolError(f"tensor {dtype_name}{shape} needs {expected} bytes, got {len(buffer)}")
     buffers.lent.add(index)
     buffers.decoded += expected
+    data = bytearray(buffer)
+    if dtype == torch.bool and data.translate(None, b"\x00\x01"):  # any other byte is no bool at all
+        raise ProtocolError(f"a bool tensor of shape {tuple(shape)} holds bytes other than 0 and 1")
     if expected == 0:
         tensor = torch.empty(shape, dtype=dtype)
-    else:
-        tensor = torch.frombuffer(bytearray(buffer), dtype=torch.uint8).view(dtype).reshape(shape)
-    if dtype == torch.bool and tensor.view(torch.uint8).gt(1).any():  # any other byte is no bool at all
-        raise ProtocolError(f"a bool tensor of shape {tuple(shape)} holds bytes other than 0 and 1")
+    else:  # one dispatched operation (the view), none for a vector: see _encode_tensor
+        tensor = torch.frombuffer(data, dtype=dtype)
+        if len(shape) != 1:
+            tensor = tensor.view(shape)
     if device == "cuda":
         if not torch.cuda.is_available():
             raise ProtocolError("a CUDA tensor arrived but this process has no CUDA device")

@@ -29,6 +29,7 @@ V2_CONTROLLERS, V2_OPTIONAL = ("memory", "pids"), ("cpu",)
 CPU_PERIOD_US = 100_000  # the quota's period: the kernel's default
 CPU_WEIGHT_V1, CPU_WEIGHT_V2 = 1024, 100  # the same weight for every worker (the kernels' defaults)
 PREFIX = "autograder-"
+CPU_FILE_BYTES = 4096  # read of cpu.stat (v2: six short lines) or cpuacct.usage (v1: one number)
 _numbers = itertools.count()
 _parent_paths: dict[str, str] | None = None  # set by make_groups_here: where groups go, whatever group the caller is in
 
@@ -44,6 +45,8 @@ class Cgroup:
         self.groups = groups  # controller -> the group's directory in its hierarchy (v2: one for all)
         self.version = version
         self.unlimited: list[str] = []  # what this host's cgroups could not limit
+        # The CPU-time file, opened once: the grader reads it several times per request (limits.py).
+        self._cpu_file: int | None = None
 
     @property
     def directories(self) -> list[Path]:
@@ -103,13 +106,17 @@ class Cgroup:
     def cpu_seconds(self) -> float | None:
         """CPU time used by every process of the group, from the kernel's accounting."""
         try:
+            if self._cpu_file is None:
+                path = self.groups["memory"] / "cpu.stat" if self.version == 2 else self.groups["cpuacct"] / "cpuacct.usage"
+                self._cpu_file = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            text = os.pread(self._cpu_file, CPU_FILE_BYTES, 0)  # the kernel writes it anew for each read at 0
             if self.version == 2:
-                for line in (self.groups["memory"] / "cpu.stat").read_text().splitlines():
-                    key, _, value = line.partition(" ")
-                    if key == "usage_usec":
+                for line in text.splitlines():
+                    key, _, value = line.partition(b" ")
+                    if key == b"usage_usec":
                         return int(value) / 1e6
                 return None
-            return int((self.groups["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+            return int(text) / 1e9
         except (OSError, ValueError):
             return None
 
@@ -127,6 +134,9 @@ class Cgroup:
 
     def destroy(self) -> None:
         """Kill every process in the group, then remove it."""
+        if self._cpu_file is not None:
+            os.close(self._cpu_file)
+            self._cpu_file = None
         for directory in self.directories:
             _empty_and_remove(directory)
 
