@@ -2,8 +2,9 @@
 
 A template imports torch once and forks a zygote per submission: nothing of one
 submission may reach the next, and a template that dies is replaced. The checks
-of one unit and visibility share a process while each ends cleanly; a unit, a
-visibility or a check that errs never passes its process on.
+of one unit share a process while each ends cleanly, public ones first; a unit,
+a hidden check or a check that errs never passes its process on to another
+unit, a public check or the next check.
 """
 
 from __future__ import annotations
@@ -193,6 +194,17 @@ def test_checks_of_a_unit_share_a_process_until_one_errs(tmp_path, monkeypatch):
         "count.second": 2,  # the same unit after a pass: the same process
         "count.third": 3,  # after a failed assertion: still the same
         "count.fourth": 1,  # after an error: a fresh one
+        "count.hidden": 2,  # the same unit, hidden, after its public checks: the same
         "other.first": 1,  # another unit: a fresh one
-        "count.hidden": 1,  # the same unit, hidden: a fresh one
     }, calls
+
+
+def test_a_public_check_never_runs_where_a_hidden_one_ran(tmp_path):
+    (tmp_path / "counter.py").write_text(COUNTER)
+    with Worker(ProcessSandbox(), tmp_path) as worker:
+        counts = []
+        for hidden in (False, True, True, False):
+            session = worker.session(seed=0, forbid=[], call_timeout=20, check_timeout=20, group="counter.count", hidden=hidden)
+            counts.append(session.student.counter.count(1))
+            session.keep()
+    assert counts == [1, 2, 3, 1], counts

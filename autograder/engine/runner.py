@@ -82,7 +82,7 @@ def grade(
         broken_files = {m: probe_import(worker, m) for m in assignment.modules if any(s.module == m for s in specs)}
         banned = scan_forbidden(assignment, submission, specs)
         graded: dict[str, CheckResult] = {}
-        for spec in specs:
+        for spec in execution_order(specs):
             if spec.device == "cuda" and not cuda:
                 check = cuda_skipped(spec, graded.get(spec.twin), course)
             else:
@@ -101,10 +101,20 @@ def grade(
                     visibility=spec.visibility,
                 )
             graded[spec.id] = check
-            result.checks.append(check)
             if on_result:
                 on_result(check)
+    result.checks = [graded[spec.id] for spec in specs]
     return result
+
+
+def execution_order(specs: list[CheckSpec]) -> list[CheckSpec]:
+    """The order checks run in: unit by unit (as the units first appear), each unit's public checks
+    before its hidden ones, otherwise as listed. A unit's checks can then share a process (check_group),
+    and no public check ever runs in a process a hidden check ran in. Results keep the listed order."""
+    first = {}
+    for position, spec in enumerate(specs):
+        first.setdefault(spec.unit, position)
+    return sorted(specs, key=lambda spec: (first[spec.unit], spec.visibility != "public"))
 
 
 def solutions_only(assignment: Assignment, stack: contextlib.ExitStack) -> Path:
@@ -199,7 +209,7 @@ def run_check(
     seed = check_seed(student if hidden else PUBLIC_STUDENT, assignment.name, spec.id, assignment.secret if hidden else None)
     forbid = assignment.forbidden_for(spec.unit)
     limits = dict(seed=process_seed(seed), forbid=forbid, call_timeout=spec.call_timeout, check_timeout=spec.timeout)
-    session = worker.session(**limits, group=check_group(spec, forbid))
+    session = worker.session(**limits, group=check_group(spec, forbid), hidden=hidden)
     session.show_scalars = spec.visibility == "public"
     # The reference's process for a race: the same seed, guard and limits as the student's.
     reference_session = pacer.session(**limits) if spec.timed and pacer else None
@@ -231,13 +241,14 @@ def run_check(
 def check_group(spec: CheckSpec, forbid: list[str]):
     """Which checks may share one process, one after the other; None: this one runs in a fresh one.
 
-    The checks of one unit with the same visibility and forbidden APIs do, so a process never
-    holds two units (one unit's state or crash never reaches another's checks) nor a hidden and
-    a public check (nothing a hidden check saw can come back in a public check's message).
-    Timed and CUDA checks always get a fresh process: a race measures a process nothing ran in."""
+    The checks of one unit with the same forbidden APIs do, so a process never holds two units
+    (one unit's state or crash never reaches another's checks). A public check never follows a
+    hidden one in a process (Worker.session), so nothing a hidden check saw can come back in a
+    public check's message. Timed and CUDA checks always get a fresh process: a race measures a
+    process nothing else ran in."""
     if spec.timed or spec.device != "cpu":
         return None
-    return (spec.unit, spec.visibility, tuple(forbid))
+    return (spec.unit, tuple(forbid))
 
 
 def forbidden_at_runtime(session, spec: CheckSpec) -> Verdict | None:

@@ -169,14 +169,17 @@ class Worker:
                 raise WorkerUnavailable(f"the worker sent {str(frame.header)[:200]} instead of ready")
         return self.control
 
-    def session(self, *, seed: int, forbid: list[str], call_timeout: float, check_timeout: float, group=None) -> "Session":
+    def session(
+        self, *, seed: int, forbid: list[str], call_timeout: float, check_timeout: float, group=None, hidden: bool = False
+    ) -> "Session":
         """A check's process: the one the last check kept (Session.keep) when both are of the same
-        group (not None), else a fresh one. Its limits (limits.py: seconds of CPU time where the
-        kernel shows it, with a wall-clock backstop) start now: starting the worker is never charged."""
+        group (not None) and, for a check that is not hidden, no hidden check ran in it; else a fresh
+        one. Its limits (limits.py: seconds of CPU time where the kernel shows it, with a wall-clock
+        backstop) start now: starting the worker is never charged."""
         kept, self.kept = self.kept, None
-        if kept is not None and group is not None and kept.group == group:
+        if kept is not None and group is not None and kept.group == group and (hidden or not kept.saw_hidden):
             try:
-                return kept.next_check(seed, forbid, call_timeout, check_timeout)
+                return kept.next_check(seed, forbid, call_timeout, check_timeout, hidden)
             except WorkerFailure:
                 pass  # a fresh process then
         if kept is not None:
@@ -187,7 +190,7 @@ class Worker:
             try:
                 control.send(request, [], WallLimit(END_TIMEOUT))
                 data, pid = self._data_channel(control)
-                return Session(self, control, data, call_timeout, check_timeout, pid, group)
+                return Session(self, control, data, call_timeout, check_timeout, pid, group, hidden)
             except WorkerFailure:
                 self.close()
                 if attempt == 2:
@@ -254,9 +257,13 @@ class Session:
 
     recording: plan.Calls | None = None  # while record_calls runs: requests go there, nothing is sent
 
-    def __init__(self, worker, control: Connection, data: Connection, call_timeout: float, check_timeout: float, pid=None, group=None):
+    def __init__(
+        self, worker, control: Connection, data: Connection, call_timeout: float, check_timeout: float,
+        pid=None, group=None, saw_hidden: bool = False,
+    ):
         self.worker = worker
         self.pid, self.group = pid, group
+        self.saw_hidden = saw_hidden  # a hidden check ran in this process (this one, or one before it)
         self.control = control  # to the zygote
         self.data = data  # to the child: its own socket (direct), or the zygote's relay
         self.exit: dict | None = None  # the zygote's `exited` report, once the child is gone
@@ -406,9 +413,11 @@ class Session:
         self.worker.kept = self
         return {"status": "kept", "problem": None, "output": str(frame.header.get("output") or "")}
 
-    def next_check(self, seed: int, forbid: list[str], call_timeout: float, check_timeout: float) -> "Session":
+    def next_check(self, seed: int, forbid: list[str], call_timeout: float, check_timeout: float, hidden: bool) -> "Session":
         """This process, begun anew for the next check of its group: reseeded, its guard's findings cleared."""
-        session = Session(self.worker, self.control, self.data, call_timeout, check_timeout, self.pid, self.group)
+        session = Session(
+            self.worker, self.control, self.data, call_timeout, check_timeout, self.pid, self.group, self.saw_hidden or hidden
+        )
         session.request("begin", seed=seed, forbid=forbid, describe="the next check")
         return session
 
