@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/hw2_timing.py --reruns 3
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/same_score.py --runs 3
+	$(BIN)/python bench/nbgrader_side_by_side.py --students 6 --rounds 1
 
 clean:
 	rm -rf $(VENV)
