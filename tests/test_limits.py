@@ -200,7 +200,7 @@ def test_the_cpu_share_is_written_to_a_jailed_workers_cgroup_v1(tmp_path):
         written = {name: (cgroup.groups["cpu"] / name).read_text().strip() for name in ("cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.shares")}
         assert written == {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "100000", "cpu.shares": "1024"}
         members = set((cgroup.groups["cpu"] / "cgroup.procs").read_text().split())
-        assert str(worker.proc.pid) in members, "the worker is not in its cpu group"
+        assert str(worker.proc.template.proc.pid) in members, "the worker's jail is not in its cpu group"
         check.end()
 
 

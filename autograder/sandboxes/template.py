@@ -116,6 +116,7 @@ class Zygote:
     def __init__(self, template: TemplateProcess, pid: int, channel: socket.socket, log):
         self.template, self.pid, self.channel, self.log = template, pid, channel, log
         self.cpu_seconds = template.cpu_seconds
+        self.cgroup = getattr(template, "cgroup", None)  # the template's, where its sandbox made one
         self.stdin = self.stdout = None
         self.cleanup = None  # set by its pool: unstaging, giving the template back
         self.folder = None  # the host folder it reads: the staged copy, or the submission itself
