@@ -155,7 +155,9 @@ class Trial:
         (plan.Calls: the same calls in the same order, each on fresh copies of its arguments); None
         (call by call) where forward does more than set attributes of the student's objects and
         call them, or the student's code runs in this process. The student's process stops after an
-        output that is not a float64 tensor of this shape: finite_differences stops there too."""
+        output that is not a float64 tensor of this shape: finite_differences stops there too.
+        Recording runs forward once on stand-ins for the inputs: what it does on the grader's side
+        (drawing inputs, counting its calls) happens once, not once per evaluation."""
         record = getattr(self.session, "record_calls", None)
         if record is None:
             return None
