@@ -210,7 +210,9 @@ class Template:
             self.say("error", message=f"cannot {command!r:.40} (pid {header.get('pid')!r:.20})")
 
     def fork_zygote(self, submission: str, uid, sock: int, log: int) -> int:
+        """The zygote's pid, once it has entered its submission (or died trying: its log says why)."""
         template = os.getpid()
+        entered_r, entered_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -218,17 +220,23 @@ class Template:
                 die_with_parent(template)
                 os.setsid()  # a process group of its own: what close kills
                 self.control.close()  # the grader's line to the template is never a zygote's (nor its checks')
+                os.close(entered_r)
                 os.dup2(log, 2)
                 os.dup2(log, 1)
                 os.close(log)
-                serve_submission(self.enter(submission, uid), sock, sock, True, self.confine)
+                path = self.enter(submission, uid)
+                os.write(entered_w, b"e")
+                os.close(entered_w)
+                serve_submission(path, sock, sock, True, self.confine)
                 code = 0
             except BaseException:
                 traceback.print_exc()
             finally:
                 os._exit(code)
-        os.close(sock)
-        os.close(log)
+        for fd in (sock, log, entered_w):
+            os.close(fd)
+        os.read(entered_r, 1)  # so that, once opened, the zygote is what enter made it (its uid, its mounts)
+        os.close(entered_r)
         self.zygotes.add(pid)
         return pid
 
