@@ -259,8 +259,9 @@ def timed(command: list[str], cwd: Path, env: dict[str, str]) -> Run:
     The CPU time is read from a cgroup v1 CPU-accounting group made for the command
     (every process it starts stays in it or in groups below it, wherever it is
     reparented). Where none can be made, from the children the command waited for
-    (RUSAGE_CHILDREN), which misses processes nobody waits for: under our namespace
-    sandbox that was about two thirds of the batch's CPU time (13 s of 41 s here).
+    (RUSAGE_CHILDREN), which misses processes nobody waits for: once two thirds of
+    a batch's CPU time under our namespace sandbox (13 s of 41 s), before its graders
+    stopped their templates. Both are printed.
     """
     group = CPU_ACCOUNTING / f"bench-side-by-side-{os.getpid()}"
     try:
