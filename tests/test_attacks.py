@@ -11,6 +11,9 @@ grader's memory bounded.
 
 Under process-root the grader's reference is a root-only copy, as the Gradescope
 package makes its own (a uid separation protects nothing that is world-readable).
+
+The corpus takes minutes (most attacks run into time limits): `make test-slow`
+runs it, in CI too; `make test` does not.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from autograder.sandboxes.slots import SLOT_UIDS, SLOTS
 from sandboxing import require
 from world_python import world_enterable_folder, world_runnable_venv
 
+pytestmark = pytest.mark.slow  # minutes: see the docstring
+
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "hw1"
 ATTACKS = ROOT / "tests" / "attacks"
@@ -44,7 +49,6 @@ SECRET_NAME, SECRET = "AUTOGRADER_TEST_SECRET", "s3cr3t-0f-the-grader-7d1c"
 GRADING_BOUND = 240.0  # seconds for one hostile submission, timeouts of its unit's checks included
 MEMORY_BOUND = 300 << 20  # the grader's own resident memory may grow by this much at most
 SANDBOXES = ("namespace", "docker", "process-root")
-SLOW = {"process-root"}  # over a minute of grading: `make test-slow` runs it
 
 
 @dataclass(frozen=True)
@@ -84,11 +88,8 @@ def build(attack: Attack, directory: Path) -> Path:
 
 NAMES = sorted(p.stem for p in ATTACKS.glob("*.py"))
 STOPS = {name: stopped_by(ATTACKS / f"{name}.py") for name in NAMES}
-CASES = [
-    pytest.param(sandbox, name, id=f"{sandbox}-{name}", marks=[pytest.mark.slow] if sandbox in SLOW else [])
-    for sandbox in SANDBOXES for name in NAMES if sandbox in STOPS[name]
-]
-PER_SANDBOX = [pytest.param(sandbox, id=sandbox, marks=[pytest.mark.slow] if sandbox in SLOW else []) for sandbox in SANDBOXES]
+CASES = [pytest.param(sandbox, name, id=f"{sandbox}-{name}") for sandbox in SANDBOXES for name in NAMES if sandbox in STOPS[name]]
+PER_SANDBOX = [pytest.param(sandbox, id=sandbox) for sandbox in SANDBOXES]
 
 
 def test_the_corpus_is_big_enough():

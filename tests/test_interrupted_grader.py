@@ -36,9 +36,22 @@ grade(load_reference("hw1", reference), Path(sys.argv[2]), NamespaceSandbox(), "
 """
 
 
-def jailed_processes() -> list[int]:
-    """Processes running as a slot's uid: only sandboxes use those."""
-    return live_processes(lambda status: SLOT_UIDS <= uid_of(status) < SLOT_UIDS + 2 * SLOTS)
+def jailed_processes(grader: int) -> list[int]:
+    """Processes running as a slot's uid (only sandboxes use those) in a cgroup the grader made:
+    not those of other graders running meanwhile (a parallel test run)."""
+
+    def of_grader(pid: int) -> bool:
+        try:
+            return f"/{cgroups.PREFIX}{grader}-" in Path(f"/proc/{pid}/cgroup").read_text()
+        except OSError:
+            return False
+
+    jailed = live_processes(lambda status: SLOT_UIDS <= uid_of(status) < SLOT_UIDS + 2 * SLOTS)
+    try:
+        cgroups._bases()
+    except cgroups.CgroupUnavailable:
+        return jailed  # no cgroups to tell graders apart: every jailed process counts
+    return [pid for pid in jailed if of_grader(pid)]
 
 
 def wait_until(condition, seconds: float) -> bool:
@@ -57,11 +70,10 @@ def test_killed_grader_leaves_no_process_and_no_cgroup(tmp_path, how):
     submission.mkdir()
     for name in ("neurons", "activations", "backprop", "optimizers"):
         (submission / f"{name}.py").write_text("import time\ntime.sleep(10**6)\n")  # every import hangs
-    before = set(jailed_processes())
     stderr = tmp_path / "grader.stderr"
     with open(stderr, "w") as log:
         grader = subprocess.Popen([sys.executable, "-c", GRADER, str(ROOT), str(submission)], stdout=subprocess.PIPE, stderr=log, cwd=ROOT)
-    assert wait_until(lambda: set(jailed_processes()) - before, 60), "no jailed process ever started"
+    assert wait_until(lambda: jailed_processes(grader.pid), 60), "no jailed process ever started"
     grader.send_signal(how)
     try:
         grader.wait(timeout=30)
@@ -70,7 +82,7 @@ def test_killed_grader_leaves_no_process_and_no_cgroup(tmp_path, how):
         time.sleep(1)
         grader.kill()
         pytest.fail(f"the grader did not end within 30 s of {how.name}; where it was:\n{stderr.read_text()[-6000:]}")
-    assert wait_until(lambda: not set(jailed_processes()) - before, 10), "jailed processes outlived the grader"
+    assert wait_until(lambda: not jailed_processes(grader.pid), 10), "jailed processes outlived the grader"
     try:
         bases = set(cgroups._bases()[1].values())  # a directory per controller, some shared
     except cgroups.CgroupUnavailable:
