@@ -73,3 +73,17 @@ def assert_regions_well_placed(source) -> int:
         inside = lines[number:end]
         assert not any(l.lstrip().startswith(("def ", "class ", "@")) for l in inside), f"line {number}: spans a def"
     return regions
+
+
+def tiny_assignment(folder, files: dict[str, str], checks: dict[str, str]):
+    """A reference assignment "tiny" in folder/reference/tiny: its solution files and its check
+    files (indented source, dedented here); the loaded assignment."""
+    import textwrap
+
+    from autograder.engine.assignment import load_reference
+
+    reference = folder / "reference" / "tiny"
+    reference.mkdir(parents=True)
+    for name, text in {**files, **{name: textwrap.dedent(text) for name, text in checks.items()}}.items():
+        (reference / name).write_text(text)
+    return load_reference("tiny", reference)

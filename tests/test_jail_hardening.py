@@ -17,16 +17,15 @@ import errno
 import json
 import os
 import runpy
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade
 from autograder.protocol.client import Worker
 from autograder.sandboxes import namespace
 from autograder.sandboxes.namespace import NamespaceSandbox
+from reference_helpers import tiny_assignment
 from sandboxing import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,17 +260,14 @@ class WatchedNamespace(NamespaceSandbox):
 def test_the_race_worker_is_given_the_solution_files_alone(tmp_path):
     need_root()
     require("namespace")
-    reference = tmp_path / "reference" / "tiny"
-    reference.mkdir(parents=True)
-    (reference / "scale.py").write_text(TINY_SOLUTION)
-    for name, text in TINY_CHECKS.items():
-        (reference / name).write_text(textwrap.dedent(text))
+    assignment = tiny_assignment(tmp_path, {"scale.py": TINY_SOLUTION}, TINY_CHECKS)
+    reference = assignment.reference_dir
     student = tmp_path / "student"
     student.mkdir()
     (student / "scale.py").write_text(TINY_SOLUTION)
     (student / "notes.txt").write_text("mine")
     sandbox = WatchedNamespace()
-    result = grade(load_reference("tiny", reference), student, sandbox, "alice")
+    result = grade(assignment, student, sandbox, "alice")
     statuses = {check.id: (check.status, check.message) for check in result.checks}
     assert {i: s for i, (s, _) in statuses.items()} == {"scale.double.values": "passed", "scale.double.timed": "passed"}, statuses
     assert len(sandbox.started) == 2, sandbox.started

@@ -10,15 +10,14 @@ unit, a public check or the next check.
 from __future__ import annotations
 
 import os
-import textwrap
 
 import pytest
 
-from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade
 from autograder.protocol.client import Worker
 from autograder.sandboxes import template
 from autograder.sandboxes.process import ProcessSandbox
+from reference_helpers import tiny_assignment
 from sandboxing import require
 
 # Whatever it was imported with leaves a mark on torch and in /tmp; `seen` reports what a later
@@ -171,15 +170,10 @@ GROUP_CHECKS = {
 
 
 def test_checks_of_a_unit_share_a_process_until_one_errs(tmp_path, monkeypatch):
-    reference = tmp_path / "reference" / "tiny"
-    reference.mkdir(parents=True)
-    (reference / "counter.py").write_text(COUNTER)
-    for name, text in GROUP_CHECKS.items():
-        (reference / name).write_text(textwrap.dedent(text))
+    assignment = tiny_assignment(tmp_path, {"counter.py": COUNTER}, GROUP_CHECKS)
     student = tmp_path / "student"
     student.mkdir()
     (student / "counter.py").write_text(COUNTER)
-    assignment = load_reference("tiny", reference)
     result = grade(assignment, student, ProcessSandbox(), "alice")
     statuses = {check.id: check.status for check in result.checks}
     assert statuses == {
