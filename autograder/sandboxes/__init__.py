@@ -1,6 +1,8 @@
 """How a worker is started. Every sandbox starts the same worker program
-(`python -m autograder.protocol.worker SUBMISSION`) speaking the protocol on
-its stdin/stdout; they differ only in what the worker can see and do."""
+(`python -m autograder.protocol.worker`) speaking the protocol on its stdin and
+stdout: a warm template that forks a zygote per submission where descriptors
+can be passed to it (process, namespace: template.py), else one worker per
+submission (docker). They differ only in what the worker can see and do."""
 
 from __future__ import annotations
 
