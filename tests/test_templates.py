@@ -2,14 +2,16 @@
 
 A template imports torch once and forks a zygote per submission: nothing of one
 submission may reach the next, and a template that dies is replaced. The checks
-of one unit share a process while each ends cleanly, public ones first; a unit,
-a hidden check or a check that errs never passes its process on to another
-unit, a public check or the next check.
+of one unit and visibility share a process while each ends cleanly; a unit, a
+hidden check or a check that errs never passes its process on to another unit,
+a public check or the next check.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 
 import pytest
 
@@ -188,8 +190,8 @@ def test_checks_of_a_unit_share_a_process_until_one_errs(tmp_path, monkeypatch):
         "count.second": 2,  # the same unit after a pass: the same process
         "count.third": 3,  # after a failed assertion: still the same
         "count.fourth": 1,  # after an error: a fresh one
-        "count.hidden": 2,  # the same unit, hidden, after its public checks: the same
         "other.first": 1,  # another unit: a fresh one
+        "count.hidden": 1,  # hidden, after every public check: a fresh one
     }, calls
 
 
@@ -202,3 +204,95 @@ def test_a_public_check_never_runs_where_a_hidden_one_ran(tmp_path):
             counts.append(session.student.counter.count(1))
             session.keep()
     assert counts == [1, 2, 3, 1], counts
+
+
+# Prints a secret and fails in a hidden check; a public check of another unit looks for it in its
+# own process's memory (a copy of the zygote's).
+LEAKY = """\
+import gc
+
+def hidden_part(secret):
+    print(secret)
+    raise RuntimeError("and fails")
+
+def public_part():
+    secret = ("SECRET-" + "7f3a").encode()  # made here: no request carries it
+    found = 0
+    for value in gc.get_objects():
+        for held in (value.__dict__.values() if hasattr(value, "__dict__") else ()):
+            if isinstance(held, (bytes, bytearray)) and secret in held:
+                found += 1
+    return found
+"""
+LEAK_CHECKS = {
+    "public_checks.py": '''
+        import os
+
+        from autograder.checks import CheckList
+
+        checks = CheckList()
+
+
+        @checks.public("leaky.public_part.scan", points=1)
+        def _(t):
+            os.environ["TINY_LEAK_FOUND"] = str(t.student.leaky.public_part())
+        ''',
+    "hidden_checks.py": '''
+        from autograder.checks import CheckList
+
+        checks = CheckList()
+
+
+        @checks.hidden("leaky.hidden_part.prints", points=1)
+        def _(t):
+            t.student.leaky.hidden_part("SECRET-" + "7f3a")
+        ''',
+}
+
+
+@pytest.mark.parametrize("name", SANDBOXES)
+def test_what_a_hidden_check_printed_never_reaches_a_public_check(tmp_path, name, monkeypatch):
+    assignment = tiny_assignment(tmp_path, {"leaky.py": LEAKY}, LEAK_CHECKS)
+    # The hidden check listed first, of a unit that comes first: the order must still run it last.
+    assignment = dataclasses.replace(assignment, checks=sorted(assignment.checks, key=lambda spec: spec.visibility != "hidden"))
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "leaky.py").write_text(LEAKY)
+    monkeypatch.setenv("TINY_LEAK_FOUND", "not run")
+    result = grade(assignment, student, sandbox_called(name), "alice")
+    statuses = {check.id: check.status for check in result.checks}
+    assert statuses == {"leaky.hidden_part.prints": "error", "leaky.public_part.scan": "passed"}, statuses
+    assert os.environ["TINY_LEAK_FOUND"] == "0", "the public check's process held what the hidden check printed"
+
+
+def test_a_check_that_outlives_its_zygote_is_killed_before_the_next_submission(tmp_path):
+    sandbox = require("namespace")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "lingers.py").write_text(LINGERS)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "lingers.py").write_text(LINGERS)
+    with Worker(sandbox, tmp_path / "a") as worker:
+        session = worker.session(seed=0, forbid=[], call_timeout=20, check_timeout=20)
+        assert session.student.lingers.leave_a_spinner() is True
+        worker.close()  # no grace: the zygote killed by force, as when it stops answering
+    with Worker(sandbox, tmp_path / "b") as worker:
+        worker.ensure_started()
+        before = worker.proc.cpu_seconds()
+        time.sleep(1.0)
+        busy = worker.proc.cpu_seconds() - before
+    assert busy < 0.3, f"the jail used {busy:.2f} s of CPU in 1 s while the next submission's worker was idle"
+
+
+# The check's process drops its death signal and spins in a thread: what must not outlive its submission.
+LINGERS = """\
+import ctypes, threading
+
+def spin():
+    while True:
+        pass
+
+def leave_a_spinner():
+    ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG 0
+    threading.Thread(target=spin, daemon=True).start()
+    return True
+"""

@@ -108,13 +108,15 @@ def grade(
 
 
 def execution_order(specs: list[CheckSpec]) -> list[CheckSpec]:
-    """The order checks run in: unit by unit (as the units first appear), each unit's public checks
-    before its hidden ones, otherwise as listed. A unit's checks can then share a process (check_group),
-    and no public check ever runs in a process a hidden check ran in. Results keep the listed order."""
+    """The order checks run in: every public check before every hidden one, each side unit by unit
+    (as the units first appear), otherwise as listed. A unit's checks of one visibility can then share
+    a process (check_group). No public check runs after a hidden one in a submission's zygote: what a
+    hidden check printed passes through the zygote's memory, which every later check's process is a
+    copy of. Results keep the listed order."""
     first = {}
     for position, spec in enumerate(specs):
         first.setdefault(spec.unit, position)
-    return sorted(specs, key=lambda spec: (first[spec.unit], spec.visibility != "public"))
+    return sorted(specs, key=lambda spec: (spec.visibility != "public", first[spec.unit]))
 
 
 def solutions_only(assignment: Assignment, stack: contextlib.ExitStack) -> Path:
@@ -241,14 +243,14 @@ def run_check(
 def check_group(spec: CheckSpec, forbid: list[str]):
     """Which checks may share one process, one after the other; None: this one runs in a fresh one.
 
-    The checks of one unit with the same forbidden APIs do, so a process never holds two units
-    (one unit's state or crash never reaches another's checks). A public check never follows a
-    hidden one in a process (Worker.session), so nothing a hidden check saw can come back in a
-    public check's message. Timed and CUDA checks always get a fresh process: a race measures a
-    process nothing else ran in."""
+    The checks of one unit, visibility and forbidden APIs do, so a process never holds two units
+    (one unit's state or crash never reaches another's checks) nor a hidden check and a public one
+    (nothing a hidden check saw can come back in a public check's message; Worker.session refuses
+    it too). Timed and CUDA checks always get a fresh process: a race measures a process nothing
+    else ran in."""
     if spec.timed or spec.device != "cpu":
         return None
-    return (spec.unit, tuple(forbid))
+    return (spec.unit, spec.visibility, tuple(forbid))
 
 
 def forbidden_at_runtime(session, spec: CheckSpec) -> Verdict | None:

@@ -181,7 +181,7 @@ class Worker:
             try:
                 return kept.next_check(seed, forbid, call_timeout, check_timeout, hidden)
             except WorkerFailure:
-                pass  # a fresh process then
+                kept = None  # ended by the failed request; a fresh process then
         if kept is not None:
             kept.end()
         request = {"zygote": "fork", "seed": seed, "forbid": forbid}

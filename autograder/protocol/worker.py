@@ -69,6 +69,7 @@ import signal
 import socket
 import stat
 import sys
+import threading
 import time
 import traceback
 import types
@@ -140,6 +141,17 @@ def preload() -> None:
     gc.freeze()
 
 
+def restore_torch_settings() -> None:
+    """torch's global settings as a fresh process has them (what a check's code may have changed)."""
+    import torch
+
+    torch.set_default_dtype(torch.float32)
+    torch.set_grad_enabled(True)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(False)
+    torch.set_flush_denormal(False)
+
+
 def seed_everything(seed: int) -> None:
     import random
 
@@ -205,6 +217,8 @@ class Template:
                 if time.monotonic() >= deadline:
                     kill_group(pid)
                 time.sleep(0.002)
+            if os.getpid() == 1 and not self.zygotes:
+                self.kill_the_rest()
             self.say("closed", pid=pid)
         else:
             self.say("error", message=f"cannot {command!r:.40} (pid {header.get('pid')!r:.20})")
@@ -239,6 +253,20 @@ class Template:
         os.close(entered_r)
         self.zygotes.add(pid)
         return pid
+
+    def kill_the_rest(self) -> None:
+        """As pid 1 of a jail's pid namespace, with no zygote left: kill and reap every other process in
+        it, checks that outlived their zygote (one that cleared its death signal) included, before the
+        next submission's zygote starts."""
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            return  # nothing else runs
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
 
     def reap(self) -> None:
         """Reap every child that ended: zygotes, and (pid 1 in a jail) orphans of any depth."""
@@ -639,8 +667,13 @@ class Server:
             forbid = [str(n) for n in header.get("forbid", [])]
             if forbid != self.guard.names:
                 raise ValueError("a check with other forbidden APIs needs a process of its own")
+            if threading.active_count() > 1:
+                raise RuntimeError("a thread of the last check still runs: the next check needs a process of its own")
+            restore_torch_settings()
             seed_everything(int(header.get("seed", 0)) % (1 << 63))
             self.guard.violations.clear()
+            self.objects.clear()
+            self.ids.clear()
             return None
         raise ValueError(f"unknown op {op!r:.40}")
 

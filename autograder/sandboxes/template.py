@@ -118,17 +118,20 @@ class Zygote:
         self.cpu_seconds = template.cpu_seconds
         self.cgroup = getattr(template, "cgroup", None)  # the template's, where its sandbox made one
         self.stdin = self.stdout = None
+        self.ended = False  # the template was asked to close it
         self.cleanup = None  # set by its pool: unstaging, giving the template back
         self.folder = None  # the host folder it reads: the staged copy, or the submission itself
 
     def stop(self, grace: float) -> None:
         """End the zygote, which kills its checks: grace seconds to do so on its own, then by force."""
         self.channel.close()
-        self.template.close_zygote(self.pid, grace)
+        self.kill(grace)
 
-    def kill(self) -> None:
-        """Kill it now (its socket stays open: what reads it sees the end)."""
-        self.template.close_zygote(self.pid, 0.0)
+    def kill(self, grace: float = 0.0) -> None:
+        """Have the template kill it (its socket stays open: what reads it sees the end)."""
+        if not self.ended:
+            self.ended = True
+            self.template.close_zygote(self.pid, grace)
 
     def wait(self) -> None:
         """Killed or stopped, it is already reaped: the template answers once it is."""
