@@ -148,8 +148,9 @@ def restore_torch_settings() -> None:
     torch.set_default_dtype(torch.float32)
     torch.set_grad_enabled(True)
     torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(False)
     torch.set_flush_denormal(False)
+    if torch.are_deterministic_algorithms_enabled():  # its setter's first call imports for 1.5 s
+        torch.use_deterministic_algorithms(False)
 
 
 def seed_everything(seed: int) -> None:
