@@ -136,6 +136,7 @@ class NamespaceSandbox(Sandbox):
         self.address_space_bytes = address_space_bytes
         self.cpus = cpus  # the CPU share of each worker's cgroup
         self.warnings: list[str] = []  # said once per sandbox, on stderr, by whoever starts workers
+        self._pool: template.Pool | None = None
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -146,10 +147,15 @@ class NamespaceSandbox(Sandbox):
         if not submission.is_dir():
             raise SandboxUnavailable(f"{submission} is not a directory")
         log = tempfile.TemporaryFile()
-        # Templates are shared by sandboxes that would build the same jail (and say so: _seccomp warns).
-        jail = json.dumps(self.config(Path("/"), None, go=-1), sort_keys=True)
-        templates = template.pool((type(self), jail, self.memory_bytes, self.pids, self.cpus), self._launch)
-        return templates.open(lambda warm: self._prepare(warm, submission, log), log)
+        return self._templates().open(lambda warm: self._prepare(warm, submission, log), log)
+
+    def _templates(self) -> template.Pool:
+        """The pool of sandboxes that would build the same jail (worked out, and _seccomp's warning said,
+        on this sandbox's first start, not on every submission's)."""
+        if self._pool is None:
+            jail = json.dumps(self.config(Path("/"), None, go=-1), sort_keys=True)
+            self._pool = template.pool((type(self), jail, self.memory_bytes, self.pids, self.cpus), self._launch)
+        return self._pool
 
     def _prepare(self, warm: template.TemplateProcess, submission: Path, log):
         """The submission staged into warm's staging folder: its zygote sees that copy alone, as /submission."""

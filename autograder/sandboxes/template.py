@@ -228,7 +228,9 @@ def _forget_in_child() -> None:
     for template in _started:
         template.channel.close()
     _started.clear()
-    _pools.clear()
+    for templates in _pools.values():  # a sandbox may hold its pool: empty, not forgotten
+        templates.idle.clear()
+        templates.lock = threading.Lock()
 
 
 atexit.register(stop_all)
