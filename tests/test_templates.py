@@ -14,9 +14,10 @@ import os
 import time
 
 import pytest
+import torch
 
 from autograder.engine.runner import grade
-from autograder.protocol.client import Worker
+from autograder.protocol.client import StudentError, Worker
 from autograder.sandboxes import template
 from autograder.sandboxes.process import ProcessSandbox
 from reference_helpers import tiny_assignment
@@ -296,3 +297,35 @@ def leave_a_spinner():
     threading.Thread(target=spin, daemon=True).start()
     return True
 """
+
+
+USES_SIGMOID = """\
+import torch
+
+def squash(x):
+    return torch.sigmoid(x)
+"""
+
+
+@pytest.mark.parametrize("name", SANDBOXES)
+def test_names_wrapped_by_the_zygote_for_one_check_are_refused_only_where_a_check_forbids_them(tmp_path, name):
+    """The zygote wraps the forbidden APIs of each check it forks for, so that later checks' processes
+    inherit the wrappers: a wrapper must refuse only for a check that forbids its API."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "squash.py").write_text(USES_SIGMOID)
+    x = torch.zeros(3)
+    outcomes = []
+    with Worker(sandbox_called(name), tmp_path / "s") as worker:
+        for forbid in (["torch.sigmoid"], [], ["torch.sigmoid"], ["torch.tanh"]):
+            session = worker.session(seed=0, forbid=forbid, call_timeout=20, check_timeout=20)
+            try:
+                outcomes.append(session.student.squash.squash(x).tolist())
+            except StudentError as error:
+                outcomes.append(error.type)
+            outcomes.append(session.violations())
+            session.end()
+    refused = "ForbiddenAPIError"
+    assert outcomes[0] == refused and "torch.sigmoid called at squash.py:4" in outcomes[1][0], outcomes
+    assert outcomes[2:4] == [[0.5, 0.5, 0.5], []], f"wrapped for the first check, it refused the second's call: {outcomes}"
+    assert outcomes[4] == refused and outcomes[5], f"the third check forbids it again: {outcomes}"
+    assert outcomes[6:8] == [[0.5, 0.5, 0.5], []], outcomes

@@ -4,11 +4,13 @@ Runs in the sandbox next to the student's code, so it imports only the
 standard library and torch. Two layers, installed once per check's process
 before the student's module is imported:
 
-* By name: `Guard.install()` swaps each forbidden callable for a wrapper that
-  refuses calls coming straight from a file in the student's directory and
-  lets every other caller (torch itself, the worker) through, so the message
-  can name the API and the line (`from torch import sigmoid` picks up the
-  wrapper).
+* By name: each forbidden callable is swapped for a wrapper that refuses calls
+  coming straight from a file in the student's directory while the check's
+  Guard forbids it, and lets every other caller (torch itself, the worker)
+  through, so the message can name the API and the line (`from torch import
+  sigmoid` picks up the wrapper). The wrappers are the process's, made once
+  (`cover`): the zygote makes those its checks name, so that a check's process,
+  forked from it, only has to turn its own on (7 ms of wrapping saved a check).
 * By behaviour: a TorchDispatchMode sees every aten operator the process
   dispatches, whatever spelled it (`torch.ops.aten.gelu`, `nn.GELU.forward`,
   a private alias). An operator that only a forbidden API computes (OPERATORS)
@@ -96,9 +98,25 @@ class ForbiddenAPIError(RuntimeError):
     """The student's code called an API its unit must implement itself."""
 
 
+_active: "Guard | None" = None  # the guard of the check this process serves: what the name wrappers consult
+_covered_names: set[str] = set()  # forbidden names whose callables are wrapped in this process
+_wrappers: dict[tuple[int, str], dict[str, str]] = {}  # (id(owner), attribute) -> {forbidden name: API named}
+
+
+def cover(names: list[str]) -> None:
+    """Wrap the callables of each forbidden name that resolves in this torch (skip the others), once a
+    process: the wrappers refuse only what the active Guard forbids, so making them ahead (the zygote,
+    which never runs student code) leaves every caller as it was."""
+    for name in names:
+        if name not in _covered_names:
+            _covered_names.add(name)
+            _cover_name(name)
+
+
 class Guard:
     def __init__(self, names: list[str], student_dir: str):
         self.names = list(names)
+        self._forbidden_names = set(self.names)
         self.operators = operators_for(self.names)
         self.autograd_forbidden = any(name == AUTOGRAD or name.startswith(AUTOGRAD + ".") for name in self.names)
         self.mode: _OperatorGuard | None = None
@@ -106,13 +124,21 @@ class Guard:
         self._student_prefix = os.path.join(os.path.realpath(student_dir), "")
         self._student_file_cache: dict[str, bool] = {}
         self._student_class_cache: dict[type, bool] = {}
-        self._wrapped: set[tuple[int, str]] = set()  # (id(owner), attribute) already guarded
 
     def install(self) -> None:
-        """Guard every name that resolves in this torch (skip the others), then the dispatcher."""
-        self._install_names()
+        """Guard this process's calls: by name (the wrappers turned on for these names), then the dispatcher."""
+        global _active
+        cover(self.names)
+        _active = self
         if self.operators or self.autograd_forbidden:
             self._install_dispatcher()
+
+    def forbidden_api(self, forbidding: dict[str, str]) -> str | None:
+        """The API to name when a wrapper covered for `forbidding` ({forbidden name: API}) is called."""
+        for name, api in forbidding.items():
+            if name in self._forbidden_names:
+                return api
+        return None
 
     def _install_dispatcher(self) -> None:
         self.mode = _OperatorGuard(self)
@@ -151,86 +177,6 @@ class Guard:
         if frame is not None:
             self._refuse(what, "reached from", _location(frame))
 
-    def _install_names(self) -> None:
-        for name in self.names:
-            owner, attribute, target = _resolve(name)
-            if target is None:
-                continue
-            if isinstance(target, types.ModuleType):
-                self._guard_module(target)
-            elif inspect.isclass(target):
-                self._guard_class(name, target)
-            elif callable(target):
-                self._guard_attribute(name, owner, attribute)
-
-    def _guard_module(self, module: types.ModuleType) -> None:
-        """Guard the module's public functions, and the classes defined in it.
-
-        A function is replaced in this module's namespace only, so guarding
-        re-exports is harmless. A class is changed everywhere, so classes
-        only re-exported here (torch.nn.functional's Tensor) are left alone.
-        """
-        public = getattr(module, "__all__", None)
-        if public is None:
-            public = [name for name in vars(module) if not name.startswith("_")]
-        for attribute in public:
-            target = getattr(module, attribute, None)
-            qualified = f"{module.__name__}.{attribute}"
-            if inspect.isclass(target):
-                if (target.__module__ + ".").startswith(module.__name__ + "."):
-                    self._guard_class(qualified, target)
-            elif inspect.isroutine(target):
-                self._guard_attribute(qualified, module, attribute)
-
-    def _guard_class(self, api: str, cls: type) -> None:
-        """Wrap __init__: catches construction, and subclasses defined by the student."""
-        if (id(cls), "__init__") in self._wrapped:
-            return
-        original = cls.__init__
-        is_object_init = original is object.__init__
-
-        @functools.wraps(original)
-        def guarded_init(instance, *args, **kwargs):
-            caller = sys._getframe(1)
-            if self._is_student_file(caller.f_code.co_filename):
-                self._refuse(api, "called at", _location(caller))
-            subclass = type(instance)
-            if subclass is not cls and self._is_student_class(subclass):
-                self._refuse(api, "subclassed by", f"class {subclass.__module__}.{subclass.__qualname__}")
-            if is_object_init:
-                # object.__init__ rejects arguments once __init__ is
-                # overridden; the arguments were meant for __new__.
-                return original(instance)
-            return original(instance, *args, **kwargs)
-
-        try:
-            cls.__init__ = guarded_init
-        except TypeError:
-            return  # a built-in type: its attributes cannot be replaced
-        self._wrapped.add((id(cls), "__init__"))
-
-    def _guard_attribute(self, api: str, owner, attribute: str) -> None:
-        """Replace owner.attribute (a module function or a class method) with a guarded wrapper."""
-        if (id(owner), attribute) in self._wrapped:
-            return
-        # The raw attribute, so that static and class methods stay what they are.
-        raw = inspect.getattr_static(owner, attribute)
-        descriptor = type(raw) if isinstance(raw, (staticmethod, classmethod)) else None
-        original = raw.__func__ if descriptor else getattr(owner, attribute)
-
-        @functools.wraps(original)
-        def guarded(*args, **kwargs):
-            caller = sys._getframe(1)
-            if self._is_student_file(caller.f_code.co_filename):
-                self._refuse(api, "called at", _location(caller))
-            return original(*args, **kwargs)
-
-        try:
-            setattr(owner, attribute, descriptor(guarded) if descriptor else guarded)
-        except (TypeError, AttributeError):
-            return  # a built-in type or a read-only attribute
-        self._wrapped.add((id(owner), attribute))
-
     def _refuse(self, api: str, how: str, location: str) -> None:
         # Recorded before raising: the student's code may catch the error.
         self.violations.append(f"{api} {how} {location}")
@@ -256,6 +202,105 @@ class Guard:
             known = any(self._is_student_file(file) for file in files)
             self._student_class_cache[cls] = known
         return known
+
+
+def _cover_name(name: str) -> None:
+    owner, attribute, target = _resolve(name)
+    if target is None:
+        return
+    if isinstance(target, types.ModuleType):
+        _cover_module(name, target)
+    elif inspect.isclass(target):
+        _cover_class(name, name, target)
+    elif callable(target):
+        _cover_attribute(name, name, owner, attribute)
+
+
+def _cover_module(forbidden: str, module: types.ModuleType) -> None:
+    """Guard the module's public functions, and the classes defined in it.
+
+    A function is replaced in this module's namespace only, so guarding
+    re-exports is harmless. A class is changed everywhere, so classes
+    only re-exported here (torch.nn.functional's Tensor) are left alone.
+    """
+    public = getattr(module, "__all__", None)
+    if public is None:
+        public = [name for name in vars(module) if not name.startswith("_")]
+    for attribute in public:
+        target = getattr(module, attribute, None)
+        qualified = f"{module.__name__}.{attribute}"
+        if inspect.isclass(target):
+            if (target.__module__ + ".").startswith(module.__name__ + "."):
+                _cover_class(forbidden, qualified, target)
+        elif inspect.isroutine(target):
+            _cover_attribute(forbidden, qualified, module, attribute)
+
+
+def _forbidding(owner, attribute: str, forbidden: str, api: str) -> dict[str, str] | None:
+    """The {forbidden name: API} of owner.attribute's wrapper, this name added; None when it has none yet."""
+    forbidding = _wrappers.get((id(owner), attribute))
+    if forbidding is not None:
+        forbidding.setdefault(forbidden, api)
+    return forbidding
+
+
+def _cover_class(forbidden: str, api: str, cls: type) -> None:
+    """Wrap __init__: catches construction, and subclasses defined by the student."""
+    if _forbidding(cls, "__init__", forbidden, api) is not None:
+        return
+    forbidding = {forbidden: api}
+    original = cls.__init__
+    is_object_init = original is object.__init__
+
+    @functools.wraps(original)
+    def guarded_init(instance, *args, **kwargs):
+        guard = _active
+        refused = guard.forbidden_api(forbidding) if guard else None
+        if refused:
+            caller = sys._getframe(1)
+            if guard._is_student_file(caller.f_code.co_filename):
+                guard._refuse(refused, "called at", _location(caller))
+            subclass = type(instance)
+            if subclass is not cls and guard._is_student_class(subclass):
+                guard._refuse(refused, "subclassed by", f"class {subclass.__module__}.{subclass.__qualname__}")
+        if is_object_init:
+            # object.__init__ rejects arguments once __init__ is
+            # overridden; the arguments were meant for __new__.
+            return original(instance)
+        return original(instance, *args, **kwargs)
+
+    try:
+        cls.__init__ = guarded_init
+    except TypeError:
+        return  # a built-in type: its attributes cannot be replaced
+    _wrappers[(id(cls), "__init__")] = forbidding
+
+
+def _cover_attribute(forbidden: str, api: str, owner, attribute: str) -> None:
+    """Replace owner.attribute (a module function or a class method) with a guarded wrapper."""
+    if _forbidding(owner, attribute, forbidden, api) is not None:
+        return
+    forbidding = {forbidden: api}
+    # The raw attribute, so that static and class methods stay what they are.
+    raw = inspect.getattr_static(owner, attribute)
+    descriptor = type(raw) if isinstance(raw, (staticmethod, classmethod)) else None
+    original = raw.__func__ if descriptor else getattr(owner, attribute)
+
+    @functools.wraps(original)
+    def guarded(*args, **kwargs):
+        guard = _active
+        refused = guard.forbidden_api(forbidding) if guard else None
+        if refused:
+            caller = sys._getframe(1)
+            if guard._is_student_file(caller.f_code.co_filename):
+                guard._refuse(refused, "called at", _location(caller))
+        return original(*args, **kwargs)
+
+    try:
+        setattr(owner, attribute, descriptor(guarded) if descriptor else guarded)
+    except (TypeError, AttributeError):
+        return  # a built-in type or a read-only attribute
+    _wrappers[(id(owner), attribute)] = forbidding
 
 
 def _resolve(name: str) -> tuple[object, str, object]:
