@@ -48,8 +48,14 @@ class InProcess:
     def put(self, value):
         return value
 
+    def put_all(self, values):
+        return list(values)
+
     def fetch(self, value):
         return value
+
+    def fetch_all(self, values):
+        return list(values)
 
     def fixture(self, name):
         return ReferenceProxy(getattr(fixtures, name), name, Tape())

@@ -312,6 +312,20 @@ def test_put_and_fetch_show_in_place_changes(worker):
     s.end()
 
 
+def test_several_values_put_and_fetched_in_one_round_trip_each(worker):
+    s = session(worker)
+    first, second, third = s.put_all([torch.zeros(3), torch.zeros(2, 2), torch.arange(4)])
+    assert [first._path, second._path, third._path] == ["float32[3]", "float32[2, 2]", "int64[4]"]
+    s.student.student.mutate(second)
+    after = s.fetch_all([third, second, first])
+    assert [a.tolist() for a in after] == [[0, 1, 2, 3], [[1.0, 1.0], [1.0, 1.0]], [0.0, 0.0, 0.0]]
+    with pytest.raises(StudentError, match="a list of handles"):
+        s.request("fetch", refs=first._ref.id)
+    with pytest.raises(StudentError, match="unknown object handle"):
+        s.request("fetch", refs=[first._ref.id, 999])
+    s.end()
+
+
 def test_missing_module_and_bad_import(worker, tmp_path):
     s = session(worker)
     with pytest.raises(StudentError, match="nothere.py is missing"):

@@ -66,6 +66,10 @@ class Trial:
         """Place value in the student's process and get a handle to it (to see in-place changes)."""
         return self.session.put(value)
 
+    def put_all(self, values: list) -> list:
+        """put each value, in one round trip."""
+        return self.session.put_all(values)
+
     def fetch(self, handle):
         return self.session.fetch(handle)
 
@@ -236,7 +240,7 @@ class Trial:
 
     def expect_inputs_kept(self, method, *inputs: torch.Tensor, what: str | None = None):
         """Call method(*inputs) with the inputs living in the student's process; they must not change."""
-        handles = [self.put(x) for x in inputs]
+        handles = self.put_all(list(inputs))
         result = method(*handles)
         names = [f"input #{position}" for position in range(1, len(inputs) + 1)]
         self.expect_unchanged(handles, inputs, names, what=what or self.last_call, rule="units must not change their inputs")
@@ -244,8 +248,7 @@ class Trial:
 
     def expect_unchanged(self, handles, originals, names, *, what: str, rule: str):
         """Each tensor put into the student's process (handles) must still equal its original."""
-        for handle, original, name in zip(handles, originals, names):
-            after = self.fetch(handle)
+        for after, original, name in zip(self.session.fetch_all(list(handles)), originals, names):
             changed = ""
             if after.shape == original.shape:
                 differing = after != original

@@ -351,10 +351,28 @@ class Session:
         return self.request(ref=target._ref.id, args=args, kwargs=kwargs, describe=self.last_call, **fields)
 
     def put(self, value) -> Remote:
-        return self.request("put", args=[value], describe=describe_value(value, scalars=self.show_scalars))
+        return self.put_all([value])[0]
+
+    def put_all(self, values: list) -> list[Remote]:
+        """A handle to each value, placed in the check's process in one round trip."""
+        paths = [describe_value(value, scalars=self.show_scalars) for value in values]
+        handles = self.request("put", args=list(values), describe=", ".join(paths))
+        if not (isinstance(handles, list) and len(handles) == len(values) and all(isinstance(h, Remote) for h in handles)):
+            raise WorkerDied(f"put {', '.join(paths)}: {self._died('protocol error: put did not answer a handle per value')}")
+        for handle, path in zip(handles, paths):
+            object.__setattr__(handle, "_path", path)
+        return handles
 
     def fetch(self, handle: Remote):
-        return self.request("fetch", ref=handle._ref.id, describe=f"fetch {handle._path}")
+        return self.fetch_all([handle])[0]
+
+    def fetch_all(self, handles: list[Remote]) -> list:
+        """The values the handles stand for, in one round trip."""
+        paths = ", ".join(handle._path for handle in handles)
+        values = self.request("fetch", refs=[handle._ref.id for handle in handles], describe=f"fetch {paths}")
+        if not (isinstance(values, list) and len(values) == len(handles)):
+            raise WorkerDied(f"fetch {paths}: {self._died('protocol error: fetch did not answer a value per handle')}")
+        return values
 
     def fixture(self, name: str) -> Remote:
         return self.request("fixture", name=name, describe=name)

@@ -685,10 +685,13 @@ class Server:
             result = target(*args, **kwargs)
             # Only a class call yields a handle; anything else must be plain data to mean something.
             return result if isinstance(target, type) or wire.is_plain(result) else wire.Opaque(type_name(result))
-        if op == "put":
-            return self.handle_for(args[0])
+        if op == "put":  # a handle for each value: several in one round trip
+            return [self.handle_for(value) for value in args]
         if op == "fetch":
-            return self.resolve_id(header["ref"])
+            refs = header.get("refs")
+            if not isinstance(refs, list):
+                raise ValueError("fetch needs 'refs', a list of handles")
+            return [self.resolve_id(ref) for ref in refs]
         if op == "fixture":
             from autograder.protocol import fixtures
 
