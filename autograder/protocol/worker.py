@@ -135,6 +135,7 @@ def preload() -> None:
     from autograder.protocol import fixtures  # noqa: F401
 
     seed_everything(0)  # a first call imports and builds lazily (15 ms in numpy.random)
+    guard.warm()
     # What is loaded now is shared with every child: the cyclic collector then never scans it, so a
     # child's collections do not write to (and copy) the pages of torch's objects.
     gc.collect()
@@ -397,7 +398,8 @@ class Zygote:
             else:
                 self.child.send(frame.raw)  # the child's first frame: the check's seed and forbidden APIs
             # Wrapped here, they are wrapped in the spare forked next: its check only turns them on.
-            guard.cover([str(name) for name in frame.header.get("forbid") or []])
+            forbid = [str(name) for name in frame.header.get("forbid") or []]
+            guard.cover(forbid)
         elif command == "end":
             self.reap(None, wait=bool(frame.header.get("wait")))
         elif command == "output":  # the check is over, its process kept for the next: what it printed
