@@ -387,7 +387,7 @@ def optimizer_steps(t, name, steps=5, **hyper):
     theirs = OPTIMIZERS[name](torch_params, **hyper)
     setting = ", ".join(f"{k}={v}" for k, v in hyper.items())
     for step, step_grads in enumerate(grads, start=1):
-        handles = [t.put(g) for g in step_grads]
+        handles = t.put_all(step_grads)
         mine.step(handles)
         t.expect_unchanged(
             handles, step_grads, [f"grads[{i}]" for i in range(len(handles))],
