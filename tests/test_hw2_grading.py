@@ -3,8 +3,10 @@ vectorized solutions in other styles, a correct solution with Python loops over
 output pixels (with and without patching every clock it can reach), and
 single-bug variants.
 
-The solutions whose timed checks are under test are graded one after the
-other, so that only their own race runs on the machine; the rest concurrently.
+The solutions whose timed checks are under test are graded one at a time, when
+a test first asks for them, so that only their own race runs in this process;
+the rest concurrently. The reference's race and a pixel loop's run in `make
+test`; the other styles' (a race each, 10 s or more) in `make test-slow`.
 """
 
 import dataclasses
@@ -52,23 +54,37 @@ def assignment():
 @pytest.fixture(scope="session")
 def graded(assignment, tmp_path_factory):
     base = tmp_path_factory.mktemp("hw2")
-    sandbox = sandbox_for_tests(default="process")
     broken = base / "syntax_error"
     broken.mkdir()
     (broken / "convolution.py").write_text("import torch\ndef conv2d(x, weight:\n    pass\n")
-    # Single bugs break values, which every check sees; the races (timed checks) are under test with RACED.
+    # Single bugs break values, which every check sees; the races (timed checks) are under test with `raced`.
     untimed = dataclasses.replace(assignment, checks=[spec for spec in assignment.checks if not spec.timed])
     others = {"stubs": (ROOT / "assignments" / "hw2", assignment), "syntax_error": (broken, assignment)}
     others.update({variant.name: (patched(base / variant.name, variant), untimed) for variant in VARIANTS})
-
-    def run(directory, graded_on=assignment):
-        return grade(graded_on, directory, sandbox, "alice", reveal_hidden=True)
-
-    raced = {**RACED, "loops_clockpatch": loops_with_clock_tricks(base / "loops_clockpatch")}
-    results = {name: run(directory) for name, directory in raced.items()}
+    sandbox = sandbox_for_tests(default="process")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results.update(zip(others, pool.map(lambda job: run(*job), others.values())))
-    return results
+        graded_all = pool.map(lambda job: grade(job[1], job[0], sandbox, "alice", reveal_hidden=True), others.values())
+        return dict(zip(others, graded_all))
+
+
+@pytest.fixture(scope="session")
+def raced(assignment, tmp_path_factory):
+    """raced(name): the solution RACED names (or a pixel loop patching every clock) graded, once."""
+    results = {}
+    sandbox = sandbox_for_tests(default="process")
+
+    def get(name: str):
+        if name not in results:
+            clockpatch = name == "loops_clockpatch"
+            directory = loops_with_clock_tricks(tmp_path_factory.mktemp("hw2") / name) if clockpatch else RACED[name]
+            results[name] = grade(assignment, directory, sandbox, "alice", reveal_hidden=True)
+        return results[name]
+
+    return get
+
+
+def slow(*names):
+    return [pytest.param(name, marks=pytest.mark.slow) for name in names]
 
 
 def timed_ids(assignment) -> set[str]:
@@ -88,9 +104,9 @@ def test_points_follow_the_course_split(assignment):
     assert all(spec.visibility == "hidden" for spec in assignment.checks if spec.timed or spec.device == "cuda")
 
 
-@pytest.mark.parametrize("name", ["reference", "alternative", "offsets", "numpy_add_at"])
-def test_vectorized_solutions_get_full_marks(graded, name):
-    result = graded[name]
+@pytest.mark.parametrize("name", ["reference", *slow("alternative", "offsets", "numpy_add_at")])
+def test_vectorized_solutions_get_full_marks(raced, name):
+    result = raced(name)
     assert (result.score, result.max_score) == (10.0, 10.0), failures(result)
     for check in result.checks:
         if check.id.endswith(".cuda") and not CUDA:
@@ -106,9 +122,9 @@ def test_stubs_get_zero_without_crashing(graded):
     assert any("NotImplementedError" in c.message and "conv2d" in c.message for c in result.checks)
 
 
-@pytest.mark.parametrize("name", ["loops", "numpy_loops"])
-def test_pixel_loops_lose_only_the_timed_checks(graded, assignment, name):
-    result = graded[name]
+@pytest.mark.parametrize("name", ["loops", *slow("numpy_loops")])
+def test_pixel_loops_lose_only_the_timed_checks(raced, assignment, name):
+    result = raced(name)
     assert set(lost(result)) == timed_ids(assignment), failures(result)
     for check in result.checks:
         if check.id in timed_ids(assignment) and not check.id.endswith(".cuda"):
@@ -117,8 +133,9 @@ def test_pixel_loops_lose_only_the_timed_checks(graded, assignment, name):
             assert "times as long" in check.message or "was stopped" in check.message, check
 
 
-def test_patching_every_clock_changes_no_verdict(graded):
-    assert set(lost(graded["loops_clockpatch"])) == set(lost(graded["loops"]))
+@pytest.mark.slow
+def test_patching_every_clock_changes_no_verdict(raced):
+    assert set(lost(raced("loops_clockpatch"))) == set(lost(raced("loops")))
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
@@ -177,10 +194,10 @@ def test_course_settings_are_validated(tmp_path):
 
 
 @pytest.mark.skipif(not CUDA, reason="no CUDA device on this host: the CUDA twins are skipped (tested above)")
-def test_cuda_twins_run_on_cuda(graded):
+def test_cuda_twins_run_on_cuda(raced):
     for name in ("reference", "alternative"):
-        cuda = [c for c in graded[name].checks if c.id.endswith(".cuda")]
+        cuda = [c for c in raced(name).checks if c.id.endswith(".cuda")]
         assert cuda and all(c.status == "passed" for c in cuda), [(c.id, c.message) for c in cuda]
-    loops = {c.id: c for c in graded["loops"].checks}
+    loops = {c.id: c for c in raced("loops").checks}
     assert loops["convolution.conv2d.timed.cuda"].status == "failed"
 
