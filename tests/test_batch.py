@@ -60,7 +60,12 @@ def make_class(folder: Path, students: dict[str, str | None]) -> Path:
 
 
 def batch(source: Path, db: Path, *extra, check=True):
-    return autograder("batch", "tiny", str(source), "--db", str(db), "--root", str(TINY), "--sandbox", SANDBOX, *extra, check=check)
+    """One grading worker unless extra says otherwise (a later --workers wins): a worker's template
+    costs 2 s of CPU to start, and make test runs two test processes already."""
+    return autograder(
+        "batch", "tiny", str(source), "--db", str(db), "--root", str(TINY), "--sandbox", SANDBOX, "--workers", "1", *extra,
+        check=check,
+    )
 
 
 def rows(db: Path) -> dict[str, tuple]:

@@ -147,6 +147,7 @@ def run_notebook(path: Path) -> list[str]:
     return texts
 
 
+@pytest.mark.slow  # 15 s alone, 35-58 s beside the rest of make test: the notebook trains its networks
 def test_the_released_hw1_notebook_runs_on_a_solution_and_shows_every_public_check_passing(tmp_path):
     folder = shutil.copytree(ROOT / "assignments" / "hw1", tmp_path / "hw1")
     for name in HW1_FILES:

@@ -192,8 +192,14 @@ class Boundary:
         """value placed on the student's side, uncopied when passed to its code (in-place changes show)."""
         return Student(self, self.inward(value), describe_value(value, scalars=self.show_scalars))
 
+    def put_all(self, values: list) -> list[Student]:
+        return [self.put(value) for value in values]
+
     def fetch(self, handle: Student):
         return self.outward(handle._target, handle._path)
+
+    def fetch_all(self, handles: list[Student]) -> list:
+        return [self.fetch(handle) for handle in handles]
 
     def fixture(self, name: str) -> Student:
         return Student(self, getattr(fixtures, name), name)
