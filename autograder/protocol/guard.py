@@ -109,8 +109,8 @@ def cover(names: list[str]) -> None:
     which never runs student code) leaves every caller as it was."""
     for name in names:
         if name not in _covered_names:
+            _cover_name(name)  # a wrapper made before a failure stays made: a second try adds what is left
             _covered_names.add(name)
-            _cover_name(name)
 
 
 def warm() -> None:
