@@ -256,6 +256,19 @@ def _forbidding(owner, attribute: str, forbidden: str, api: str) -> dict[str, st
     return forbidding
 
 
+def _refuse_a_student_caller(forbidding: dict[str, str]) -> "tuple[Guard, str] | None":
+    """In a wrapper: (the active guard, the API it refuses) when it forbids one of `forbidding`, None
+    otherwise; a call made straight from a student's file is refused here."""
+    guard = _active
+    api = guard.forbidden_api(forbidding) if guard else None
+    if not api:
+        return None
+    caller = sys._getframe(2)  # the wrapper's caller
+    if guard._is_student_file(caller.f_code.co_filename):
+        guard._refuse(api, "called at", _location(caller))
+    return guard, api
+
+
 def _cover_class(forbidden: str, api: str, cls: type) -> None:
     """Wrap __init__: catches construction, and subclasses defined by the student."""
     if _forbidding(cls, "__init__", forbidden, api) is not None:
@@ -266,15 +279,12 @@ def _cover_class(forbidden: str, api: str, cls: type) -> None:
 
     @functools.wraps(original)
     def guarded_init(instance, *args, **kwargs):
-        guard = _active
-        refused = guard.forbidden_api(forbidding) if guard else None
-        if refused:
-            caller = sys._getframe(1)
-            if guard._is_student_file(caller.f_code.co_filename):
-                guard._refuse(refused, "called at", _location(caller))
+        refusing = _refuse_a_student_caller(forbidding)
+        if refusing:
+            guard, api = refusing
             subclass = type(instance)
             if subclass is not cls and guard._is_student_class(subclass):
-                guard._refuse(refused, "subclassed by", f"class {subclass.__module__}.{subclass.__qualname__}")
+                guard._refuse(api, "subclassed by", f"class {subclass.__module__}.{subclass.__qualname__}")
         if is_object_init:
             # object.__init__ rejects arguments once __init__ is
             # overridden; the arguments were meant for __new__.
@@ -300,12 +310,7 @@ def _cover_attribute(forbidden: str, api: str, owner, attribute: str) -> None:
 
     @functools.wraps(original)
     def guarded(*args, **kwargs):
-        guard = _active
-        refused = guard.forbidden_api(forbidding) if guard else None
-        if refused:
-            caller = sys._getframe(1)
-            if guard._is_student_file(caller.f_code.co_filename):
-                guard._refuse(refused, "called at", _location(caller))
+        _refuse_a_student_caller(forbidding)
         return original(*args, **kwargs)
 
     try:
