@@ -73,6 +73,10 @@ class Trial:
     def fetch(self, handle):
         return self.session.fetch(handle)
 
+    def fetch_all(self, handles: list) -> list:
+        """fetch each handle, in one round trip."""
+        return self.session.fetch_all(handles)
+
     # --- assertions ---
 
     def expect_close(self, actual, expected, *, what: str | None = None, dtype=None, rtol=None, atol=None, hint=None):
@@ -248,7 +252,7 @@ class Trial:
 
     def expect_unchanged(self, handles, originals, names, *, what: str, rule: str):
         """Each tensor put into the student's process (handles) must still equal its original."""
-        for after, original, name in zip(self.session.fetch_all(list(handles)), originals, names):
+        for after, original, name in zip(self.fetch_all(list(handles)), originals, names):
             changed = ""
             if after.shape == original.shape:
                 differing = after != original

@@ -1,7 +1,7 @@
 """Run-time guard against forbidden torch APIs, inside the worker process.
 
 Runs in the sandbox next to the student's code, so it imports only the
-standard library and torch. Two layers, installed once per check's process
+standard library and torch. Two layers, turned on once per check's process
 before the student's module is imported:
 
 * By name: each forbidden callable is swapped for a wrapper that refuses calls

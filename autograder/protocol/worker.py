@@ -82,6 +82,8 @@ import types
 # numpy's BLAS would start a thread per core whose spinning the check's CPU time would count.
 os.environ.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
+import torch  # noqa: E402
+
 from autograder.protocol import TEMPLATE_FLAG, guard, plan, wire  # noqa: E402
 
 OUTPUT_CAP = 64 << 10
@@ -103,8 +105,6 @@ def main(argv: list[str], confine=None, enter=None) -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-
-    import torch
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
@@ -179,8 +179,6 @@ def back_with_huge_pages() -> None:
 
 def restore_torch_settings() -> None:
     """torch's global settings as a fresh process has them (what a check's code may have changed)."""
-    import torch
-
     torch.set_default_dtype(torch.float32)
     torch.set_grad_enabled(True)
     torch.set_num_threads(1)
@@ -193,7 +191,6 @@ def seed_everything(seed: int) -> None:
     import random
 
     import numpy
-    import torch
 
     torch.manual_seed(seed)
     # Full float32 precision on CUDA (TF32 is ~1e-3 off): a flag, it does not initialize CUDA.
@@ -750,7 +747,7 @@ class Server:
             self.ids[key] = ref
         ref, kind = self.ids[key], kind_of(value)
         # A tensor's handle (put) is fetched, not called: listing its ~250 methods cost more than the put.
-        methods = methods_of(value) if kind == "object" and not isinstance(value, sys.modules["torch"].Tensor) else ()
+        methods = methods_of(value) if kind == "object" and not isinstance(value, torch.Tensor) else ()
         return wire.Ref(ref, kind, type_name(value), methods)
 
     def resolve(self, ref: wire.Ref):
