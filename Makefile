@@ -2,13 +2,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# torch's CPU build: the tests need no GPU, and PyPI's torch for Linux pulls several GB of CUDA
+# libraries. `make TORCH_INDEX=<url>` takes it from elsewhere (a mirror, a CUDA build). With
+# --retries 0, where TORCH_INDEX cannot be reached pip goes on at once with the indexes and find-links
+# of its own configuration (an offline machine's wheels) instead of retrying each page for minutes.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: demo test test-slow test-namespace bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --retries 0 torch==2.13.0 --index-url $(TORCH_INDEX)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="build the course and class here and keep them (default: a temporary folder)")
     options = parser.parse_args()
     if not (BIN / "nbgrader").is_file():
-        raise SystemExit(f"nbgrader is not installed in {BIN.parent}: pip install 'autograder[nbgrader]'")
+        raise SystemExit(f"nbgrader is not installed in {BIN.parent}: {BIN / 'pip'} install -e '.[nbgrader]'")
 
     assignment = load_reference("hw1", REFERENCE)
     with tempfile.TemporaryDirectory(prefix="bench-nbgrader-") as temporary:

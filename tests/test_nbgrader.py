@@ -20,7 +20,7 @@ NEW_POINTS = {"activations.Sigmoid.forward": 2.0, "activations.Sigmoid.backward"
 
 @pytest.fixture(scope="module")
 def nbgrader_api():
-    return pytest.importorskip("nbgrader.api", reason="nbgrader is not installed: pip install 'autograder[nbgrader]'")
+    return pytest.importorskip("nbgrader.api", reason="nbgrader is not installed: pip install 'dl-autograder[nbgrader]'")
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_cli_without_nbgrader_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "nbgrader", None)  # as if the extra were not installed
     run = invoke("export", "--db", str(db), "--format", "nbgrader", "-o", str(tmp_path / "gradebook.db"))
     assert run.exit_code == 1
-    assert "pip install 'autograder[nbgrader]'" in run.output
+    assert "pip install 'dl-autograder[nbgrader]'" in run.output
     assert not (tmp_path / "gradebook.db").exists()
 
 

@@ -1,7 +1,10 @@
-"""What students install: the built wheel holds no reference solution, and with it alone
-a copy of assignments/hw1 checks itself (no reference/ anywhere, a fresh virtualenv), as
-the homework's GitHub Actions workflow runs it (`check --ci`)."""
+"""What students install: the built wheel holds no reference solution, and with it alone a copy of
+assignments/hw1 checks itself (no reference/ anywhere, a fresh virtualenv), installed as its README's
+Install section says and checked as it says, then as the homework's GitHub Actions workflow runs it
+(`check --ci`)."""
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
+import autograder
+from autograder.engine.course import load_course
 from autograder.release.gradescope_package import build_wheel, project_metadata
+from autograder.release.install import TORCH_INSTALL, install_commands
 from autograder.release.release import BEGIN, END
 from autograder.release.workflow import JUNIT_FILE
 from hw1_variants import VARIANTS
@@ -51,16 +57,85 @@ def test_the_wheel_holds_the_package_and_no_course_material(wheel):
     assert leaked == []
 
 
+def install_section(readme: str) -> tuple[str, str]:
+    """The code blocks of a README's "## Install" section: what installs, and what checks it worked."""
+    section = re.search(r"^## Install\n(.*?)(?=^## |\Z)", readme, re.M | re.S)
+    assert section, "the README has no '## Install' section"
+    install, check = re.findall(r"^```sh\n(.*?)^```", section[1], re.M | re.S)
+    return install, check
+
+
+class FollowedReadme:
+    """A copy of assignments/hw1 alone, and the virtualenv its README's install commands made."""
+
+    def __init__(self, folder: Path, home: Path, check: str):
+        self.folder, self.home, self.check = folder, home, check
+        self.env = next(home.rglob("pyvenv.cfg")).parent
+
+    def run(self, script: str, folder: Path | None = None) -> subprocess.CompletedProcess:
+        """script run by bash from folder (the copy by default), as a student with the venv activated."""
+        return subprocess.run(["bash", "-euc", f". {self.env}/bin/activate\n{script}"], cwd=folder or self.folder,
+                              capture_output=True, text=True, timeout=300, env=student_environment(self.home))
+
+
+def student_environment(home: Path) -> dict:
+    """No autograder on PATH, a python3 of this Python's version (the .pth below needs the same one)."""
+    python = home.parent / "python"
+    python.mkdir(exist_ok=True)
+    if not (python / "python3").exists():
+        (python / "python3").symlink_to(sys.executable)
+    return {"PATH": f"{python}:/usr/bin:/bin", "HOME": str(home), "LANG": os.environ.get("LANG", "C.UTF-8")}
+
+
 @pytest.fixture(scope="module")
-def student_env(wheel, tmp_path_factory) -> Path:
-    """A fresh virtualenv with the wheel installed. Its dependencies (torch & co.) come from this
-    environment's site-packages through a .pth line: the same packages, without downloading them again."""
-    env = tmp_path_factory.mktemp("student") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, timeout=120)
-    subprocess.run([str(env / "bin" / "pip"), "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True, timeout=120)
-    site = next((env / "lib").glob("python3*/site-packages"))
-    (site / "zz_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    return env
+def followed_readme(wheel, tmp_path_factory) -> FollowedReadme:
+    """The released README's install commands, run from a copy of assignments/hw1 alone with a home of
+    its own, as written but for the two that download: torch's CPU index cannot be reached here (torch
+    and the other dependencies come from this environment's site-packages through a .pth line instead,
+    the same packages without downloading them again), and the course's package is not published here
+    (the wheel built from this checkout stands for it)."""
+    work = tmp_path_factory.mktemp("student")
+    folder = shutil.copytree(ROOT / "assignments" / "hw1", work / "hw1")
+    home = work / "home"
+    home.mkdir()
+    install, check = install_section((folder / "README.md").read_text())
+    torch_line, package_line = install_commands(load_course(ROOT).package)
+    lines = install.splitlines()
+    assert TORCH_INSTALL == torch_line and "--index-url https://download.pytorch.org/whl/cpu" in torch_line
+    assert torch_line in lines and package_line in lines, f"the README's install commands:\n{install}"
+    dependencies = sysconfig.get_paths()["purelib"]
+    site_packages = """$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"""  # the new venv's
+    substitutes = {
+        torch_line: f'echo {dependencies} > "{site_packages}/zz_dependencies.pth"',
+        package_line: f"pip install --quiet --no-index {wheel}",
+    }
+    script = "\n".join(substitutes.get(line, line) for line in lines)
+    installed = subprocess.run(["bash", "-euc", script], cwd=folder, capture_output=True, text=True, timeout=300,
+                               env=student_environment(home))
+    assert installed.returncode == 0, f"{script}\n{installed.stdout}{installed.stderr}"
+    return FollowedReadme(folder, home, check)
+
+
+def test_the_readme_install_and_check_steps_work_from_the_released_folder_alone(followed_readme, tmp_path):
+    where = followed_readme.run("python -c 'import autograder; print(autograder.__file__)'", tmp_path)
+    assert where.stdout.startswith(str(followed_readme.env)), where.stdout + where.stderr  # not this checkout's package
+
+    stubs = followed_readme.run(followed_readme.check)  # the files as handed out: nothing written yet
+    assert stubs.returncode == 1, stubs.stdout + stubs.stderr
+    assert f"autograder, version {autograder.__version__}\n" in stubs.stdout
+    assert "0 of 41 checks passed" in stubs.stdout
+
+    solved = shutil.copytree(followed_readme.folder, tmp_path / "hw1")
+    for name in HW1_FILES:
+        shutil.copy(ROOT / "reference" / "hw1" / name, solved / name)
+    passing = followed_readme.run(followed_readme.check, solved)
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert "41 of 41 checks passed" in passing.stdout
+
+
+@pytest.fixture(scope="module")
+def student_env(followed_readme) -> Path:
+    return followed_readme.env
 
 
 def check_hw1(env: Path, folder: Path) -> subprocess.CompletedProcess:
@@ -70,10 +145,7 @@ def check_hw1(env: Path, folder: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=300, env={"PATH": f"{env / 'bin'}:/usr/bin:/bin", "HOME": str(folder), **github})
 
 
-def test_a_copy_of_the_released_homework_checks_itself_with_the_wheel_alone(student_env, tmp_path):
-    where = subprocess.run([str(student_env / "bin" / "python"), "-c", "import autograder; print(autograder.__file__)"],
-                           capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert where.stdout.startswith(str(student_env)), where.stdout  # not this checkout's package
+def test_a_copy_of_the_released_homework_checks_itself_in_ci_with_the_wheel_alone(student_env, tmp_path):
     correct = shutil.copytree(ROOT / "assignments" / "hw1", tmp_path / "correct" / "hw1")
     for name in HW1_FILES:
         shutil.copy(ROOT / "reference" / "hw1" / name, correct / name)

@@ -171,5 +171,5 @@ def _nbgrader_api():
         from nbgrader import api
     except ImportError as exc:
         raise NbgraderExportError(f"exporting to nbgrader needs the nbgrader package ({exc}): "
-                                  "pip install 'autograder[nbgrader]'") from None
+                                  "pip install 'dl-autograder[nbgrader]'") from None
     return api

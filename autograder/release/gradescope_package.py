@@ -11,7 +11,7 @@ handed it in in /autograder/submission_metadata.json), runs a copy of run_autogr
     run_autograder        `autograder grade <hw> /autograder/submission --format gradescope` into
                           results.json: the student id from the metadata, the hidden checks' visibility
                           chosen here; a results.json scoring 0 that says why when grading cannot run
-    autograder-<version>-py3-none-any.whl
+    dl_autograder-<version>-py3-none-any.whl
                           this package, built from the checkout this command runs from, so Gradescope
                           grades with the code the instructor tested
     course/course.toml    the course (its grading settings)
@@ -48,11 +48,11 @@ import autograder
 from autograder.checks.seeds import SECRET_FILE
 from autograder.engine.assignment import Assignment
 from autograder.engine.course import COURSE_FILE
+from autograder.release.install import CPU_WHEELS
 from autograder.reports.gradescope import DEFAULT_HIDDEN_VISIBILITY, VISIBILITIES
 
 CHECKOUT = Path(autograder.__file__).resolve().parent.parent
 COURSE_DIR = "course"
-CPU_WHEELS = "https://download.pytorch.org/whl/cpu"
 SCRIPT_MODE, FILE_MODE = 0o755, 0o644
 
 

@@ -2,7 +2,8 @@
 
 * stubs: each solution file with its `# BEGIN SOLUTION` ... `# END SOLUTION`
   regions replaced by `raise NotImplementedError(...)`;
-* README.md: reference/<hw>/README.md with the points table filled in;
+* README.md: reference/<hw>/README.md with the points table filled in and, after its first heading's
+  text, how to install the autograder (release/install.py) from course.toml's [release] package;
 * public_checks/: the public checks' code and, in manifest.json, everything they
   drew from the tape (inputs, the reference's answers, and the arguments it was
   asked with) when run against the reference, so `autograder check` can replay
@@ -32,15 +33,17 @@ from autograder.engine.assignment import (
     Assignment,
     load_reference,
 )
-from autograder.engine.course import load_course
+from autograder.engine.course import COURSE_FILE, load_course
 from autograder.engine.runner import run_check
 from autograder.protocol.client import Worker
+from autograder.release.install import PackageSettingError, check_package_setting, readme_section, with_section
 from autograder.release.notebook import build_notebook
 from autograder.release.workflow import WORKFLOW_PATH, workflow
 from autograder.submission.signatures import signatures_of
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 POINTS_MARKER = "<!-- POINTS -->"
+README_TEMPLATE = "README.md"
 
 
 class ReleaseError(Exception):
@@ -50,13 +53,22 @@ class ReleaseError(Exception):
 def release(name: str, root: Path, sandbox, out: Path | None = None) -> list[Path]:
     reference_dir = root / "reference" / name
     out = out or root / "assignments" / name
+    try:
+        package = check_package_setting(load_course(root).package, str(root / COURSE_FILE))
+    except PackageSettingError as exc:
+        raise ReleaseError(str(exc)) from None
     assignment = load_reference(name, reference_dir)
+    template = reference_dir / README_TEMPLATE
+    if not template.is_file():
+        # No README would leave students without the task and without how to install: refused, not guessed.
+        raise ReleaseError(f"{template} is missing: the released README is written from it (what to implement; "
+                           f"{POINTS_MARKER} where the points table goes; the Install section is added after its "
+                           f"first heading's text). Write one, even just a heading: # {name}")
     files: dict[str, str] = {}
     for module in assignment.modules:
         files[f"{module}.py"] = make_stub((reference_dir / f"{module}.py").read_text(), f"{module}.py")
-    template = reference_dir / "README.md"
-    if template.is_file():
-        files["README.md"] = template.read_text().replace(POINTS_MARKER, points_table(assignment))
+    readme = template.read_text().replace(POINTS_MARKER, points_table(assignment))
+    files[README_TEMPLATE] = with_section(readme, readme_section(name, package))
     files[f"{BUNDLE_DIR}/{BUNDLE_CODE}"] = (reference_dir / PUBLIC_CHECKS).read_text()
     files[f"{BUNDLE_DIR}/{BUNDLE_MANIFEST}"] = manifest_text(
         {"assignment": name, "recordings": record_public(assignment, sandbox),
@@ -65,7 +77,7 @@ def release(name: str, root: Path, sandbox, out: Path | None = None) -> list[Pat
     notebook_template = reference_dir / NOTEBOOK_TEMPLATE
     if notebook_template.is_file():
         files[f"{name}.ipynb"] = build_notebook(notebook_template.read_text())
-    files[WORKFLOW_PATH] = workflow(name, load_course(root).package)
+    files[WORKFLOW_PATH] = workflow(name, package)
     if out.exists():
         shutil.rmtree(out)
     written = []

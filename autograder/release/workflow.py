@@ -6,12 +6,15 @@ which fails the job when a public check fails, writes a Markdown table to the
 job summary, marks failed checks as annotations, and leaves a JUnit file that
 the workflow uploads.
 
-`package` is what pip installs: the course sets it in course.toml
-([release] package), e.g. a wheel attached to a GitHub release or
-"autograder @ git+https://github.com/<course>/autograder@v1".
+`package` is what pip installs after torch's CPU build, as the released README's
+Install section says (release/install.py): the course sets it in course.toml
+([release] package), e.g. "dl-autograder==0.1.0" or the URL of a wheel attached
+to a GitHub release; `release` refuses a placeholder.
 """
 
 from __future__ import annotations
+
+from autograder.release.install import install_commands
 
 WORKFLOW_PATH = ".github/workflows/autograde.yml"
 JUNIT_FILE = "autograder-junit.xml"
@@ -34,8 +37,8 @@ jobs:
           python-version: "3.11"
           cache: pip
       # The CPU build of torch: the public checks need no GPU, and it is a far smaller download.
-      - run: pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-{install}
+      - run: {torch}
+      - run: {package}
       - run: autograder check {assignment} . --ci --junit {junit}
       - uses: actions/upload-artifact@v4
         if: always()
@@ -45,13 +48,7 @@ jobs:
 """
 
 
-NO_PACKAGE = ("      - run: |\n"
-              "          echo '::error::the course has not said where to install the autograder from "
-              "([release] package in course.toml): ask your instructor'\n"
-              "          exit 1")
-
-
 def workflow(assignment: str, package: str) -> str:
-    """The workflow's text; package "" gives one whose job fails saying the course must set it."""
-    install = f'      - run: pip install "{package}"' if package else NO_PACKAGE
-    return TEMPLATE.format(assignment=assignment, install=install, junit=JUNIT_FILE)
+    """The workflow's text; package is course.toml's [release] package, checked by `release`."""
+    torch, package = install_commands(package)
+    return TEMPLATE.format(assignment=assignment, torch=torch, package=package, junit=JUNIT_FILE)
