@@ -83,6 +83,7 @@ def test_package_layout(package):
     names = {path.relative_to(package).as_posix() for path in package.rglob("*") if path.is_file()}
     tops = {name.split("/")[0] for name in names}
     wheel = next(name for name in tops if name.endswith(".whl"))
+    assert wheel.startswith("dl_autograder-0.1.0-"), wheel  # the distribution's name, not PyPI's unrelated autograder
     assert tops == {"setup.sh", "run_autograder", wheel, "course"}
     assert os.access(package / "run_autograder", os.X_OK)
     assert not any(part in (".git", "__pycache__") or part.endswith(".pyc") for name in names for part in name.split("/"))

@@ -8,8 +8,10 @@ import pytest
 
 from autograder.checks import lastbits
 from autograder.engine.assignment import load_bundle
+from autograder.engine.course import load_course
 from autograder.engine.runner import grade
 from autograder.protocol import wire
+from autograder.release.install import TORCH_INSTALL
 from autograder.release.release import ReleaseError, make_stub, manifest_text, release, release_differences
 from sandboxing import sandbox as sandbox_for_tests
 
@@ -99,6 +101,10 @@ def test_readme_has_the_task_and_the_points(fresh):
     readme = (fresh / "README.md").read_text()
     assert "<!-- POINTS -->" not in readme
     assert "| `backprop.BatchNorm1d` |" in readme and "**15**" in readme
+    # How to install, from course.toml, after the title and what the homework asks and before its first section
+    install = readme.index("## Install\n")
+    assert readme.index("Fill in every") < install < readme.index("## Rules for every unit")
+    assert f"{TORCH_INSTALL}\npip install \"{load_course(ROOT).package}\"\n" in readme[install:]
 
 
 def test_bundle_replays_without_the_reference(fresh):

@@ -107,7 +107,8 @@ def followed_readme(wheel, tmp_path_factory) -> FollowedReadme:
     site_packages = """$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"""  # the new venv's
     substitutes = {
         torch_line: f'echo {dependencies} > "{site_packages}/zz_dependencies.pth"',
-        package_line: f"pip install --quiet --no-index {wheel}",
+        # --no-deps: they are met through the .pth, but pip would hold torch to the venv's own older setuptools
+        package_line: f"pip install --quiet --no-index --no-deps {wheel}",
     }
     script = "\n".join(substitutes.get(line, line) for line in lines)
     installed = subprocess.run(["bash", "-euc", script], cwd=folder, capture_output=True, text=True, timeout=300,
