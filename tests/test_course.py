@@ -153,14 +153,14 @@ def test_the_docstring_example_shows_every_key_and_parses():
     del example["course"]["total"]  # it shows one component of the 115 points
     course = parse_course(example)
     assert course.component("hw1").deadline is not None and course.late is not None
-    assert course.package == "autograder @ git+https://github.com/dl-course/autograder@v0.1.0"
+    assert course.package == "dl-autograder==0.1.0"
 
 
 @pytest.mark.parametrize("package", ['autograder"; rm -rf ~; echo "', "autograder\nrun: curl evil", 3])
 def test_the_package_a_homework_installs_is_one_plain_requirement(package):
     with pytest.raises(CourseError, match=r"\[release\] package must be one pip requirement on one line, without quotes"):
         parse_course({"release": {"package": package}})
-    assert parse_course({}).package == ""  # unset: the released workflow fails, saying so
+    assert parse_course({}).package == ""  # unset: `release` refuses it, saying what to put there
 
 
 @pytest.mark.parametrize("deadline, message", [

@@ -25,7 +25,7 @@ rule, and the settings grading follows.
     cap = 50                     # the most percent ever lost (100: a very late submission can reach 0)
 
     [release]
-    package = "autograder @ git+https://github.com/dl-course/autograder@v0.1.0"   # what each homework's CI installs
+    package = "dl-autograder==0.1.0"   # what students install: each homework's README and CI (release/install.py)
 
 Arithmetic is exact (Decimal): an assignment's raw score is scaled to its
 component's points and rounded half up to `decimals`; the total is the sum of
@@ -106,7 +106,7 @@ class Course:
     divisor: Decimal = Decimal(10)
     decimals: int = 2
     late: LatePolicy | None = None  # None: nothing is ever late
-    package: str = ""  # what a released homework's CI workflow installs with pip; "": not set
+    package: str = ""  # what a released homework's README and CI workflow install with pip; "": not set (release refuses it)
 
     @property
     def max_points(self) -> Decimal:
