@@ -16,13 +16,15 @@ from __future__ import annotations
 import re
 from importlib import metadata
 
+from autograder import __version__
+
 DISTRIBUTION = "dl-autograder"
 SUMMARY = "Grading and homework system for an introductory deep-learning course"  # pyproject.toml's description
 UNRELATED = "autograder"  # the PyPI project that installs the same package folder and command
 TORCH = "torch==2.13.0"  # as pyproject.toml pins it: a range would pull the newest (CUDA) build
 CPU_WHEELS = "https://download.pytorch.org/whl/cpu"
 TORCH_INSTALL = f"pip install {TORCH} --index-url {CPU_WHEELS}"
-EXAMPLE_PACKAGE = f"{DISTRIBUTION}==0.1.0"
+EXAMPLE_PACKAGE = f"{DISTRIBUTION}=={__version__}"
 
 # What a placeholder looks like: "<course>" style blanks, the documentation domains, and the URL
 # course.toml shipped with before there was a real one (github.com/dl-course/autograder does not exist).
@@ -41,24 +43,25 @@ def install_commands(package: str) -> list[str]:
 
 
 def check_package_setting(package: str, where: str = "course.toml") -> str:
-    """package (course.toml's [release] package) if pip can install the autograder from it, else
-    PackageSettingError saying what to put there."""
+    """package (course.toml's [release] package), stripped; PackageSettingError, saying what to put
+    there, when it is unset, a placeholder, or a requirement naming another distribution."""
+    package = package.strip()
     fix = (f'set it to what students pip install: "{EXAMPLE_PACKAGE}" (from PyPI), the URL of a wheel '
            "(built with `pip wheel --no-deps .`, e.g. attached to a GitHub release), or "
            f'"{DISTRIBUTION} @ git+https://github.com/<your course>/<its repository>@<a tag>"')
-    if not package.strip():
+    if not package:
         raise PackageSettingError(f"{where}: [release] package is not set: the released README and CI workflow "
                                   f"install the autograder from it; {fix}")
     if any(placeholder.search(package) for placeholder in _PLACEHOLDERS):
         raise PackageSettingError(f"{where}: [release] package is still a placeholder ({package!r}); {fix}")
-    named = _NAMED.match(package.strip())
+    named = _NAMED.match(package)
     # A URL or a path names nothing: pip reads the name from what it fetches.
-    if named and not package.strip().endswith((".whl", ".tar.gz", ".zip")) and _normalized(named[1]) != DISTRIBUTION:
+    if named and not package.endswith((".whl", ".tar.gz", ".zip")) and _normalized(named[1]) != DISTRIBUTION:
         raise PackageSettingError(
             f"{where}: [release] package {package!r} names the distribution {named[1]!r}, not {DISTRIBUTION!r}"
             + (" (`autograder` on PyPI is an unrelated project)" if _normalized(named[1]) == UNRELATED else "")
             + f"; {fix}")
-    return package.strip()
+    return package
 
 
 def clashing_distribution() -> str | None:
