@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
+from sandboxing import CHOSEN, JAIL
 
 from autograder.cli import main
-from sandboxing import CHOSEN, JAIL
 
 SANDBOX = CHOSEN or JAIL
 
