@@ -7,6 +7,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 from sandboxing import CHOSEN, JAIL
+from test_cli_startup import autograder_run
 
 from autograder.cli import main
 
@@ -75,3 +76,10 @@ def test_new_says_nothing_of_course_toml_when_the_component_is_there(course):
     (course / "course.toml").write_text('[[components]]\nid = "hw9"\npoints = 10\nsource = "hw9"\n')
     made = autograder("new", "hw9", "--root", course)
     assert made.exit_code == 0 and "course.toml" not in made.output, made.output
+
+
+def test_new_answers_without_loading_torch(course):
+    """Writing files needs no grading machinery: `new` answers at once, as --help does."""
+    run = autograder_run("new", "hw9", "--root", str(course))
+    assert run.returncode == 0, run.stderr
+    run.assert_light("autograder new")
