@@ -26,6 +26,7 @@ def course(tmp_path):
 
 
 def test_new_then_release_then_grade_gives_full_points_and_check_on_the_stubs_gives_none(course, tmp_path):
+    """Also: the scaffold's checks catch a forbidden API in a solution whose values are right."""
     made = autograder("new", "hw9", "--root", course)
     assert made.exit_code == 0, made.output
     reference = course / "reference" / "hw9"
@@ -48,6 +49,14 @@ def test_new_then_release_then_grade_gives_full_points_and_check_on_the_stubs_gi
     kinds = {(check["visibility"], check["status"]) for check in result["checks"]}
     assert result["score"] == result["max_score"] == 6.5, [c for c in result["checks"] if c["score"] < c["max_score"]]
     assert {("public", "passed"), ("hidden", "passed")} <= kinds
+
+    shortcut = shutil.copytree(reference, tmp_path / "shortcut")  # right values, by a forbidden API
+    solution = (shortcut / "layers.py").read_text()
+    (shortcut / "layers.py").write_text(solution.replace("1 / (1 + torch.exp(-x))", "torch.sigmoid(x)"))
+    caught = json.loads(autograder("grade", "hw9", shortcut, "--root", course, "--sandbox", SANDBOX, "--format", "json").stdout)
+    lost = {check["id"] for check in caught["checks"] if check["score"] < check["max_score"]}
+    assert lost == {"layers.SiLU.forward", "layers.SiLU.backward", "layers.SiLU.gradient", "layers.SiLU.stable"}, caught
+    assert all("torch.sigmoid" in check["message"] for check in caught["checks"] if check["id"] in lost)
 
     student = shutil.copytree(course / "assignments" / "hw9", tmp_path / "student")
     checked = autograder("check", "hw9", student)

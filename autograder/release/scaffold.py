@@ -105,9 +105,8 @@ from autograder.checks import CheckList
 checks = CheckList()
 F64, F32 = torch.float64, torch.float32
 
-# What each unit may not call, in the student's source and while it runs (the run-time
-# guard sees the aten operators behind these names too). Autograd is forbidden to
-# every unit without being listed here.
+# What each unit may not call, checked in the student's source and while it runs.
+# Autograd is forbidden to every unit without being listed here.
 FORBIDDEN = {
     "layers.affine": ["torch.nn.functional.linear", "torch.nn.Linear"],
     "layers.SiLU": ["torch.nn.functional.silu", "torch.nn.SiLU", "torch.sigmoid", "torch.Tensor.sigmoid",
