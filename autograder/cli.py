@@ -79,6 +79,30 @@ def _load_torch() -> None:
 @main.command()
 @click.argument("assignment")
 @root_option
+def new(assignment: str, root: Path | None) -> None:
+    """Start a homework: write reference/ASSIGNMENT with an example of each file and each kind of check.
+
+    `release ASSIGNMENT` and `grade ASSIGNMENT reference/ASSIGNMENT` accept it at once;
+    docs/authoring.md says what to change."""
+    from autograder.release.scaffold import ScaffoldError, course_hint, scaffold
+
+    root = find_root(root, "course.toml")
+    try:
+        written = scaffold(assignment, root)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in written:
+        click.echo(path.relative_to(root), err=True)
+    hint = course_hint(assignment, root)
+    if hint:
+        click.echo(hint, err=True)
+    click.echo(f"next: replace the example units in reference/{assignment}/, then `autograder release {assignment}` "
+               f"and `autograder grade {assignment} reference/{assignment}` (full points on the reference)", err=True)
+
+
+@main.command()
+@click.argument("assignment")
+@root_option
 @sandbox_option("process")  # runs the reference only
 def release(assignment: str, root: Path | None, sandbox: str) -> None:
     """Write assignments/ASSIGNMENT from reference/ASSIGNMENT: stubs, README, public check bundle."""
