@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -550,3 +551,24 @@ def gradescope_package(assignment, output, hidden_visibility, root) -> None:
     except PackageError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {written}: upload it on the assignment's Configure Autograder page", err=True)
+
+
+@main.command(name="build-image")
+@click.option("--image", help="The image's name  [default: $AUTOGRADER_IMAGE, else autograder-worker:latest]")
+@click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE",
+              help="Passed on to docker build: BASE and TORCH_INDEX for CUDA (docker/Dockerfile).")
+def build_image(image, build_args) -> None:
+    """Build the docker sandbox's grading image from this checkout, labelled with a hash of its worker's
+    modules: `--sandbox docker` and `auto` refuse an image whose label differs."""
+    import subprocess
+
+    from autograder.sandboxes.docker import build_command, default_image, dockerfile
+
+    if not dockerfile().is_file():
+        raise click.ClickException(f"{dockerfile()} is missing: build the image in a checkout of autograder {autograder.__version__}")
+    command = build_command(image or default_image(), build_args=build_args)
+    click.echo(f"running: {shlex.join(command)}", err=True)
+    try:
+        sys.exit(subprocess.run(command).returncode)
+    except FileNotFoundError:
+        raise click.ClickException("the docker command is not installed") from None

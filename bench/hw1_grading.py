@@ -33,7 +33,7 @@ from autograder.engine.assignment import load_reference  # noqa: E402
 from autograder.engine.runner import grade  # noqa: E402
 from autograder.protocol import fixtures  # noqa: E402
 from autograder.protocol.client import Worker  # noqa: E402
-from autograder.sandboxes import SANDBOXES, get_sandbox  # noqa: E402
+from autograder.sandboxes import SANDBOXES  # noqa: E402
 
 REFERENCE = ROOT / "reference" / "hw1"
 
@@ -104,11 +104,12 @@ def main() -> None:
     own = own_compute(assignment)
     print(f"the checks' own compute (reference in this process, no worker): {sum(own.values()):.2f} s")
     for name in args.sandbox or list(SANDBOXES):
-        reason = SANDBOXES[name].unavailable()
+        sandbox = SANDBOXES[name]()
+        reason = sandbox.unavailable()
         if reason:
             print(f"\n{name}: not measured: {reason}")
             continue
-        measure(get_sandbox(name), assignment, own, args.starts)
+        measure(sandbox, assignment, own, args.starts)
 
 
 def measure(sandbox, assignment, own: dict[str, float], starts: int) -> None:

@@ -17,7 +17,7 @@ import pytest
 from autograder.sandboxes import SANDBOXES, get_sandbox
 
 CHOSEN = os.environ.get("AUTOGRADER_TEST_SANDBOX")
-JAIL = "namespace" if SANDBOXES["namespace"].unavailable() is None else "process"
+JAIL = "namespace" if SANDBOXES["namespace"]().unavailable() is None else "process"
 
 
 def sandbox(default: str = JAIL):
@@ -26,7 +26,8 @@ def sandbox(default: str = JAIL):
 
 def require(name: str):
     """The sandbox called name, or a skip that prints why it cannot run here."""
-    reason = SANDBOXES[name].unavailable()
+    sandbox = SANDBOXES[name]()
+    reason = sandbox.unavailable()
     if reason:
         pytest.skip(f"the {name} sandbox cannot run here: {reason}")
-    return get_sandbox(name)
+    return sandbox

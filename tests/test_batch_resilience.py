@@ -220,8 +220,9 @@ def test_a_grader_over_its_memory_limit_is_killed_alone_and_said_so(tmp_path, mo
 @pytest.mark.slow  # 40 to 90 s each: a batch, killed, and the next
 @pytest.mark.parametrize("sandbox", ["namespace", "process"])
 def test_what_a_killed_batch_leaves_the_next_run_removes(tmp_path, sandbox):
-    if SANDBOXES[sandbox].unavailable():
-        pytest.skip(f"the {sandbox} sandbox cannot run here: {SANDBOXES[sandbox].unavailable()}")
+    reason = SANDBOXES[sandbox]().unavailable()
+    if reason:
+        pytest.skip(f"the {sandbox} sandbox cannot run here: {reason}")
     slow = f"import time\ntime.sleep(1)\n\n{RIGHT}"
     source = make_class(tmp_path / "class", {f"s{i}": slow for i in range(4)})
     db = tmp_path / "gradebook.sqlite"

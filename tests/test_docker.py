@@ -256,14 +256,25 @@ def test_ignore_matching_follows_docker(lines, path, expected):
     assert ignored(path, ignore_patterns(lines)) is expected
 
 
-def test_build_context_holds_only_the_worker_modules():
-    """Every file of the checkout, tracked or not (a venv, caches), is filtered as Docker filters the context."""
+def build_context() -> set[str]:
+    """Every file of the checkout, tracked or not (a venv, caches), filtered as Docker filters the context."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others"], cwd=ROOT, capture_output=True, check=True)
     files = listed.stdout.decode().split("\0")[:-1] + ["autograder/protocol/__pycache__/wire.cpython-311.pyc"]
     patterns = ignore_patterns(DOCKERIGNORE.read_text())
-    sent = {path for path in files if not ignored(path, patterns)}
+    return {path for path in files if not ignored(path, patterns)}
+
+
+def test_build_context_holds_only_the_worker_modules():
     worker_modules = {"autograder/__init__.py"} | {f"autograder/protocol/{p.name}" for p in PROTOCOL.glob("*.py")}
-    assert sent == worker_modules
+    assert build_context() == worker_modules
+
+
+def test_the_image_label_hashes_what_the_image_copies():
+    """The label's hash covers exactly the files the build sends and the Dockerfile copies."""
+    copied = {posixpath.normpath(source) for keyword, text in instructions(DOCKERFILE) if keyword in ("COPY", "ADD")
+              for source in [w for w in arguments(text) if not w.startswith("--")][:-1]}
+    assert copied == set(docker.WORKER_MODULES)
+    assert set(docker.worker_module_files(ROOT)) == build_context()
 
 
 def test_worker_modules_need_nothing_else_of_the_package():
@@ -303,7 +314,7 @@ def engine_missing() -> str | None:
 def test_unavailable_says_why_without_an_engine():
     if engine_missing() is None:
         pytest.skip("a Docker engine answers here")
-    reason = DockerSandbox.unavailable()
+    reason = DockerSandbox().unavailable()
     assert reason and ("no Docker engine answers" in reason or "not installed" in reason)
 
 
@@ -312,11 +323,7 @@ def test_unavailable_passes_on_what_docker_said(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    docker.probe.cache_clear()
-    try:
-        reason = DockerSandbox.unavailable()
-    finally:
-        docker.probe.cache_clear()
+    reason = DockerSandbox().unavailable()
     assert reason.startswith("no Docker engine answers") and "Cannot connect to the Docker daemon" in reason
 
 
@@ -328,12 +335,13 @@ def image():
     reason = engine_missing()
     if reason:
         pytest.skip(f"no Docker engine here: {reason}")
-    built = subprocess.run(
-        ["docker", "build", "-t", TEST_IMAGE, "-f", str(DOCKERFILE), "."],
-        cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
-    )
+    built = subprocess.run(docker.build_command(TEST_IMAGE, ROOT), capture_output=True, text=True, timeout=BUILD_TIMEOUT)
     assert built.returncode == 0, f"docker build failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"
     return TEST_IMAGE
+
+
+def test_the_built_image_holds_this_checkouts_worker(image):
+    assert DockerSandbox(image=image).unavailable() is None
 
 
 def test_reference_hw1_scores_full_marks_in_containers(image):

@@ -32,16 +32,18 @@ def choose(name: str) -> tuple[Sandbox, list[str]]:
     if name != "auto":
         if name not in SANDBOXES:
             raise SandboxUnavailable(f"unknown sandbox {name!r}; choose one of: auto, {', '.join(SANDBOXES)}")
-        reason = SANDBOXES[name].unavailable()
+        sandbox = SANDBOXES[name]()
+        reason = sandbox.unavailable()
         if reason:
             raise SandboxUnavailable(f"the {name} sandbox is not available on this host: {reason}")
-        return SANDBOXES[name](), []
+        return sandbox, []
     passed_over = []
     for candidate in ("docker", "namespace"):
-        reason = SANDBOXES[candidate].unavailable()
+        sandbox = SANDBOXES[candidate]()
+        reason = sandbox.unavailable()
         if reason is None:
             because = f" (not docker: {passed_over[0]})" if passed_over else ""
-            return SANDBOXES[candidate](), [f"sandbox: {candidate}{because}"]
+            return sandbox, [f"sandbox: {candidate}{because}"]
         passed_over.append(reason)
     because = f" (not docker: {passed_over[0]}; not namespace: {passed_over[1]})"
     return ProcessSandbox(), [f"sandbox: process{because}", NOT_ISOLATED_AS_ROOT if os.geteuid() == 0 else NOT_ISOLATED]

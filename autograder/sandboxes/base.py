@@ -15,9 +15,8 @@ class Sandbox(ABC):
     # the grader then reads a check's CPU time from the kernel for timed checks.
     shares_pids: bool = False
 
-    @classmethod
-    def unavailable(cls) -> str | None:
-        """Why this sandbox cannot run on this host, or None when it can."""
+    def unavailable(self) -> str | None:
+        """Why this sandbox, as configured (the docker sandbox: its image), cannot run on this host, or None when it can."""
         return None
 
     @abstractmethod

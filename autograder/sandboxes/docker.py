@@ -9,22 +9,32 @@ the grader's own uid when it is not root), with a staged copy of the
 submission that only that uid and root can read. The
 zygote relays the checks' frames over the pipes (there is no socket to hand
 over), and at every check's end kills the check's process group.
+
+The image must hold this checkout's worker: `build_command` labels it with a hash of
+the worker's modules, and `probe` refuses an image whose label is missing or differs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
-from functools import cache
 from pathlib import Path
 
 from autograder.sandboxes.base import Sandbox, SandboxUnavailable
 from autograder.sandboxes.slots import Slot, stage
 
-IMAGE = os.environ.get("AUTOGRADER_IMAGE", "autograder-worker:latest")
+DEFAULT_IMAGE = "autograder-worker:latest"
+# The checkout (or site-packages) holding the package: the worker's modules are hashed from here.
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+# What docker/Dockerfile copies into the image (their .py files): the worker imports nothing else of the package.
+WORKER_MODULES = ("autograder/__init__.py", "autograder/protocol")
+LABEL = "autograder.worker-modules"
 WORKER_UID = 65534  # without a slot: nobody. The image's files are world-readable, no worker owns any
 GiB = 1 << 30
 _numbers = itertools.count()
@@ -35,23 +45,22 @@ class DockerSandbox(Sandbox):
 
     def __init__(
         self,
-        image: str = IMAGE,
+        image: str | None = None,
         memory_bytes: int = 4 * GiB,
         pids: int = 128,
         tmp_bytes: int = 64 << 20,
         cpus: float = 1.0,
         gpus: bool = False,
     ):
-        self.image = image
+        self.image = image or default_image()
         self.memory_bytes = memory_bytes
         self.pids = pids
         self.tmp_bytes = tmp_bytes
         self.cpus = cpus
         self.gpus = gpus
 
-    @classmethod
-    def unavailable(cls) -> str | None:
-        return probe(IMAGE)
+    def unavailable(self) -> str | None:
+        return probe(self.image)
 
     def command(self, submission: Path, name: str, uid: int = WORKER_UID) -> list[str]:
         """The `docker run` command line for one worker: its container's name, the uid it runs as."""
@@ -122,9 +131,56 @@ def csv_field(text: str) -> str:
     return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
 
 
-@cache
+def default_image() -> str:
+    return os.environ.get("AUTOGRADER_IMAGE", DEFAULT_IMAGE)
+
+
+def worker_module_files(root: Path = PACKAGE_PARENT) -> list[str]:
+    """The worker's modules under root (the .py files of WORKER_MODULES), as sorted relative POSIX paths."""
+    files = set()
+    for module in WORKER_MODULES:
+        path = root / module
+        found = [path] if path.is_file() else [p for p in path.rglob("*.py") if "__pycache__" not in p.parts]
+        files |= {p.relative_to(root).as_posix() for p in found}
+    return sorted(files)
+
+
+def worker_modules_digest(root: Path = PACKAGE_PARENT) -> str:
+    """The image label's value: a SHA-256 of the worker's modules' relative paths and contents, in sorted
+    order (no times or modes: a fresh clone of the same commit gives the same digest)."""
+    digest = hashlib.sha256()
+    for relative in worker_module_files(root):
+        content = (root / relative).read_bytes()
+        digest.update(f"{relative}\0{len(content)}\0".encode() + content)
+    return digest.hexdigest()
+
+
+def dockerfile(root: Path = PACKAGE_PARENT) -> Path:
+    return root / "docker" / "Dockerfile"
+
+
+def build_command(image: str, root: Path = PACKAGE_PARENT, build_args: tuple[str, ...] = ()) -> list[str]:
+    """The `docker build` command line that builds image from root's docker/Dockerfile, labelled with
+    root's worker modules; absolute paths, so it runs from any directory. build_args: NAME=VALUE each."""
+    command = ["docker", "build", "-t", image, "--label", f"{LABEL}={worker_modules_digest(root)}"]
+    for build_arg in build_args:
+        command += ["--build-arg", build_arg]
+    return command + ["-f", str(dockerfile(root)), str(root)]
+
+
+def build_advice(image: str, root: Path = PACKAGE_PARENT, verb: str = "build") -> str:
+    """How to build image with root's worker: the exact command, or where to run one."""
+    if dockerfile(root).is_file():
+        return f"{verb} it with `{shlex.join(build_command(image, root))}`"
+    from autograder import __version__
+
+    return (f"{root} has no docker/Dockerfile (an installed package): {verb} it in a checkout of autograder "
+            f"{__version__} with `autograder build-image --image {image}`")
+
+
 def probe(image: str) -> str | None:
-    """Why the docker sandbox cannot run here, or None when it can."""
+    """Why the docker sandbox cannot run image here, or None when it can. Asked anew at each call: an
+    image is rebuilt under the same name, and an answer for one image says nothing of another."""
     if shutil.which("docker") is None:
         return "the docker command is not installed"
     try:
@@ -135,5 +191,23 @@ def probe(image: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"`docker info` failed: {exc}"
     if found.returncode != 0:
-        return f"the grading image {image} is not built; build it with `docker build -t {image} -f docker/Dockerfile .`"
-    return None
+        return f"the grading image {image} is not built; {build_advice(image)}"
+    return mismatch(image, found.stdout)
+
+
+def mismatch(image: str, inspected: str, root: Path = PACKAGE_PARENT) -> str | None:
+    """Why image, as `docker image inspect` describes it, does not hold root's worker; None when it does."""
+    try:
+        labels = json.loads(inspected)[0]["Config"]["Labels"] or {}
+    except (ValueError, LookupError, TypeError) as exc:
+        return f"cannot read the labels of the grading image {image} from `docker image inspect` ({exc!r}: {inspected[:200]!r})"
+    found, expected = labels.get(LABEL), worker_modules_digest(root)
+    if found == expected:
+        return None
+    if found is None:
+        why = (f"has no {LABEL} label, so nothing says it holds the worker of {root} (built without "
+               f"`autograder build-image`, by an older autograder, or a foreign image)")
+    else:
+        why = (f"is stale: it was built from other worker modules than those of {root} "
+               f"({LABEL} {found[:12]}..., this checkout's {expected[:12]}...)")
+    return f"the grading image {image} {why}; {build_advice(image, root, 'rebuild')}"
