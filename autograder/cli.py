@@ -1,6 +1,7 @@
-"""The `autograder` command: release, check, grade, batch, import, export,
-report, demo. Thin: it parses, finds the course material, and hands over to
-the engine, the batch, the gradebook and the reports.
+"""The `autograder` command: new, release, check, submit, grade, batch,
+import, export, report, demo, gradescope-package, build-image. Thin: it
+parses, finds the course material, and hands over to the engine, the batch,
+the gradebook and the reports.
 
 It answers at once: the grading machinery (torch, seconds to import) is
 imported only inside the commands that grade or load checks, so --version,
@@ -61,8 +62,20 @@ def sandbox_option(default: str):
     return click.option("--sandbox", default=default, show_default=True, help=SANDBOX_HELP)
 
 
+def _show_version(ctx: click.Context, _param, value: bool) -> None:
+    """--version; and a warning when PyPI's unrelated `autograder` shares this environment."""
+    if not value or ctx.resilient_parsing:
+        return
+    from autograder.release.install import clashing_distribution
+
+    click.echo(f"autograder, version {autograder.__version__}")
+    if warning := clashing_distribution():
+        click.echo(warning, err=True)
+    ctx.exit()
+
+
 @click.group()
-@click.version_option(autograder.__version__)
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version, help="Show the version and exit.")
 def main() -> None:
     """Autograder of the deep-learning course."""
     log = logging.StreamHandler(sys.stderr)
