@@ -3,8 +3,11 @@ refuses a course.toml whose [release] package is a placeholder and a homework wi
 template, and the unrelated `autograder` distribution is recognized beside ours. The README's
 install steps followed for real: tests/test_wheel.py."""
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -114,3 +117,13 @@ def test_the_unrelated_autograder_distribution_is_recognized(tmp_path, monkeypat
     warning = clashing_distribution()
     assert warning.startswith("warning: this environment also has autograder 9.9, an unrelated project"), warning
     assert "`pip uninstall autograder dl-autograder`" in warning
+
+
+def test_version_warns_on_stderr_while_the_unrelated_autograder_shares_the_environment(tmp_path):
+    fake_distribution(tmp_path, "autograder", "Automatic grading of programming assignments")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}  # its metadata before the checkout's egg-info
+    run = subprocess.run([sys.executable, "-m", "autograder", "--version"], capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 0 and run.stdout == f"autograder, version {autograder.__version__}\n"
+    assert run.stderr.startswith("warning: this environment also has autograder 9.9, an unrelated project"), run.stderr
+    alone = subprocess.run([sys.executable, "-m", "autograder", "--version"], capture_output=True, text=True, timeout=60)
+    assert "unrelated" not in alone.stderr
