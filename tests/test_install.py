@@ -121,9 +121,11 @@ def test_the_unrelated_autograder_distribution_is_recognized(tmp_path, monkeypat
 
 def test_version_warns_on_stderr_while_the_unrelated_autograder_shares_the_environment(tmp_path):
     fake_distribution(tmp_path, "autograder", "Automatic grading of programming assignments")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}  # its metadata before the checkout's egg-info
-    run = subprocess.run([sys.executable, "-m", "autograder", "--version"], capture_output=True, text=True, env=env, timeout=60)
+    # Run from tmp_path, its metadata first: the checkout holds this project's own egg-info (named autograder).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    version = [sys.executable, "-m", "autograder", "--version"]
+    run = subprocess.run(version, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert run.returncode == 0 and run.stdout == f"autograder, version {autograder.__version__}\n"
     assert run.stderr.startswith("warning: this environment also has autograder 9.9, an unrelated project"), run.stderr
-    alone = subprocess.run([sys.executable, "-m", "autograder", "--version"], capture_output=True, text=True, timeout=60)
+    alone = subprocess.run(version, capture_output=True, text=True, timeout=60)
     assert "unrelated" not in alone.stderr
