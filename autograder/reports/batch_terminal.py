@@ -119,7 +119,7 @@ class BatchProgress:
         left = self.seconds_left()
         if left is None:
             return "time left: known after the first result"
-        return f"about {_duration(left)} left" if left >= 1 else "finishing"
+        return f"about {_duration(left)} left" if left >= 1 else "under 1 s left"
 
     def in_flight_line(self) -> str:
         """e.g. "now: ann (12 s), bob (3 s)"."""
@@ -188,7 +188,7 @@ def summary(console: Console, assignment: str, outcomes: list, scores: dict[str,
         )
     console.print(table)
     if scores:
-        console.print(_scores_table(assignment, outcomes, scores, max_score, show_all))
+        _print_scores(console, assignment, outcomes, scores, max_score, show_all)
     failing = sorted((row for row in failures_by_check if row[1]), key=lambda row: -row[1])[:CHECKS_SHOWN]
     if failing:
         checks = Table(title="checks failed most often", title_justify="left")
@@ -204,15 +204,16 @@ def summary(console: Console, assignment: str, outcomes: list, scores: dict[str,
             console.print(clean(f"NOT GRADED: {outcome.student}: {outcome.detail}"), style="red", markup=False, emoji=False)
 
 
-def _scores_table(assignment: str, outcomes: list, scores: dict[str, float], max_score: float, show_all: bool) -> Table:
+def _print_scores(console: Console, assignment: str, outcomes: list, scores: dict[str, float], max_score: float,
+                  show_all: bool) -> None:
     """Every student's score, lowest first; a class over ALL_SCORES_UP_TO: the lowest and highest SCORES_SHOWN."""
     ranked = sorted(scores.items(), key=lambda item: (item[1], item[0]))
     graded_now = {o.student for o in outcomes if o.action in ("graded", "broken")}
-    mark = not graded_now.issuperset(scores)  # which are new: only worth a column when some are not
+    mark = bool(graded_now) and not graded_now.issuperset(scores)  # which are new: worth a column when only some are
     cut = not show_all and len(ranked) > ALL_SCORES_UP_TO
     title = f"{assignment} scores, lowest first" if not cut else \
         f"{assignment}: {SCORES_SHOWN} lowest and {SCORES_SHOWN} highest of {len(ranked)} scores (--all: every one)"
-    table = Table(title=title, title_justify="left")
+    table = Table()
     table.add_column("student")
     table.add_column("score", justify="right")
     if mark:
@@ -225,4 +226,5 @@ def _scores_table(assignment: str, outcomes: list, scores: dict[str, float], max
         student, score = row
         cells = [Text(clean(student, multiline=False)), f"{score:g}/{max_score:g}"]
         table.add_row(*cells, *[Text("graded now", style="dim") if student in graded_now else ""] * mark)
-    return table
+    console.print(title, style="italic", markup=False)  # above the table: as its title it would wrap to its width
+    console.print(table)
