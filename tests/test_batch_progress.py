@@ -72,6 +72,16 @@ def test_the_time_left_follows_the_median_submission_and_the_graders_left_busy()
     assert progress.done == 9 and progress.seconds_left() == 5.0
 
 
+def test_the_time_left_leaves_out_each_graders_first_submission_once_later_ones_are_in():
+    progress = BatchProgress(log_console(), "hw1", clock=Clock())
+    progress.on_start(8, graders=2)
+    progress.on_outcome(graded("a", 14.0))
+    progress.on_outcome(graded("b", 13.5))
+    assert progress.seconds_left() == 6 * 13.75 / 2  # all there is to go by
+    progress.on_outcome(graded("c", 3.0))
+    assert progress.seconds_left() == 5 * 3.0 / 2
+
+
 def test_the_terminal_shows_whom_it_grades_for_how_long_and_says_when_the_time_left_is_known():
     clock = Clock()
     progress = BatchProgress(log_console(), "hw1", clock=clock)
