@@ -97,6 +97,10 @@ def test_the_terminal_shows_whom_it_grades_for_how_long_and_says_when_the_time_l
     shown = display(progress)
     assert "1/6" in shown and "now: bob (15 s), cat (3 s)" in shown and "ann" not in shown
     assert "about 30 s left" in shown and "10.0/min" in shown  # 5 left, 12 s each, 2 at a time
+    for student in ("bob", "cat", "dan", "eve", "fay"):
+        progress.on_outcome(graded(student, 12.0))
+    shown = display(progress)
+    assert "6/6" in shown and "done" in shown and "left" not in shown and "now:" not in shown
 
 
 def test_a_student_id_cannot_drive_the_terminal():

@@ -121,6 +121,8 @@ class BatchProgress:
         left = self.seconds_left()
         if left is None:
             return "time left: known after the first result"
+        if self.done >= self.total:
+            return "done"
         return f"about {_duration(left)} left" if left >= 1 else "under 1 s left"
 
     def in_flight_line(self) -> str:
