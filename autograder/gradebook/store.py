@@ -175,8 +175,8 @@ class Gradebook:
         return [Stored(SubmissionResult.from_dict(json.loads(r[0])), *r[1:]) for r in rows]
 
     def failures_by_check(self, assignment: str) -> list[tuple[str, int, int]]:
-        """(check id, students who did not pass it, students graded on it), in check order. A skipped check (a
-        .cuda twin on a host without CUDA) ran for no one it was skipped for: it counts in neither number."""
+        """(check id, students who did not pass it, students graded on it), in check order. A check skipped for a
+        student (a .cuda twin on a host without CUDA) did not run for them: it counts in neither number."""
         return self.db.execute(
             "SELECT check_id, SUM(status != 'skipped' AND (status != 'passed' OR score < max_score)), SUM(status != 'skipped') "
             "FROM checks WHERE assignment = ? GROUP BY check_id ORDER BY MIN(position), check_id",
