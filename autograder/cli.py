@@ -25,6 +25,7 @@ from rich.progress import Progress
 
 import autograder
 from autograder.engine.course import CourseError, load_course
+from autograder.engine.grades import unassigned
 from autograder.gradebook.imports import PointsFileError, read_points
 from autograder.gradebook.nbgrader_export import NbgraderExportError, export_to_nbgrader
 from autograder.gradebook.store import DEFAULT_PATH as DEFAULT_GRADEBOOK
@@ -33,7 +34,7 @@ from autograder.release.workflow import JUNIT_FILE
 from autograder.reports import batch_terminal, feedback, gradescope, terminal
 from autograder.reports import ci as ci_report
 from autograder.reports import junit as junit_report
-from autograder.reports.batch_terminal import BatchProgress
+from autograder.reports.batch_terminal import ALL_SCORES_UP_TO, SCORES_SHOWN, BatchProgress
 from autograder.reports.export_csv import class_csv
 from autograder.reports.safe_text import CleanFormatter, clean, clean_result
 
@@ -313,9 +314,11 @@ db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path)
 @click.option("--workers", type=click.IntRange(1, 256), default=os.cpu_count() or 1, show_default="the number of cores",
               help="Submissions graded at once.")
 @click.option("--force", is_flag=True, help="Regrade submissions the gradebook already holds unchanged.")
+@click.option("--all", "show_all", is_flag=True,
+              help=f"List every student's score (a class over {ALL_SCORES_UP_TO}: the lowest and highest {SCORES_SHOWN} unless given).")
 @root_option
 @sandbox_option("auto")
-def batch(assignment, source, db, workers, force, root, sandbox) -> None:
+def batch(assignment, source, db, workers, force, show_all, root, sandbox) -> None:
     """Grade every submission in SOURCE into the gradebook.
 
     SOURCE is a folder with one folder (or zip) per student, named by student id;
@@ -327,13 +330,14 @@ def batch(assignment, source, db, workers, force, root, sandbox) -> None:
 
     root = find_root(root, "reference", assignment)
     material, course = _material(assignment, root)
-    outcomes = _batch(material, course, source, db, workers, force, sandbox, Console(stderr=True))
+    outcomes = _batch(material, course, source, db, workers, force, sandbox, Console(stderr=True), show_all)
     not_graded = [o.student for o in outcomes if o.action in NOT_GRADED]
     if not_graded:  # student ids come from upload names: cleaned
         raise click.ClickException(clean(f"not graded (see above): {', '.join(not_graded)}", multiline=False))
 
 
-def _batch(material, course, source: Path, db: Path, workers: int, force: bool, sandbox: str, console: Console):
+def _batch(material, course, source: Path, db: Path, workers: int, force: bool, sandbox: str, console: Console,
+           show_all: bool = False):
     from autograder.batch.intake import IntakeError, discover
     from autograder.batch.run import run_batch
 
@@ -353,11 +357,13 @@ def _batch(material, course, source: Path, db: Path, workers: int, force: bool, 
         with BatchProgress(console, material.name) as progress:
             try:
                 outcomes = run_batch(material, submissions, gradebook, sandbox=chosen, course=course, workers=workers,
-                                     force=force, on_start=progress.on_start, on_outcome=progress.on_outcome)
+                                     force=force, on_start=progress.on_start, on_outcome=progress.on_outcome,
+                                     on_busy=progress.on_busy)
             except KeyboardInterrupt:
                 raise click.ClickException("interrupted: every result shown so far is saved; run the same command again to go on") from None
-        scores = [stored.result.score for stored in gradebook.submissions(material.name)]
-        batch_terminal.summary(console, material.name, outcomes, scores, material.max_score, gradebook.failures_by_check(material.name))
+        scores = {stored.result.student: stored.result.score for stored in gradebook.submissions(material.name)}
+        batch_terminal.summary(console, material.name, outcomes, scores, material.max_score,
+                               gradebook.failures_by_check(material.name), show_all)
     console.print(f"gradebook: {db}", markup=False)
     return outcomes
 
@@ -391,8 +397,9 @@ def export(db, output_format, output, assignment, root) -> None:
     """Export the gradebook: the class CSV (final grades), a result file per student, or the scores per check into nbgrader."""
     with _gradebook(db, must_exist=True) as gradebook:
         if output_format == "csv":
-            course = _course(find_root(root, "course.toml"))
-            text = class_csv(course, gradebook.class_grades(course))
+            course_root = find_root(root, "course.toml")
+            course = _course(course_root)
+            text = class_csv(course, gradebook.class_grades(course, unassigned(course, course_root)))
             if str(output) == "-":
                 click.echo(text, nl=False)
             else:
@@ -427,16 +434,17 @@ def export(db, output_format, output, assignment, root) -> None:
 @root_option
 def report(db, output, root) -> None:
     """Write the class report (class.html) and each student's feedback (feedback/STUDENT.md and .html)."""
-    course = _course(find_root(root, "course.toml"))
+    course_root = find_root(root, "course.toml")
+    course = _course(course_root)
     with _gradebook(db, must_exist=True) as gradebook:
-        written = _reports(course, gradebook, output)
+        written = _reports(course, gradebook, output, course_root)
     click.echo(f"wrote {written} (open it in a browser) and the feedback of each student in {output / 'feedback'}", err=True)
 
 
-def _reports(course, gradebook, output: Path) -> Path:
+def _reports(course, gradebook, output: Path, root: Path) -> Path:
     from autograder.reports import class_report  # matplotlib: loaded only to draw
 
-    grades = gradebook.class_grades(course)
+    grades = gradebook.class_grades(course, unassigned(course, root))
     by_component: dict[str, list] = {}
     by_student: dict[str, dict] = {}
     for component in course.components:
@@ -446,13 +454,15 @@ def _reports(course, gradebook, output: Path) -> Path:
                 by_student.setdefault(result.student, {})[component.id] = result
     feedback_dir = output / "feedback"
     feedback_dir.mkdir(parents=True, exist_ok=True)
+    links = {}
     for standing in grades:
         own = by_student.get(standing.student, {})
         name = safe_name(standing.student)
         (feedback_dir / f"{name}.md").write_text(feedback.markdown(course, standing, own), encoding="utf-8")
         (feedback_dir / f"{name}.html").write_text(feedback.html(course, standing, own), encoding="utf-8")
+        links[standing.student] = f"{feedback_dir.name}/{name}.html"
     page = output / "class.html"
-    page.write_text(class_report.class_html(course, grades, by_component), encoding="utf-8")
+    page.write_text(class_report.class_html(course, grades, by_component, links), encoding="utf-8")
     return page
 
 
@@ -522,9 +532,9 @@ def demo(output, workers, sandbox) -> None:
         for component in course.components:
             if component.imported and (root / "examples" / f"{component.id}.csv").is_file():
                 gradebook.import_points(component.id, read_points(root / "examples" / f"{component.id}.csv", component), f"{component.id}.csv")
-        grades = gradebook.class_grades(course)
+        grades = gradebook.class_grades(course, unassigned(course, root))
         (work / "grades.csv").write_text(class_csv(course, grades), encoding="utf-8")
-        page = _reports(course, gradebook, work / "reports")
+        page = _reports(course, gradebook, work / "reports", root)
     terminal.render_gradebook(course, grades, Console())
     click.echo(f"\ngradebook: {db}\nfinal grades (CSV): {work / 'grades.csv'}\nclass report: {page}\n"
                f"feedback per student: {work / 'reports' / 'feedback'}")

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -97,6 +98,18 @@ def test_a_class_is_graded_once_then_only_what_changed(tmp_path):
 
     forced = batch(source, db, "--force")
     assert "3 graded, 1 broken" in forced.stderr
+
+
+def test_the_log_names_whom_it_grades_gives_the_time_left_and_every_score(tmp_path):
+    source = make_class(tmp_path / "class", {"ann": RIGHT, "bob": WRONG, "cat": RIGHT})
+    log = batch(source, tmp_path / "gradebook.sqlite").stderr.splitlines()
+    assert "grading 3 submission(s) of tiny" in log and "grading ann" in log
+    first, second, third = (next(line for line in log if line.startswith(f"[{i}/3]")) for i in (1, 2, 3))
+    assert re.fullmatch(r"\[1/3\] ann: 3/3 \([0-9.]+ s\); (about|under) [0-9]+ s left; grading bob", first), first
+    assert re.fullmatch(r"\[2/3\] bob: 0/3 \([0-9.]+ s\); (about|under) [0-9]+ s left; grading cat", second), second
+    assert re.fullmatch(r"\[3/3\] cat: 3/3 \([0-9.]+ s\)", third), third
+    scores = "\n".join(log[log.index("tiny scores, lowest first"):])
+    assert re.findall(r"(\w+) +\W +([0-9.]+/3)", scores)[:3] == [("bob", "0/3"), ("ann", "3/3"), ("cat", "3/3")]
 
 
 def test_the_stored_result_keeps_checks_notes_and_hidden_messages_value_free(tmp_path):
@@ -321,6 +334,24 @@ def test_report_writes_the_class_page_and_each_students_feedback(tmp_path):
     assert feedback == ["_script_bob.html", "_script_bob.md", "ann.html", "ann.md"]
     assert "<script>bob" not in (tmp_path / "reports" / "feedback" / "_script_bob.html").read_text()
     assert "10.00 / 10" in (tmp_path / "reports" / "feedback" / "ann.md").read_text()
+
+
+def test_report_and_export_say_not_assigned_yet_where_no_reference_exists_and_link_each_feedback(tmp_path):
+    course = tmp_path / "course"
+    (course / "reference" / "tiny").mkdir(parents=True)  # released; "later" is not: it has no reference/later
+    later = '[[components]]\nid = "later"\ntitle = "Later"\npoints = 5\nsource = "later"\n'
+    (course / "course.toml").write_text((TINY / "course.toml").read_text().replace("total = 50", "total = 55") + later)
+    db = tmp_path / "gradebook.sqlite"
+    record(db, "ann", 3.0)
+    record(db, "<script>bob", 1.0)
+    command("report", "--db", str(db), "-o", str(tmp_path / "reports"), "--root", str(course))
+    ann = (tmp_path / "reports" / "feedback" / "ann.md").read_text()
+    assert "| Later (later) | – / 5 | not assigned yet |  |" in ann and "| Exam (exam) | 0.00 / 40 | missing |  |" in ann
+    page = (tmp_path / "reports" / "class.html").read_text()
+    assert '<a href="feedback/ann.html">ann</a>' in page and '<a href="feedback/_script_bob.html">&lt;script&gt;bob</a>' in page
+    assert "<td>Later (later)</td><td class=\"number\">5</td><td class=\"number\">0</td><td class=\"number\">not assigned yet</td>" in page
+    printed = command("export", "--db", str(db), "-o", "-", "--root", str(course)).stdout
+    assert [row[-2] for row in csv.reader(printed.splitlines()[1:])] == ["exam", "exam"]  # "later" is not missing
 
 
 def test_grade_renders_one_result_for_gradescope_and_junit(tmp_path):

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from autograder.engine.course import parse_course
-from autograder.engine.grades import Earned, standing
+from autograder.engine.grades import Earned, standing, unassigned
 from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.reports import class_report, export_csv, feedback, gradescope, junit, terminal
 
@@ -266,7 +266,7 @@ def test_class_report_embeds_its_charts_as_png(class_page):
 
 
 def test_class_report_summary_table(class_page):
-    assert "<p>Students: 3000</p>" in class_page
+    assert "<p>Students: 3000 (" in class_page
     rows = table_rows(class_page)
     assert rows["Component"] == ["Points", "Graded", "Missing", "Mean", "Median"]
     assert rows["Backprop (hw1)"] == ["15", "3000", "0", "10.00", "10.00"]
@@ -349,7 +349,7 @@ def test_feedback_on_time_and_unknown_times():
 def test_html_feedback_shows_the_late_penalty_escaped():
     page = feedback.html(LATE_COURSE, late_grades(), {})
     assert ("<td>submitted 2026-10-06 10:12 UTC (from the manifest), 1 day late: -10% (12.00 -&gt; 10.80)</td>") in page
-    assert '<td class="missing">late</td>' in page and ">10.80 / 12<" in page
+    assert '<td class="late">late</td>' in page and ">10.80 / 12<" in page
 
 
 def test_class_csv_sums_up_each_students_penalties_in_a_late_column():
@@ -372,3 +372,132 @@ def test_the_terminal_gradebook_marks_late_penalties():
     console = Console(record=True, width=120)
     terminal.render_gradebook(LATE_COURSE, [late_grades("bob", hw1="", hw2="")], console)
     assert "(-" not in console.export_text()
+
+
+# Components not assigned yet, the class report's student list, legends, skipped checks
+
+
+UNRELEASED_COURSE = parse_course(
+    {
+        "course": {"name": "Deep Learning"},
+        "components": [
+            {"id": "hw1", "title": "Backprop", "points": 15, "source": "hw1"},
+            {"id": "hw2", "title": "Convolution", "points": 10, "source": "hw2"},
+            {"id": "hw3", "title": "NLP", "points": 15, "source": "hw3"},
+            {"id": "exam", "title": "Written exam", "points": 40, "source": "import"},
+        ],
+    }
+)
+
+
+def unreleased_grades(student: str, hw1=True) -> object:
+    """hw3 is not released yet; hw2 is, and student handed nothing in for it."""
+    earned = {"hw1": Earned(Decimal(6), Decimal(10))} if hw1 else {}
+    return standing(UNRELEASED_COURSE, student, earned, not_assigned={"hw3"})
+
+
+def test_unassigned_reads_the_reference_folders(tmp_path):
+    (tmp_path / "reference" / "hw1").mkdir(parents=True)
+    (tmp_path / "reference" / "hw2").mkdir()
+    (tmp_path / "reference" / "exam").mkdir()  # an imported component's source is the import, never a folder
+    assert unassigned(UNRELEASED_COURSE, tmp_path) == {"hw3"}
+    (tmp_path / "reference" / "hw3").mkdir()
+    assert unassigned(UNRELEASED_COURSE, tmp_path) == frozenset()
+
+
+def test_a_component_not_assigned_yet_is_not_missing_in_feedback():
+    grades = unreleased_grades("s1")
+    assert [(s.component.id, s.status) for s in grades.scores] == [
+        ("hw1", ""), ("hw2", "missing"), ("hw3", "not assigned yet"), ("exam", "missing")]
+    assert grades.missing == ["hw2", "exam"] and grades.total == Decimal("9.00")
+    text = feedback.markdown(UNRELEASED_COURSE, grades, {})
+    assert "| NLP (hw3) | – / 15 | not assigned yet |  |" in text
+    assert "| Convolution (hw2) | 0.00 / 10 | missing |  |" in text
+    page = feedback.html(UNRELEASED_COURSE, grades, {})
+    assert '<td class="unassigned">not assigned yet</td>' in page and '<td class="missing">missing</td>' in page
+    assert page.count('class="missing"') == 2  # hw2 and the exam, not hw3
+
+
+def test_a_component_not_assigned_yet_is_not_missing_in_the_csv():
+    table = list(csv.DictReader(io.StringIO(export_csv.class_csv(UNRELEASED_COURSE, [unreleased_grades("s1")]))))
+    assert table[0]["missing"] == "hw2 exam" and table[0]["hw3"] == "0"
+
+
+def test_a_score_counts_even_where_the_assignment_is_not_released():
+    earned = {"hw3": Earned(Decimal(5), Decimal(10))}  # e.g. graded elsewhere before its reference was added here
+    hw3 = standing(UNRELEASED_COURSE, "s1", earned, not_assigned={"hw3"}).scores[2]
+    assert (hw3.points, hw3.status, hw3.assigned) == (Decimal("7.50"), "", True)
+
+
+UNRELEASED_CLASS = [unreleased_grades("ann"), unreleased_grades("bob", hw1=False), unreleased_grades("<b>eve</b>")]
+LINKS = {"ann": "feedback/ann.html", "bob": "feedback/bob.html", "<b>eve</b>": "feedback/_b_eve__b_.html"}
+
+
+def test_the_class_report_says_not_assigned_yet_and_draws_no_empty_histogram():
+    page = class_report.class_html(UNRELEASED_COURSE, UNRELEASED_CLASS, {}, LINKS)
+    rows = table_rows(page)
+    assert rows["NLP (hw3)"] == ["15", "0", "not assigned yet", "–", "–"]
+    assert rows["Convolution (hw2)"] == ["10", "0", "3", "–", "–"]
+    assert rows["Backprop (hw1)"] == ["15", "2", "1", "9.00", "9.00"]
+    assert "Not assigned yet, so not drawn: hw3." in page
+
+
+def test_the_class_report_lists_the_students_linked_to_their_feedback():
+    page = class_report.class_html(UNRELEASED_COURSE, UNRELEASED_CLASS, {}, LINKS)
+    assert '<a href="#students">' in page and '<h2 id="students">' in page
+    students = page[page.index('<h2 id="students">'):]
+    assert '<a href="feedback/ann.html">ann</a>' in students and '<a href="feedback/bob.html">bob</a>' in students
+    assert '<a href="feedback/_b_eve__b_.html">&lt;b&gt;eve&lt;/b&gt;</a>' in students and "<b>" not in students
+    rows = table_rows(students)
+    assert rows["Student"] == ["hw1", "hw2", "exam", "Total", "Grade"]  # hw3, not assigned yet, has no column
+    assert rows['<a href="feedback/bob.html">bob</a>'] == ["missing", "missing", "missing", "0.00", "0"]
+    assert rows['<a href="feedback/ann.html">ann</a>'] == ["9.00", "missing", "missing", "9.00", "1"]
+    assert "Not assigned yet, so not shown: hw3." in students
+
+
+def test_a_link_cannot_leave_its_attribute():
+    assert '<a href="a%22%3E%3Cscript%3E.html">x</a>' in class_report.page.table(["s"], [[class_report.page.Link("x", 'a"><script>.html')]])[2]
+
+
+def test_the_class_report_puts_each_legend_before_its_chart():
+    page = class_report.class_html(COURSE, CLASS[:20], CLASS_RESULTS)
+    sections = page.split("<h2>")[1:]
+    assert [s.split("</h2>")[0] for s in sections][:3] == ["Scores per component", "Checks passed in hw1", "Final grades"]
+    hw1 = sections[1]
+    assert 'class="legend">A bar per check' in hw1 and "public" in hw1 and "hidden" in hw1
+    assert hw1.index('class="legend"') < hw1.index("<img")
+    assert page.index("Mean and median are over the graded students") < page.index("<table>")
+
+
+def cuda_results() -> list[SubmissionResult]:
+    """Three submissions: a .cuda twin skipped for all; a check skipped for one submission only."""
+    def result(passed: bool, conv_ran: bool):
+        return make_result(
+            CheckResult("conv.forward", 1.0 if passed else 0.0, 1.0, "passed" if passed else "failed", "", "public"),
+            CheckResult("conv.forward.cuda", 1.0 if passed else 0.0, 1.0, "skipped", "skipped: no CUDA device", "hidden"),
+            CheckResult("conv.timed", 1.0 if conv_ran else 0.0, 1.0, "passed" if conv_ran else "skipped", "", "hidden"),
+        )
+    return [result(True, True), result(False, True), result(False, False)]
+
+
+def test_checks_skipped_for_every_submission_are_left_out_of_the_pass_rates():
+    results = cuda_results()
+    passed, ran, skipped_for_all = class_report._pass_counts(results)
+    assert (passed, ran, skipped_for_all) == ({"conv.forward": 1, "conv.timed": 2}, {"conv.forward": 3, "conv.timed": 2},
+                                              ["conv.forward.cuda"])
+    page = class_report.class_html(COURSE, [], {"hw1": results})
+    assert "Left out: 1 check skipped for every submission" in page and "conv.forward.cuda." in page
+    # Two bars, not three: as tall as a chart of two checks that all ran.
+    two = make_result(*(CheckResult(f"c{i}", 1.0, 1.0, "passed", "", "public") for i in range(2)))
+    charts = class_report.chart_pngs(COURSE, [], {"hw1": results, "exam": [two]})
+    assert png_size(charts[class_report.pass_rates_chart("hw1")]) == png_size(charts[class_report.pass_rates_chart("exam")])
+
+
+def test_feedback_names_the_checks_not_passed_above_the_table():
+    page = feedback.html(COURSE, grades_of(), {"hw1": RESULT})
+    summary = ("3 of 7 checks passed; not passed: activations.Sigmoid.backward (failed), activations.ReLU.backward.cuda "
+               "(skipped), backprop.Linear.forward (timeout), backprop.Linear.backward (error)")
+    assert f"<p>{summary}</p>" in page and page.index(summary) < page.index("<th>Check</th>")
+    assert feedback.markdown(COURSE, grades_of(), {"hw1": RESULT}).count("3 of 7 checks passed; not passed") == 1
+    many = make_result(*(CheckResult(f"c{i}", 0.0, 1.0, "failed", "", "hidden") for i in range(13)))
+    assert "c9 (failed) and 3 more (see the table)" in feedback.html(COURSE, grades_of(), {"hw1": many})

@@ -232,7 +232,7 @@ def test_terminal_table_and_batch_lines(intake):
     failed = Outcome(student=result.student, action="failed", seconds=1.0, detail=HOSTILE_MESSAGE)
     progress.on_outcome(failed)
     broken = Outcome(student=result.student, action="broken", detail=f"{CLIPBOARD}evil.py cannot be read")
-    batch_terminal.summary(console, "tiny", [failed, broken], [0.0], 3.0, [("scale.double.values", 1, 1)])
+    batch_terminal.summary(console, "tiny", [failed, broken], {result.student: 0.0}, 3.0, [("scale.double.values", 1, 1)])
     printed = console.file.getvalue()
     assert_inert(printed, "terminal")
     assert printed.count("raised Err at scale.py:6") == 2  # the public message and the hidden summary

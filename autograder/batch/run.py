@@ -141,9 +141,11 @@ def run_batch(
     force: bool = False,
     on_start=None,
     on_outcome=None,
+    on_busy=None,
     grader_memory_bytes: int = GRADER_MEMORY_BYTES,
 ) -> list[Outcome]:
-    """Grade what needs grading among submissions; on_start(count to grade), on_outcome(Outcome) as each ends."""
+    """Grade what needs grading among submissions; on_start(count to grade, graders), on_outcome(Outcome) as each
+    ends, on_busy(students) with the students being graded whenever graders take new submissions."""
     sweep_leftovers()
     version = checks_version(assignment, course)
     outcomes, pending = [], []
@@ -161,8 +163,9 @@ def run_batch(
             outcomes.append(Outcome(submission.student, "broken", 0.0, result.max_score, 0.0, submission.broken))
         else:
             pending.append(submission)
+    graders_count = max(1, min(workers, len(pending)))
     if on_start:
-        on_start(len(pending))
+        on_start(len(pending), graders_count)
     for outcome in outcomes:
         if on_outcome:
             on_outcome(outcome)
@@ -170,15 +173,24 @@ def run_batch(
         return outcomes
     workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
     _job.update(assignment=assignment, sandbox=sandbox, course=course, batch_pid=os.getpid())
-    graders = _Graders(max(1, min(workers, len(pending))), grader_memory_bytes)
+    graders = _Graders(graders_count, grader_memory_bytes)
     try:
         queue = collections.deque(_Task(s, s.write(workdir / str(i))) for i, s in enumerate(pending))
-        while queue or graders.busy:
-            graders.assign(queue)
+        graders.assign(queue)
+        if on_busy:
+            on_busy(graders.students())
+        while graders.busy:
+            ended = []
             for task, reply in graders.replies():
                 if reply is None and len(task.deaths) < GRADER_ATTEMPTS:
                     queue.append(task)  # once more, on a fresh grader, after the others
-                    continue
+                else:
+                    ended.append((task, reply))
+            # Idle graders take their next submissions before the results are recorded: they grade while the
+            # gradebook commits, and the progress shows whom they took beside each result.
+            if graders.assign(queue) and on_busy:
+                on_busy(graders.students())
+            for task, reply in ended:
                 shutil.rmtree(task.copy, ignore_errors=True)
                 outcome = _settle(assignment.name, task, reply, gradebook, version)
                 outcomes.append(outcome)
@@ -231,10 +243,16 @@ class _Graders:
     def busy(self) -> bool:
         return any(grader and grader.task for grader in self.slots)
 
-    def assign(self, queue: collections.deque) -> None:
+    def students(self) -> list[str]:
+        """The students whose submissions the graders hold now."""
+        return [grader.task.submission.student for grader in self.slots if grader and grader.task]
+
+    def assign(self, queue: collections.deque) -> int:
+        """Give idle graders tasks from queue (starting graders where needed); how many they took."""
+        taken = 0
         for index, grader in enumerate(self.slots):
             if not queue:
-                return
+                return taken
             if grader and grader.task:
                 continue
             if grader is None or not grader.process.is_alive():
@@ -242,10 +260,12 @@ class _Graders:
                     grader.close()
                 grader = self.slots[index] = self._start()
             grader.task = queue.popleft()
+            taken += 1
             try:
                 grader.connection.send((grader.task.submission.student, str(grader.task.copy), grader.task.submission.notes))
             except OSError:
                 pass  # it died: replies() counts that against the task, as any death while holding it
+        return taken
 
     def replies(self) -> list[tuple[_Task, tuple[dict, float] | None]]:
         """Wait until a busy grader replies or dies: (task, (result, seconds)) for each reply, (task, None) for each death."""

@@ -1,13 +1,22 @@
 """A student's standing on the course scale: points per component (less any late
-penalty, see course.py), total, final grade."""
+penalty, see course.py), total, final grade.
+
+A component whose assignment is not released yet (course.toml lists hw3 before
+reference/hw3 exists) is "not assigned yet" where a student has no score for it,
+never "missing": no one could have handed it in."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 
 from autograder.engine.course import Component, Course
+
+REFERENCE_DIR = "reference"  # under the course root: an assignment is released once reference/<source> exists
+NOT_ASSIGNED = "not assigned yet"
 
 
 @dataclass(frozen=True)
@@ -37,10 +46,16 @@ class ComponentScore:
     missing: bool  # no submission graded, no points imported
     note: str = ""  # e.g. why a submission could not be graded
     late: Lateness | None = None  # None where no deadline applies (no policy, no deadline, imported points)
+    assigned: bool = True  # False: missing, but the assignment is not released yet, so no one could hand it in
 
     @property
     def penalized(self) -> bool:
         return self.late is not None and self.late.days > 0
+
+    @property
+    def status(self) -> str:
+        """What the reports show beside the points: "not assigned yet", "missing", "late" or ""."""
+        return NOT_ASSIGNED if not self.assigned else "missing" if self.missing else "late" if self.penalized else ""
 
 
 @dataclass(frozen=True)
@@ -52,7 +67,8 @@ class StudentGrades:
 
     @property
     def missing(self) -> list[str]:
-        return [s.component.id for s in self.scores if s.missing]
+        """The assigned components without a score (those not assigned yet are not missing)."""
+        return [s.component.id for s in self.scores if s.missing and s.assigned]
 
 
 @dataclass(frozen=True)
@@ -66,12 +82,21 @@ class Earned:
     submitted_at_source: str = ""
 
 
-def standing(course: Course, student: str, earned: dict[str, Earned], why_missing: dict[str, str] | None = None) -> StudentGrades:
-    """student's grades from what they earned, by component id; why_missing: a component's note where nothing was earned."""
+def unassigned(course: Course, root: Path) -> frozenset[str]:
+    """The ids of course's components whose assignment is not released yet: no reference/<source> under root."""
+    return frozenset(c.id for c in course.components if not c.imported and not (Path(root) / REFERENCE_DIR / c.source).is_dir())
+
+
+def standing(course: Course, student: str, earned: dict[str, Earned], why_missing: dict[str, str] | None = None,
+             not_assigned: Collection[str] = ()) -> StudentGrades:
+    """student's grades from what they earned, by component id; why_missing: a component's note where nothing was
+    earned; not_assigned: the components not released yet (see unassigned()), "not assigned yet" where nothing was earned."""
     scores = []
     for component in course.components:
         got = earned.get(component.id)
-        if got is None:
+        if got is None and component.id in not_assigned:
+            scores.append(ComponentScore(component, Decimal(0), True, assigned=False))
+        elif got is None:
             scores.append(ComponentScore(component, Decimal(0), True, (why_missing or {}).get(component.id, "")))
         elif got.raw_max is None:
             scores.append(ComponentScore(component, course.rounded(got.raw), False, got.note))

@@ -175,9 +175,10 @@ class Gradebook:
         return [Stored(SubmissionResult.from_dict(json.loads(r[0])), *r[1:]) for r in rows]
 
     def failures_by_check(self, assignment: str) -> list[tuple[str, int, int]]:
-        """(check id, students who did not pass it, students graded on it), in check order."""
+        """(check id, students who did not pass it, students graded on it), in check order. A check skipped for a
+        student (a .cuda twin on a host without CUDA) did not run for them: it counts in neither number."""
         return self.db.execute(
-            "SELECT check_id, SUM(status NOT IN ('passed', 'skipped') OR score < max_score), COUNT(*) "
+            "SELECT check_id, SUM(status != 'skipped' AND (status != 'passed' OR score < max_score)), SUM(status != 'skipped') "
             "FROM checks WHERE assignment = ? GROUP BY check_id ORDER BY MIN(position), check_id",
             (assignment,),
         ).fetchall()
@@ -204,9 +205,10 @@ class Gradebook:
                                "UNION SELECT student FROM ungraded ORDER BY student")
         return [row[0] for row in rows]
 
-    def class_grades(self, course: Course) -> list[StudentGrades]:
+    def class_grades(self, course: Course, not_assigned: frozenset[str] = frozenset()) -> list[StudentGrades]:
         """Every student's standing on the course scale, sorted by student id; late penalties are
-        applied here, from the stored submission times, so a changed policy needs no regrade."""
+        applied here, from the stored submission times, so a changed policy needs no regrade.
+        not_assigned: the components not released yet (grades.unassigned())."""
         earned: dict[str, dict[str, Earned]] = {student: {} for student in self.students()}
         why_missing: dict[str, dict[str, str]] = {}
         for component in course.components:
@@ -230,7 +232,8 @@ class Gradebook:
             for student, reason in self.db.execute("SELECT student, reason FROM ungraded WHERE assignment = ?", (component.source,)):
                 if component.id not in earned[student]:
                     why_missing.setdefault(student, {})[component.id] = f"not graded: {reason}"
-        return [standing(course, student, earned[student], why_missing.get(student)) for student in sorted(earned)]
+        return [standing(course, student, earned[student], why_missing.get(student), not_assigned)
+                for student in sorted(earned)]
 
 
 class _Transaction:

@@ -15,7 +15,8 @@ FORMULA_STARTS = ("=", "+", "-", "@")
 
 def class_csv(course: Course, grades: list[StudentGrades]) -> str:
     """student, one column per component (after any late penalty), total, grade, `missing`: the components
-    without a score (counted as 0), and `late`: the penalties taken, e.g. "hw1 1 day -10%; hw2 3 days -30%"."""
+    without a score (counted as 0; those not assigned yet are 0 too but not missing), and `late`: the penalties
+    taken, e.g. "hw1 1 day -10%; hw2 3 days -30%"."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)  # quoted: a ; inside never splits a cell (Excel in locales that split on ;)
     writer.writerow(["student", *(c.id for c in course.components), "total", "grade", "missing", "late"])

@@ -13,15 +13,18 @@ import re
 from datetime import timezone
 
 from autograder.engine.course import Course
-from autograder.engine.grades import ComponentScore, StudentGrades, percent_text
+from autograder.engine.grades import NOT_ASSIGNED, ComponentScore, StudentGrades, percent_text
 from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.reports import page
+from autograder.reports.gradescope import counts_as_passed
 from autograder.reports.safe_text import clean, clean_result
 
 EXPLAINED = ("failed", "error", "timeout")  # the statuses whose public messages are shown
+NOT_PASSED_NAMED = 10  # the checks not passed named above an assignment's table (hw1 has 74 checks)
 COMPONENT_COLUMNS = ["Component", "Points", "Status", "Note"]
 CHECK_COLUMNS = ["Check", "Visibility", "Status", "Points"]
 TIME_SOURCES = {"manifest": " (from the manifest)", "newest file": " (from the newest file's time)"}
+STATUS_CLASSES = {"missing": "missing", "late": "late", NOT_ASSIGNED: "unassigned"}  # a component's status: its CSS class
 # Markdown's inline syntax (code, emphasis, links, strikethrough, cells, GitHub's math), shown as
 # written; an underscore inside a word (threshold_neuron) is no emphasis and stays as it is.
 _MARKDOWN_INLINE = re.compile(r"[\\`*\[\]~|$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
@@ -31,7 +34,7 @@ _MARKDOWN_BLOCK_START = re.compile(r"[#+-]|\d+[.)]")
 _STYLE = """
 pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6rem; overflow-x: auto; white-space: pre-wrap; }
 .passed { color: #17702b; } .failed, .error { color: #b3261e; } .timeout { color: #9a6700; } .skipped { color: #666; }
-.missing { color: #b3261e; font-weight: bold; }
+.missing { color: #b3261e; font-weight: bold; } .late { color: #9a6700; } .unassigned { color: #666; font-style: italic; }
 """
 
 
@@ -46,6 +49,7 @@ def markdown(course: Course, grades: StudentGrades, results: dict[str, Submissio
     ]
     for component_id, result in page.in_course_order(course, results):
         lines += ["", f"## {md_inline(_assignment_title(course, component_id, result))}", ""]
+        lines += [md_inline(_checks_summary(result)), ""]
         lines += result_markdown(result)
     return "\n".join(lines) + "\n"
 
@@ -68,13 +72,15 @@ def html(course: Course, grades: StudentGrades, results: dict[str, SubmissionRes
     title = f"{course.name}: {grades.student}"
     body = [f"<h1>{page.escaped(title)}</h1>"]
     component_rows = _component_rows(course, grades)
-    body += page.table(COMPONENT_COLUMNS, component_rows, [[None, "number", "missing", None]] * len(component_rows))
+    classes = [[None, "number", STATUS_CLASSES.get(score.status), None] for score in grades.scores]
+    body += page.table(COMPONENT_COLUMNS, component_rows, classes)
     body += [
         f"<p><strong>Total:</strong> {_points(grades.total, course)} / {course.max_points}<br>",
         f"<strong>Final grade:</strong> {grades.grade}</p>",
     ]
     for component_id, result in page.in_course_order(course, results):
         body.append(f"<h2>{page.escaped(_assignment_title(course, component_id, result))}</h2>")
+        body.append(f"<p>{page.escaped(_checks_summary(result))}</p>")
         classes = [[None, None, check.status, "number"] for check in result.checks]
         body += page.table(CHECK_COLUMNS, _check_rows(result), classes)
         for check in _explained(result):
@@ -89,8 +95,8 @@ def _component_rows(course: Course, grades: StudentGrades) -> list[list[str]]:
     return [
         [
             f"{score.component.title} ({score.component.id})",
-            f"{_points(score.points, course)} / {score.component.points}",
-            "missing" if score.missing else "late" if score.penalized else "",
+            f"{'–' if not score.assigned else _points(score.points, course)} / {score.component.points}",
+            score.status,
             "; ".join(note for note in (_lateness(score, course), score.note) if note),
         ]
         for score in grades.scores
@@ -113,6 +119,17 @@ def _lateness(score: ComponentScore, course: Course) -> str:
 
 def _check_rows(result: SubmissionResult) -> list[list[str]]:
     return [[c.id, c.visibility, c.status, f"{c.score:g} / {c.max_score:g}"] for c in result.checks]
+
+
+def _checks_summary(result: SubmissionResult) -> str:
+    """e.g. "72 of 74 checks passed; not passed: a.b (failed), c.d (timeout)": what to look for in a long table."""
+    not_passed = [c for c in result.checks if not counts_as_passed(c)]
+    text = f"{len(result.checks) - len(not_passed)} of {len(result.checks)} checks passed"
+    if not not_passed:
+        return text
+    named = ", ".join(f"{c.id} ({c.status})" for c in not_passed[:NOT_PASSED_NAMED])
+    more = len(not_passed) - NOT_PASSED_NAMED
+    return f"{text}; not passed: {named}" + (f" and {more} more (see the table)" if more > 0 else "")
 
 
 def _explained(result: SubmissionResult) -> list[CheckResult]:

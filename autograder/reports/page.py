@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
+from urllib.parse import quote
 
 from autograder.engine.course import Course
 from autograder.reports.safe_text import clean
@@ -15,21 +17,35 @@ th { background: #f3f3f3; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links to href (a path relative to the page) and shows text."""
+
+    text: str
+    href: str
+
+
 def escaped(text: str) -> str:
     """text for HTML, student text included: cleaned (safe_text), then escaped."""
     return html.escape(clean(text))
 
 
-def table(header: list[str], rows: list[list[str]], classes: list[list[str | None]] | None = None) -> list[str]:
+def table(header: list[str], rows: list[list[str | Link]], classes: list[list[str | None]] | None = None) -> list[str]:
     """An HTML table, every cell escaped; classes (rows' shape, None for none) gives cells a CSS class."""
     lines = ["<table>", "<tr>" + "".join(f"<th>{escaped(name)}</th>" for name in header) + "</tr>"]
     for row, row_classes in zip(rows, classes or [[None] * len(header)] * len(rows)):
         cells = "".join(
-            f'<td class="{css}">{escaped(cell)}</td>' if css else f"<td>{escaped(cell)}</td>"
+            f'<td class="{css}">{_cell(cell)}</td>' if css else f"<td>{_cell(cell)}</td>"
             for cell, css in zip(row, row_classes)
         )
         lines.append(f"<tr>{cells}</tr>")
     return lines + ["</table>"]
+
+
+def _cell(cell: str | Link) -> str:
+    if isinstance(cell, Link):  # the path quoted, so that no character of it ends the attribute or the URL's path
+        return f'<a href="{html.escape(quote(cell.href))}">{escaped(cell.text)}</a>'
+    return escaped(cell)
 
 
 def document(title: str, extra_style: str, body: list[str]) -> str:
