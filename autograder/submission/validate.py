@@ -23,6 +23,7 @@ from autograder.engine.assignment import Assignment
 from autograder.engine.runner import SOURCE_CAP, import_failure
 from autograder.protocol.client import CallTimeout, StudentError, Worker
 from autograder.submission import signatures
+from autograder.submission.stubs import stubs_in
 
 WHERE = re.compile(r"(?P<file>[^:]+):(?P<line>\d+)")  # the worker's "file.py:12 in function"
 
@@ -119,25 +120,8 @@ def _parse(content: bytes, name: str) -> tuple[str, ast.Module]:
 
 
 def _unwritten(tree: ast.Module, name: str) -> list[Problem]:
-    """Functions whose body still raises NotImplementedError, as the released stubs do: a student may hand in
-    part of the work on purpose, but should not do so by mistake."""
-    found = []
-
-    def visit(node, prefix: str):
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.ClassDef):
-                visit(child, f"{prefix}{child.name}.")
-            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                for statement in child.body:
-                    raised = statement.exc if isinstance(statement, ast.Raise) else None
-                    called = raised.func if isinstance(raised, ast.Call) else raised
-                    if isinstance(called, ast.Name) and called.id == "NotImplementedError":
-                        found.append(Problem(name, statement.lineno, f"`{prefix}{child.name}` still raises "
-                                                                     "NotImplementedError: its checks will score 0"))
-                        break
-
-    visit(tree, "")
-    return found
+    return [Problem(stub.file, stub.line, f"`{stub.function}` still raises NotImplementedError: its checks will score 0")
+            for stub in stubs_in(tree, name)]
 
 
 def _forbidden(assignment: Assignment, module: str, source: str, expected: dict) -> list[Problem]:
