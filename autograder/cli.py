@@ -247,6 +247,8 @@ def submit(assignment, directory, student, output, force, root, sandbox) -> None
         checked = validate(material, directory, _sandbox(sandbox))
     except WorkerUnavailable as exc:
         raise click.ClickException(str(exc)) from None
+    for note in checked.notes:
+        click.echo(clean(f"note: {note}"))
     for problem in checked.problems:
         click.echo(clean(f"problem: {problem}"))
     for stub in checked.unwritten:
