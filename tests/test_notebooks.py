@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from autograder.batch.folder import grade_folder
-from autograder.batch.intake import discover
+from autograder.batch.intake import discover, take
 from autograder.engine.assignment import load_reference
 from autograder.release.notebook import build_notebook
 from autograder.sandboxes import get_sandbox
@@ -80,6 +80,31 @@ def test_a_marker_naming_something_other_than_a_python_file_is_noted():
     assert list(got.files) == ["units.py"]
     assert got.notes == ["nb.ipynb, cell 1: `# file: units.txt` names 'units.txt', not a Python file like "
                          "`activations.py`; the cell is not graded"]
+
+
+def test_a_cell_that_comes_close_to_naming_a_file_of_the_assignment_says_what_to_write_instead():
+    got = extract(notebook("# file: Backprop.py\nx = 1", "# activations.py\ny = 2", "#Neurons.py:\nz = 3", "# plot.py\nw = 4",
+                           "# file: optimizers.py\nv = 5"), "hw1.ipynb", HW1_FILES)
+    assert list(got.files) == ["optimizers.py"]  # the near misses are not graded under a guessed name
+    assert got.notes == [
+        "hw1.ipynb, cell 1: `# file: Backprop.py` names Backprop.py, not backprop.py (file names are case-sensitive): "
+        "make it `# file: backprop.py`; the cell is not graded",
+        "hw1.ipynb, cell 2: its first line `# activations.py` does not follow the rule: make it `# file: activations.py`; "
+        "the cell is not graded",
+        "hw1.ipynb, cell 3: its first line `#Neurons.py:` does not follow the rule: make it `# file: neurons.py`; the cell is not graded",
+    ]  # `# plot.py` names no file of the assignment: a comment like any other
+    assert set(got.misnamed) == {"backprop.py", "activations.py", "neurons.py"}
+    with pytest.raises(NotebookError, match=r"cell 1: its first line `# activations.py` .* make it `# file: activations.py`"):
+        extract(notebook("# activations.py\ny = 2"), "hw1.ipynb", HW1_FILES)  # the one reason nothing was taken
+
+
+def test_a_folder_with_the_released_notebook_and_a_misnamed_file_is_told_to_rename_it(tmp_path):
+    shutil.copy(ROOT / "assignments" / "hw1" / "hw1.ipynb", tmp_path)  # no file cells: not worth a note
+    for name in HW1_FILES:
+        shutil.copy(ROOT / "reference" / "hw1" / name, tmp_path / name.replace("activations", "Activations"))
+    taken = take(tmp_path, "s1", "hw1", [name[:-3] for name in HW1_FILES])
+    assert taken.notes == ["missing: activations.py (the checks of its units score 0); Activations.py is here: rename it to "
+                           "activations.py (file names are case-sensitive)"]
 
 
 def test_intake_takes_the_files_a_notebook_defines_and_prefers_files_handed_in(tmp_path):
