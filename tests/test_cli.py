@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from autograder.cli import main
+
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "hw1"
 
@@ -82,3 +86,23 @@ def test_check_shows_a_real_failure_among_stubs_in_full(tmp_path):
     # Sigmoid.backward runs the wrong forward first: its own failure, not a stub's
     assert "activations.Sigmoid.backward (failed)" in shown
     assert "not written yet, so 39 check(s) worth 7.75 point(s) score 0" in shown and "Sigmoid (backward), Tanh (forward, backward)" in shown
+
+
+def test_unknown_homework_names_list_the_known_ones(tmp_path, monkeypatch):
+    invoke = lambda *args: CliRunner().invoke(main, list(args))  # noqa: E731
+    for command in (("check", "hw7"), ("grade", "hw7", "."), ("batch", "hw3", ".")):
+        run = invoke(*command)
+        assert run.exit_code == 1 and "the homeworks there are hw1, hw2" in run.output, (command, run.output)
+    released = shutil.copytree(ROOT / "assignments" / "hw1", tmp_path / "hw1")
+    monkeypatch.chdir(released)
+    run = invoke("check", "hw2")
+    assert run.exit_code == 1 and "holds the public checks of 'hw1', not of 'hw2'" in run.output
+
+
+def test_grade_and_batch_without_a_course_repository_are_for_instructors(tmp_path):
+    released = shutil.copytree(ROOT / "assignments" / "hw1", tmp_path / "hw1")  # a student's folder: no reference/
+    for command in ("grade", "batch"):
+        run = CliRunner().invoke(main, [command, "hw1", str(released), "--root", str(released)])
+        said = " ".join(run.output.split())
+        assert run.exit_code == 1 and f"`autograder {command}` is for instructors" in said, run.output
+        assert "use `autograder check hw1` in your copy of the hw1 folder" in said and "cannot find" not in said

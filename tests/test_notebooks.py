@@ -5,12 +5,15 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
+from click.testing import CliRunner
 
 from autograder.batch.folder import grade_folder
+from autograder.cli import main
 from autograder.batch.intake import discover, take
 from autograder.engine.assignment import load_reference
 from autograder.release.notebook import build_notebook
@@ -148,6 +151,46 @@ def test_check_says_what_to_change_when_a_notebook_follows_the_rule_nowhere(tmp_
     run = subprocess.run([sys.executable, "-m", "autograder", "check", "hw1", "."], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1
     assert "nothing to check in .: no cell of hw1.ipynb names its file: make `# file: <name>.py` the first line" in " ".join(run.stderr.split())
+
+
+def test_a_notebook_is_handed_in_from_an_empty_folder(tmp_path, monkeypatch):
+    """Only the notebook in the folder: check and submit find the public checks as they do for files (here through the
+    course this package sits in; with --checks where none is reachable, as with an installed package)."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "my_hw1.ipynb").write_bytes(hw1_notebook(ROOT / "reference" / "hw1"))
+    monkeypatch.chdir(folder)
+    checked = CliRunner().invoke(main, ["check", "hw1"])
+    assert checked.exit_code == 0, checked.output
+    assert "41 of 41 checks passed" in checked.output and "taken from my_hw1.ipynb, cells 3, 4" in " ".join(checked.output.split())
+    submitted = CliRunner().invoke(main, ["submit", "hw1", "--student", "ana"])
+    assert submitted.exit_code == 0, submitted.output
+    assert "note: neurons.py: taken from my_hw1.ipynb, cells 3, 4" in submitted.output and "problem" not in submitted.output
+    with zipfile.ZipFile(folder / "ana-hw1.zip") as archive:
+        assert sorted(archive.namelist()) == sorted([*HW1_FILES, "manifest.json"])
+        namespace = {}
+        exec(archive.read("activations.py").decode(), namespace)  # the notebook's code, as files the grader takes
+        assert "Sigmoid" in namespace
+    elsewhere = tmp_path / "no-course"
+    elsewhere.mkdir()
+    unreachable = CliRunner().invoke(main, ["check", "hw1", "--root", str(elsewhere)])
+    assert unreachable.exit_code == 1
+    assert "cannot find the public checks of hw1 here or above" in unreachable.output
+    assert "pass --checks <that folder>/public_checks" in " ".join(unreachable.output.split())
+    given = CliRunner().invoke(main, ["submit", "hw1", "--student", "ana", "--checks", str(ROOT / "assignments" / "hw1"), "-o", "b.zip"])
+    assert given.exit_code == 0 and (folder / "b.zip").is_file(), given.output
+
+
+def test_submit_says_what_to_write_in_a_cell_that_came_close_to_naming_its_file(tmp_path):
+    reference = ROOT / "reference" / "hw1"
+    cells = [f"# file: {name}\n" + (reference / name).read_text() for name in HW1_FILES]
+    cells[1] = cells[1].replace("# file: activations.py", "# activations.py", 1)
+    (tmp_path / "hw1.ipynb").write_bytes(notebook(*cells))
+    run = CliRunner().invoke(main, ["submit", "hw1", str(tmp_path), "--student", "bo", "--checks", str(ROOT / "assignments" / "hw1"),
+                                    "-o", str(tmp_path / "bo.zip")])
+    assert run.exit_code == 1 and not (tmp_path / "bo.zip").exists()
+    hint = "hw1.ipynb, cell 2: its first line `# activations.py` does not follow the rule: make it `# file: activations.py`"
+    assert f"problem: activations.py: missing, but {hint}" in run.output and run.output.count(hint) == 1
 
 
 def test_release_writes_a_valid_notebook_with_numbered_cells():
