@@ -160,7 +160,7 @@ def check(assignment: str, directory: Path, ci: bool, junit: Path | None, checks
     if ci or junit:
         (junit or Path(JUNIT_FILE)).write_text(junit_report.junit_xml(result), encoding="utf-8")
     if ci:
-        ci_report.publish(result, os.environ, _relative(directory))
+        ci_report.publish(result, os.environ, _relative(directory), stubs)
     sys.exit(0 if all(c.status == "passed" for c in result.checks) else 1)
 
 
