@@ -1,7 +1,6 @@
 """The fixed command line: output channels and exit codes, run as a user would."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -50,36 +49,39 @@ def test_grade_exit_codes_when_grading_cannot_run(tmp_path):
 SCREEN = (40, 100)  # lines, columns: what `check` on untouched stubs may fill at most
 
 
-def check_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    """`autograder check hw1` in folder, as in a terminal SCREEN wide (rich wraps at COLUMNS)."""
-    return subprocess.run([sys.executable, "-m", "autograder", "check", "hw1", *args], cwd=folder, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "COLUMNS": str(SCREEN[1])})
+def check_in(folder: Path, monkeypatch) -> tuple[int, str]:
+    """`autograder check hw1` in folder, as in a terminal SCREEN wide (rich wraps at COLUMNS): its exit code and
+    what it printed, on stdout and stderr."""
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("COLUMNS", str(SCREEN[1]))
+    run = CliRunner().invoke(main, ["check", "hw1"])
+    return run.exit_code, run.output
 
 
-def test_check_on_the_stubs_lists_what_is_not_written_yet_in_a_screenful(tmp_path):
+def test_check_on_the_stubs_lists_what_is_not_written_yet_in_a_screenful(tmp_path, monkeypatch):
     student = shutil.copytree(ROOT / "assignments" / "hw1", tmp_path / "hw1")
-    run = check_in(student)
-    assert run.returncode == 1
-    lines = run.stdout.splitlines()
-    assert len(lines) <= SCREEN[0], run.stdout
-    assert "Traceback" not in run.stdout and "File \"" not in run.stdout
-    assert lines[0] == "not written yet, so 41 check(s) worth 8 point(s) score 0: these still raise NotImplementedError"
-    listed = " ".join(run.stdout.split())
+    code, output = check_in(student, monkeypatch)
+    assert code == 1
+    lines = output.splitlines()
+    assert len(lines) <= SCREEN[0], output
+    assert "Traceback" not in output and "File \"" not in output
+    assert "not written yet, so 41 check(s) worth 8 point(s) score 0: these still raise NotImplementedError" in lines
+    listed = " ".join(output.split())
     assert "neurons.py: threshold_neuron, perceptron_fit," in listed and "SGD (step), AdaGrad (step)" in listed
-    assert "Sigmoid (forward, backward)" in listed and lines[-1] == "0 / 8 points; 0 of 41 checks passed"
-    assert "hidden" not in run.stdout  # a solution passing it: tests/test_wheel.py
+    assert "Sigmoid (forward, backward)" in listed and "0 / 8 points; 0 of 41 checks passed" in lines
+    assert "hidden" not in output  # a solution passing it: tests/test_wheel.py
 
 
-def test_check_shows_a_real_failure_among_stubs_in_full(tmp_path):
+def test_check_shows_a_real_failure_among_stubs_in_full(tmp_path, monkeypatch):
     student = shutil.copytree(ROOT / "assignments" / "hw1", tmp_path / "hw1")
     stub = (student / "activations.py").read_text()
     raising = '        raise NotImplementedError("Sigmoid.forward: write your solution here")\n'
     assert raising in stub
     (student / "activations.py").write_text(stub.replace(raising, "        self.y = 1 / (1 + torch.exp(x))  # sign of x wrong\n"
                                                                       "        return self.y\n"))
-    run = check_in(student)
-    assert run.returncode == 1 and len(run.stdout.splitlines()) <= SCREEN[0], run.stdout
-    shown = " ".join(run.stdout.split())
+    code, output = check_in(student, monkeypatch)
+    assert code == 1 and len(output.splitlines()) <= SCREEN[0], output
+    shown = " ".join(output.split())
     assert "activations.Sigmoid.forward (failed)" in shown
     assert re.search(r"activations\.Sigmoid\(\)\.forward\(float64\[4, 5\]\): wrong values in 20 of 20 elements .* "
                      r"worst at index \(\d, \d\): expected 0\.\d+, got 0\.\d+ .* expected: \[.*\] got: \[.*\]", shown), shown
