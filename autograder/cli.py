@@ -262,7 +262,8 @@ def _sandbox(name: str):
 def submit(assignment, directory, student, output, force, checks, root, sandbox) -> None:
     """Check your files in DIRECTORY (default: here) and pack them into a zip to upload.
 
-    Every file of ASSIGNMENT must be there, parse, import, keep the signatures
+    Every file of ASSIGNMENT must be there (or in a notebook there, in cells marked `# file: <name>.py`),
+    parse, import, keep the signatures
     of the assignment and use no forbidden API; otherwise nothing is written."""
     from autograder.batch.intake import STUDENT_ID
     from autograder.protocol.client import WorkerUnavailable

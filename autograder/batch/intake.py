@@ -541,7 +541,7 @@ def _add_notebook_files(taking: _Taking, files: dict[PurePosixPath, bytes], modi
             unusable.append(f"{_shown(str(entry.path))} cannot be read ({exc.strerror or exc})")
             continue
         except NoFileCells as exc:  # the released notebook, say, beside files handed in: nothing to say about it
-            if not any(f"{path.stem}" in taking.modules for path in files):
+            if not any(path.stem in taking.modules for path in files):
                 unusable.append(str(exc))
             continue
         except NotebookError as exc:

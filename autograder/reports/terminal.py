@@ -26,7 +26,7 @@ def render(result: SubmissionResult, console: Console, stubs: Sequence[Stub] = (
     listed once instead; failures with the same message are shown once, naming every check."""
     result = clean_result(result)
     waiting = [c for c in result.checks if c.status == "error" and waiting_on(c.message, stubs)]
-    shown = [c for c in result.checks if c not in waiting]
+    shown = [c for c in result.checks if c.id not in {w.id for w in waiting}]
     if shown:
         table = Table(title=Text(f"{result.assignment} — {result.student}"), title_justify="left")
         table.add_column("check")

@@ -1,6 +1,7 @@
 """Check a submission on the student's machine before it is packed for upload.
 
-Each of the assignment's files must be present, parse, import, keep the
+Each of the assignment's files must be present (as a file, or as the cells of a
+notebook in the folder marked `# file: <name>.py`, submission/notebook.py), parse, import, keep the
 signatures of the assignment (read statically, see signatures.py) and use no
 forbidden API (a static scan, as the grader's). Importing is the only step
 that runs student code, and it runs in a worker process, never in this one,
