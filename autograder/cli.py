@@ -155,7 +155,7 @@ def check(assignment: str, directory: Path, ci: bool, junit: Path | None, checks
             raise click.ClickException(f"nothing to check in {directory}: {exc}") from None
         # The files graded, read again: the functions still raising NotImplementedError are listed once, as submit lists them.
         taken = take(directory, "local", material.name, material.modules).files
-        stubs = stubs_of({f"{m}.py": taken[f"{m}.py"] for m in material.modules if f"{m}.py" in taken})
+        stubs = stubs_of(taken, [f"{module}.py" for module in material.modules])
         terminal.render(result, Console(width=120) if ci else Console(), stubs)
     if ci or junit:
         (junit or Path(JUNIT_FILE)).write_text(junit_report.junit_xml(result), encoding="utf-8")

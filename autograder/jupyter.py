@@ -15,9 +15,11 @@ from rich.console import Console
 
 import autograder
 from autograder.batch.folder import NothingToGrade, grade_folder
+from autograder.batch.intake import take
 from autograder.engine.assignment import AssignmentError, find_bundle, load_bundle
 from autograder.reports import terminal
 from autograder.sandboxes import choose
+from autograder.submission.stubs import stubs_of
 
 PACKAGE_PARENT = Path(autograder.__file__).resolve().parent.parent
 
@@ -40,4 +42,6 @@ def check(assignment: str, directory: str | Path = ".") -> None:
     except (AssignmentError, NothingToGrade) as exc:
         console.print(f"cannot check {assignment} in {directory.resolve()}: {exc}", markup=False, style="red")
         return
-    terminal.render(result, console)
+    # As `autograder check` prints it: the functions not written yet listed once, not a traceback per check.
+    taken = take(directory, "local", material.name, material.modules).files
+    terminal.render(result, console, stubs_of(taken, [f"{module}.py" for module in material.modules]))

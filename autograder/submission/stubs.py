@@ -45,11 +45,13 @@ def stubs_in(tree: ast.Module, file: str) -> list[Stub]:
     return found
 
 
-def stubs_of(files: dict[str, bytes | str]) -> list[Stub]:
-    """The stubs of each file that parses (a file that does not is reported by the checks themselves)."""
+def stubs_of(files: dict[str, bytes | str], names: Iterable[str] | None = None) -> list[Stub]:
+    """The stubs of each file (of those named, in that order; default: all) that parses (a file that does not
+    is reported by the checks themselves)."""
     found = []
-    for name, content in files.items():
+    for name in files if names is None else [name for name in names if name in files]:
         try:
+            content = files[name]
             text = content.decode("utf-8") if isinstance(content, bytes) else content
             found += stubs_in(parse(text, name), name)
         except (UnicodeDecodeError, SyntaxError, TooLargeToParse, ValueError, RecursionError, MemoryError):
