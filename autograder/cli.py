@@ -55,7 +55,35 @@ def find_root(explicit: Path | None, *marker: str, start: Path | None = None) ->
     raise click.UsageError(f"cannot find {'/'.join(marker)} here or above; run inside the course repository or pass --root")
 
 
+def _reference_root(assignment: str, explicit: Path | None) -> Path:
+    """The course repository holding reference/<assignment>; else a message that lists the course's homeworks,
+    or, where no course is found (a student's folder), says the command is for instructors."""
+    from autograder.engine.assignment import reference_homeworks
+
+    try:
+        found = find_root(explicit, "reference", assignment)
+        if found.joinpath("reference", assignment).is_dir():
+            return found
+    except click.UsageError:
+        pass
+    origins = [explicit] if explicit is not None else [Path.cwd(), PACKAGE_PARENT]
+    course = next((folder for origin in origins for folder in (origin.resolve(), *origin.resolve().parents)
+                   if reference_homeworks(folder)), None)
+    if course is not None:
+        raise click.ClickException(f"{assignment!r} is not a homework of {course}: the homeworks there are "
+                                   f"{', '.join(reference_homeworks(course))} (each a reference/<name>/ folder)")
+    command = click.get_current_context().info_name
+    where = f"in {explicit.resolve()}" if explicit is not None else "here or above (pass --root where the course repository is)"
+    raise click.ClickException(
+        f"`autograder {command}` is for instructors: it works from the reference solutions (reference/{assignment}/ of the "
+        f"course repository), which are not {where}. To run the public checks on your own files, use "
+        f"`autograder check {assignment}` in your copy of the {assignment} folder")
+
+
 root_option = click.option("--root", type=click.Path(file_okay=False, path_type=Path), help="The course repository.")
+checks_option = click.option("--checks", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                             help="The public_checks folder of the released homework (or the homework folder holding it), "
+                                  "when DIRECTORY is not a copy of that folder.")
 SANDBOX_HELP = "How student code is isolated: auto (the strongest available), docker, namespace or process."
 
 
@@ -125,7 +153,7 @@ def release(assignment: str, root: Path | None, sandbox: str) -> None:
     from autograder.release.release import ReleaseError
     from autograder.release.release import release as do_release
 
-    root = find_root(root, "reference", assignment)
+    root = _reference_root(assignment, root)
     _load_torch()
     try:
         written = do_release(assignment, root, _sandbox(sandbox))
@@ -142,18 +170,21 @@ def release(assignment: str, root: Path | None, sandbox: str) -> None:
               "failed checks as GitHub annotations, a JUnit file (see --junit).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JUnit XML here "
               f"(with --ci: {JUNIT_FILE} unless given).")
+@checks_option
 @root_option
 @sandbox_option("process")  # the student's own code on the student's own machine
-def check(assignment: str, directory: Path, ci: bool, junit: Path | None, root: Path | None, sandbox: str) -> None:
+def check(assignment: str, directory: Path, ci: bool, junit: Path | None, checks: Path | None, root: Path | None, sandbox: str) -> None:
     """Run the public checks of ASSIGNMENT on your files in DIRECTORY (default: here).
 
     The exit code is 1 while a public check fails, so a CI job fails with it."""
     # Said at once: the sandboxes and the checks' machinery (torch) take seconds to load after it.
     click.echo(clean(f"checking {assignment} in {directory.resolve()} with its public checks (sandbox: {sandbox})",
                      multiline=False), err=True)
-    material = _public_checks(assignment, directory, root)
+    material = _public_checks(assignment, directory, root, checks)
     # Here, not at the top: it imports torch, which waits until the line above is out.
     from autograder.batch.folder import NothingToGrade
+    from autograder.batch.intake import take
+    from autograder.submission.stubs import stubs_of
 
     # The student's text (the log lines of grading, the checks' messages) never runs as a workflow command.
     with ci_report.commands_stopped(os.environ if ci else {}):
@@ -161,24 +192,26 @@ def check(assignment: str, directory: Path, ci: bool, junit: Path | None, root: 
             result = _run(material, directory, sandbox, "local", visibilities=("public",))
         except NothingToGrade as exc:
             raise click.ClickException(f"nothing to check in {directory}: {exc}") from None
-        terminal.render(result, Console(width=120) if ci else Console())
+        # The files graded, read again: the functions still raising NotImplementedError are listed once, as submit lists them.
+        taken = take(directory, "local", material.name, material.modules).files
+        stubs = stubs_of(taken, [f"{module}.py" for module in material.modules])
+        terminal.render(result, Console(width=120) if ci else Console(), stubs)
     if ci or junit:
         (junit or Path(JUNIT_FILE)).write_text(junit_report.junit_xml(result), encoding="utf-8")
     if ci:
-        ci_report.publish(result, os.environ, _relative(directory))
+        ci_report.publish(result, os.environ, _relative(directory), stubs)
     sys.exit(0 if all(c.status == "passed" for c in result.checks) else 1)
 
 
-def _public_checks(assignment: str, directory: Path, root: Path | None):
-    """The released public checks: in directory (a copy of assignments/<hw>), else in the course repository."""
-    from autograder.engine.assignment import BUNDLE_DIR, AssignmentError, load_bundle
+def _public_checks(assignment: str, directory: Path, root: Path | None, checks: Path | None = None):
+    """The released public checks (engine/assignment.py find_bundle): --checks, in directory (a copy of
+    assignments/<hw>), above it, above here, or in the course repository (--root, or the package's own)."""
+    from autograder.engine.assignment import AssignmentError, find_bundle, load_bundle
 
     _load_torch()
-    bundle = directory / BUNDLE_DIR
-    if not bundle.is_dir():
-        bundle = find_root(root, "assignments", assignment, BUNDLE_DIR, start=directory) / "assignments" / assignment / BUNDLE_DIR
+    origins = [root] if root is not None else [directory, Path.cwd(), PACKAGE_PARENT]
     try:
-        return load_bundle(assignment, bundle)
+        return load_bundle(assignment, find_bundle(assignment, directory, origins, checks))
     except AssignmentError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -211,7 +244,7 @@ def grade(assignment, directory, student, output_format, reveal_hidden, hidden_v
     from autograder.batch.folder import NothingToGrade
     from autograder.batch.run import broken_result
 
-    material, course = _material(assignment, find_root(root, "reference", assignment))
+    material, course = _material(assignment, _reference_root(assignment, root))
     student = student or directory.resolve().name
     try:
         result = _run(material, directory, sandbox, student, reveal_hidden=reveal_hidden, course=course)
@@ -262,12 +295,14 @@ def _sandbox(name: str):
 @click.option("--student", required=True, help="Your student id, as the course knows you.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="The zip to write. Default: STUDENT-ASSIGNMENT.zip here.")
 @click.option("--force", is_flag=True, help="Write the zip despite problems; they are recorded in it for the instructor.")
+@checks_option
 @root_option
 @sandbox_option("process")  # the student's own code on the student's own machine
-def submit(assignment, directory, student, output, force, root, sandbox) -> None:
+def submit(assignment, directory, student, output, force, checks, root, sandbox) -> None:
     """Check your files in DIRECTORY (default: here) and pack them into a zip to upload.
 
-    Every file of ASSIGNMENT must be there, parse, import, keep the signatures
+    Every file of ASSIGNMENT must be there (or in a notebook there, in cells marked `# file: <name>.py`),
+    parse, import, keep the signatures
     of the assignment and use no forbidden API; otherwise nothing is written."""
     from autograder.batch.intake import STUDENT_ID
     from autograder.protocol.client import WorkerUnavailable
@@ -276,11 +311,13 @@ def submit(assignment, directory, student, output, force, root, sandbox) -> None
 
     if not STUDENT_ID.fullmatch(student):
         raise click.BadParameter(f"{student!r} cannot be a student id", param_hint="--student")
-    material = _public_checks(assignment, directory, root)
+    material = _public_checks(assignment, directory, root, checks)
     try:
         checked = validate(material, directory, _sandbox(sandbox))
     except WorkerUnavailable as exc:
         raise click.ClickException(str(exc)) from None
+    for note in checked.notes:
+        click.echo(clean(f"note: {note}"))
     for problem in checked.problems:
         click.echo(clean(f"problem: {problem}"))
     for stub in checked.unwritten:
@@ -328,7 +365,7 @@ def batch(assignment, source, db, workers, force, show_all, root, sandbox) -> No
     tries again); the command then ends non-zero, naming who was not graded."""
     from autograder.batch.run import NOT_GRADED
 
-    root = find_root(root, "reference", assignment)
+    root = _reference_root(assignment, root)
     material, course = _material(assignment, root)
     outcomes = _batch(material, course, source, db, workers, force, sandbox, Console(stderr=True), show_all)
     not_graded = [o.student for o in outcomes if o.action in NOT_GRADED]
@@ -567,7 +604,7 @@ def gradescope_package(assignment, output, hidden_visibility, root) -> None:
     autograder/release/gradescope_package.py describes what is inside."""
     from autograder.release.gradescope_package import PackageError, build
 
-    root = find_root(root, "reference", assignment)
+    root = _reference_root(assignment, root)
     material, _ = _material(assignment, root)
     try:
         written = build(material, root, output, hidden_visibility)

@@ -13,10 +13,15 @@ from pathlib import Path
 
 from rich.console import Console
 
+import autograder
 from autograder.batch.folder import NothingToGrade, grade_folder
-from autograder.engine.assignment import BUNDLE_DIR, AssignmentError, load_bundle
+from autograder.batch.intake import take
+from autograder.engine.assignment import AssignmentError, find_bundle, load_bundle
 from autograder.reports import terminal
 from autograder.sandboxes import choose
+from autograder.submission.stubs import stubs_of
+
+PACKAGE_PARENT = Path(autograder.__file__).resolve().parent.parent
 
 
 def attempt(what: str, compute):
@@ -31,9 +36,12 @@ def check(assignment: str, directory: str | Path = ".") -> None:
     directory = Path(directory)
     console = Console()  # rich draws HTML in Jupyter, text in a terminal
     try:
-        material = load_bundle(assignment, directory / BUNDLE_DIR)
+        # Looked for as `autograder check` looks (cli.py): here, above, the package's course.
+        material = load_bundle(assignment, find_bundle(assignment, directory, [directory, Path.cwd(), PACKAGE_PARENT]))
         result = grade_folder(material, directory, choose("process")[0], "local", visibilities=("public",))
     except (AssignmentError, NothingToGrade) as exc:
         console.print(f"cannot check {assignment} in {directory.resolve()}: {exc}", markup=False, style="red")
         return
-    terminal.render(result, console)
+    # As `autograder check` prints it: the functions not written yet listed once, not a traceback per check.
+    taken = take(directory, "local", material.name, material.modules).files
+    terminal.render(result, console, stubs_of(taken, [f"{module}.py" for module in material.modules]))

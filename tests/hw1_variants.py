@@ -123,7 +123,7 @@ VARIANTS: list[Variant] = [
         "self.db = grad_out.mean(dim=0)",
         "backprop.Linear",
         "db is the batch mean of grad_out instead of its sum (dW and the input gradient are right)",
-        says=[("backprop.Linear.backward", "gradient wrt b (expected: the reference's; got: your backward's)")],
+        says=[("backprop.Linear.backward", "gradient wrt b, your backward's against the reference's")],
     ),
     _v(
         "mse_backward_missing_factor_2",

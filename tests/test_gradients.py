@@ -79,7 +79,8 @@ def test_wrong_element_is_reported_with_its_index_and_values():
     assert numeric == pytest.approx(gradient[1, 2].item(), abs=1e-8)
     assert "relative error" in message
     assert message.endswith("(checked element by element, central differences, h=1e-06)")
-    assert caught.value.summary == "Sigmoid.backward: gradient wrt x is wrong (1 of 12 elements)"
+    assert caught.value.summary == ("Sigmoid.backward: gradient wrt x from your backward disagrees with finite differences of your forward "
+                                     "(1 of 12 elements)")
 
 
 def test_the_worst_element_is_reported():
@@ -89,7 +90,7 @@ def test_the_worst_element_is_reported():
     wrong[3] += 1.0
     with pytest.raises(CheckFailed, match=r"wrong at index \(3,\)") as caught:
         check_gradients(torch.sigmoid, {"x": x}, {"x": wrong}, upstream, what="f", random_direction=None)
-    assert caught.value.summary == "f: gradient wrt x is wrong (2 of 4 elements)"
+    assert caught.value.summary == "f: gradient wrt x from your backward disagrees with finite differences of your forward (2 of 4 elements)"
 
 
 def test_wrong_gradient_fails_directionally():
@@ -106,7 +107,8 @@ def test_wrong_gradient_fails_directionally():
     )
     assert "checked along 3 random directions" in caught.value.message
     assert re.fullmatch(
-        r"Sigmoid.backward: gradient wrt x is wrong \(along [123] of 3 random directions\)", caught.value.summary
+        r"Sigmoid.backward: gradient wrt x from your backward disagrees with finite differences of your forward "
+        r"\(along [123] of 3 random directions\)", caught.value.summary
     )
 
 
@@ -139,7 +141,7 @@ def test_gradient_of_the_wrong_shape_or_type():
                              (None, "None")]:
         with pytest.raises(CheckFailed) as caught:
             check_gradients(torch.sigmoid, {"W": x}, {"W": bad}, upstream, what="f", random_direction=None)
-        assert caught.value.message == f"f: gradient wrt W: backward returned {description}, expected shape [3, 4]"
+        assert caught.value.message == f"f: gradient wrt W: your backward returned {description}, expected a tensor of shape [3, 4]"
 
 
 def test_forward_that_returns_no_tensor_or_the_wrong_shape():
@@ -378,8 +380,10 @@ def test_forward_and_backward_are_compared_with_the_reference(cube_graded, how):
     wrong = cube_graded["wrong_backward", how]
     for check in ("units.Cube.elementwise", "units.Cube.directions"):
         status, message = wrong[check]
-        assert status == "failed" and "gradient wrt x (expected: the reference's; got: your backward's)" in message
-        assert "expected: [" in message and "got:      [" in message
+        assert status == "failed" and "gradient wrt x, your backward's against the reference's" in message
+        # each number says where it came from, in the pytest-like display
+        assert re.search(r"worst at index \(\d+,?\)?.*: expected \S+ \(the reference's backward\), got \S+ \(your backward\); abs diff", message), message
+        assert "\nexpected: [" in message and "\ngot:      [" in message
     status, message = wrong["units.Cube.own_formula"]
     assert status == "failed"
     assert "your backward gives" in message and "finite differences of your forward give" in message

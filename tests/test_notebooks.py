@@ -2,16 +2,20 @@
 notebook each homework is released with, run for real in a Jupyter kernel."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
+from click.testing import CliRunner
 
 from autograder.batch.folder import grade_folder
-from autograder.batch.intake import discover
+from autograder.cli import main
+from autograder.batch.intake import discover, take
 from autograder.engine.assignment import load_reference
 from autograder.release.notebook import build_notebook
 from autograder.sandboxes import get_sandbox
@@ -82,6 +86,31 @@ def test_a_marker_naming_something_other_than_a_python_file_is_noted():
                          "`activations.py`; the cell is not graded"]
 
 
+def test_a_cell_that_comes_close_to_naming_a_file_of_the_assignment_says_what_to_write_instead():
+    got = extract(notebook("# file: Backprop.py\nx = 1", "# activations.py\ny = 2", "#Neurons.py:\nz = 3", "# plot.py\nw = 4",
+                           "# file: optimizers.py\nv = 5"), "hw1.ipynb", HW1_FILES)
+    assert list(got.files) == ["optimizers.py"]  # the near misses are not graded under a guessed name
+    assert got.notes == [
+        "hw1.ipynb, cell 1: `# file: Backprop.py` names Backprop.py, not backprop.py (file names are case-sensitive): "
+        "make it `# file: backprop.py`; the cell is not graded",
+        "hw1.ipynb, cell 2: its first line `# activations.py` does not follow the rule: make it `# file: activations.py`; "
+        "the cell is not graded",
+        "hw1.ipynb, cell 3: its first line `#Neurons.py:` does not follow the rule: make it `# file: neurons.py`; the cell is not graded",
+    ]  # `# plot.py` names no file of the assignment: a comment like any other
+    assert set(got.misnamed) == {"backprop.py", "activations.py", "neurons.py"}
+    with pytest.raises(NotebookError, match=r"cell 1: its first line `# activations.py` .* make it `# file: activations.py`"):
+        extract(notebook("# activations.py\ny = 2"), "hw1.ipynb", HW1_FILES)  # the one reason nothing was taken
+
+
+def test_a_folder_with_the_released_notebook_and_a_misnamed_file_is_told_to_rename_it(tmp_path):
+    shutil.copy(ROOT / "assignments" / "hw1" / "hw1.ipynb", tmp_path)  # no file cells: not worth a note
+    for name in HW1_FILES:
+        shutil.copy(ROOT / "reference" / "hw1" / name, tmp_path / name.replace("activations", "Activations"))
+    taken = take(tmp_path, "s1", "hw1", [name[:-3] for name in HW1_FILES])
+    assert taken.notes == ["missing: activations.py (the checks of its units score 0); Activations.py is here: rename it to "
+                           "activations.py (file names are case-sensitive)"]
+
+
 def test_intake_takes_the_files_a_notebook_defines_and_prefers_files_handed_in(tmp_path):
     reference = ROOT / "reference" / "hw1"
     only_notebook = tmp_path / "class" / "ana"
@@ -125,6 +154,46 @@ def test_check_says_what_to_change_when_a_notebook_follows_the_rule_nowhere(tmp_
     assert "nothing to check in .: no cell of hw1.ipynb names its file: make `# file: <name>.py` the first line" in " ".join(run.stderr.split())
 
 
+def test_a_notebook_is_handed_in_from_an_empty_folder(tmp_path, monkeypatch):
+    """Only the notebook in the folder: check and submit find the public checks as they do for files (here through the
+    course this package sits in; with --checks where none is reachable, as with an installed package)."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "my_hw1.ipynb").write_bytes(hw1_notebook(ROOT / "reference" / "hw1"))
+    monkeypatch.chdir(folder)
+    checked = CliRunner().invoke(main, ["check", "hw1"])
+    assert checked.exit_code == 0, checked.output
+    assert "41 of 41 checks passed" in checked.output and "taken from my_hw1.ipynb, cells 3, 4" in " ".join(checked.output.split())
+    submitted = CliRunner().invoke(main, ["submit", "hw1", "--student", "ana"])
+    assert submitted.exit_code == 0, submitted.output
+    assert "note: neurons.py: taken from my_hw1.ipynb, cells 3, 4" in submitted.output and "problem" not in submitted.output
+    with zipfile.ZipFile(folder / "ana-hw1.zip") as archive:
+        assert sorted(archive.namelist()) == sorted([*HW1_FILES, "manifest.json"])
+        namespace = {}
+        exec(archive.read("activations.py").decode(), namespace)  # the notebook's code, as files the grader takes
+        assert "Sigmoid" in namespace
+    elsewhere = tmp_path / "no-course"
+    elsewhere.mkdir()
+    unreachable = CliRunner().invoke(main, ["check", "hw1", "--root", str(elsewhere)])
+    assert unreachable.exit_code == 1
+    assert "cannot find the public checks of hw1 here or above" in unreachable.output
+    assert "pass --checks <that folder>/public_checks" in " ".join(unreachable.output.split())
+    given = CliRunner().invoke(main, ["submit", "hw1", "--student", "ana", "--checks", str(ROOT / "assignments" / "hw1"), "-o", "b.zip"])
+    assert given.exit_code == 0 and (folder / "b.zip").is_file(), given.output
+
+
+def test_submit_says_what_to_write_in_a_cell_that_came_close_to_naming_its_file(tmp_path):
+    reference = ROOT / "reference" / "hw1"
+    cells = [f"# file: {name}\n" + (reference / name).read_text() for name in HW1_FILES]
+    cells[1] = cells[1].replace("# file: activations.py", "# activations.py", 1)
+    (tmp_path / "hw1.ipynb").write_bytes(notebook(*cells))
+    run = CliRunner().invoke(main, ["submit", "hw1", str(tmp_path), "--student", "bo", "--checks", str(ROOT / "assignments" / "hw1"),
+                                    "-o", str(tmp_path / "bo.zip")])
+    assert run.exit_code == 1 and not (tmp_path / "bo.zip").exists()
+    hint = "hw1.ipynb, cell 2: its first line `# activations.py` does not follow the rule: make it `# file: activations.py`"
+    assert f"problem: activations.py: missing, but {hint}" in run.output and run.output.count(hint) == 1
+
+
 def test_release_writes_a_valid_notebook_with_numbered_cells():
     template = "# %% [markdown]\n# # Title\n#\n# Some text.\n\n# %%\n%load_ext autoreload\nx = 1\n\n# %%\nprint(x)\n"
     text = build_notebook(template)
@@ -163,4 +232,6 @@ def test_the_released_hw2_notebook_runs_on_the_stubs_and_says_what_is_left(tmp_p
     outputs = "\n".join(run_notebook(folder / "hw2.ipynb"))
     assert "conv2d: not written yet (conv2d: write your solution here)" in outputs
     assert "MaxPool2d(4): not written yet" in outputs
-    assert "convolution.conv2d.output" in outputs and "checks passed" in outputs  # the check cell ran to its end
+    # the check cell ran to its end and lists the stubs once, as `autograder check` does, not a traceback per check
+    assert "not written yet, so" in outputs and "checks passed" in outputs and "Traceback" not in outputs
+    assert re.search(r"convolution\.py: .*\bconv2d, Conv2d \(forward, backward\)", outputs)

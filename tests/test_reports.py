@@ -20,6 +20,7 @@ from autograder.engine.course import parse_course
 from autograder.engine.grades import Earned, standing, unassigned
 from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.reports import class_report, export_csv, feedback, gradescope, junit, terminal
+from autograder.submission.stubs import Stub
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SECRET = "SECRET-VALUE-1234"  # what a hidden check's message holds and no student rendering may show
@@ -501,3 +502,31 @@ def test_feedback_names_the_checks_not_passed_above_the_table():
     assert feedback.markdown(COURSE, grades_of(), {"hw1": RESULT}).count("3 of 7 checks passed; not passed") == 1
     many = make_result(*(CheckResult(f"c{i}", 0.0, 1.0, "failed", "", "hidden") for i in range(13)))
     assert "c9 (failed) and 3 more (see the table)" in feedback.html(COURSE, grades_of(), {"hw1": many})
+
+
+# The terminal table of one result, as `check` prints it
+
+
+def test_the_terminal_lists_stubs_once_and_shows_real_failures_and_same_messages_once():
+    stub_error = ("units.f(float64[3]) raised NotImplementedError at units.py:4 in f: f: write your solution here\n"
+                  "  File \"units.py\", line 4, in f\nNotImplementedError: f: write your solution here")
+    own_error = "units.g(float64[3]) raised NotImplementedError at units.py:9 in g: not for negative x"  # raised by written code
+    missing = "other.py could not be imported, so none of its checks ran: other.py is missing"
+    result = make_result(
+        CheckResult("units.f.values", 0, 1, "error", stub_error, "public"),
+        CheckResult("units.f.shapes", 0, 0.5, "error", stub_error, "public"),
+        CheckResult("units.g.values", 0, 1, "error", own_error, "public"),
+        CheckResult("units.h.values", 0, 1, "failed", "units.h(x): wrong values\nexpected: [1.0]\ngot:      [2.0]", "public"),
+        CheckResult("other.k.values", 0, 1, "error", missing, "public"),
+        CheckResult("other.k.shapes", 0, 1, "error", missing, "public"),
+        CheckResult("units.m.values", 1, 1, "passed", "", "public"), notes=())
+    console = Console(width=100, record=True)
+    terminal.render(result, console, [Stub("units.py", 4, "f"), Stub("units.py", 20, "K.step")])
+    text = console.export_text()
+    assert "units.f.values" not in text and "write your solution here" not in text  # waits on a stub: listed below instead
+    assert "units.g.values (error)" in text and "not for negative x" in text  # a NotImplementedError of its own is a failure
+    assert "units.h.values (failed)" in text and "expected: [1.0]\ngot:      [2.0]" in text
+    assert text.count("other.py is missing") == 1 and "other.k.values and 1 more check(s) with the same message (error)" in text
+    assert "not written yet, so 2 check(s) worth 1.5 point(s) score 0: these still raise NotImplementedError" in text
+    assert re.search(r"units\.py: +f, K \(step\)", text)
+    assert text.rstrip().endswith("1 / 6.5 points; 1 of 7 checks passed")

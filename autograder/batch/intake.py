@@ -46,7 +46,8 @@ from autograder.engine.runner import SOURCE_CAP, read_student_file
 from autograder.submission.manifest import MANIFEST_CAP, MANIFEST_NAME, TOO_LARGE, ManifestError, utc_stamp
 from autograder.submission.manifest import load as load_manifest
 from autograder.submission.manifest import verify as verify_manifest
-from autograder.submission.notebook import NOTEBOOK_CAP, NotebookError
+from autograder.submission.names import misnamed
+from autograder.submission.notebook import NOTEBOOK_CAP, NoFileCells, NotebookError
 from autograder.submission.notebook import extract as extract_notebook
 
 log = logging.getLogger("autograder")
@@ -447,7 +448,9 @@ def _collect(taking: _Taking, entries: list[_Entry], inner: bool = False) -> Non
     submission.files = _writable({p.relative_to(top): c for p, c in files.items() if p.is_relative_to(top)}, notes)
     missing = sorted(expected - set(submission.files))
     if missing:
-        notes.tail.append(f"missing: {', '.join(missing)} (the checks of its units score 0)")
+        present = {p.name for p in files if p.parent == top}
+        hints = "".join(f"; {hint}" for name in missing if (hint := misnamed(name, present)))
+        notes.tail.append(f"missing: {', '.join(missing)} (the checks of its units score 0){hints}")
     times = [modified[p] for p in files if p.is_relative_to(top) and modified.get(p) is not None]
     _stamp(taking, manifests.get(top), times)
 
@@ -533,9 +536,13 @@ def _add_notebook_files(taking: _Taking, files: dict[PurePosixPath, bytes], modi
             if entry.size > NOTEBOOK_CAP:
                 raise NotebookError(f"{_shown(str(entry.path))} is over the {NOTEBOOK_CAP >> 20} MiB limit of a notebook; "
                                     "clear its outputs and save it again")
-            extracted = extract_notebook(taking.read(entry, NOTEBOOK_CAP), _shown(str(entry.path)))
+            extracted = extract_notebook(taking.read(entry, NOTEBOOK_CAP), _shown(str(entry.path)), [f"{m}.py" for m in taking.modules])
         except OSError as exc:
             unusable.append(f"{_shown(str(entry.path))} cannot be read ({exc.strerror or exc})")
+            continue
+        except NoFileCells as exc:  # the released notebook, say, beside files handed in: nothing to say about it
+            if not any(path.stem in taking.modules for path in files):
+                unusable.append(str(exc))
             continue
         except NotebookError as exc:
             unusable.append(str(exc))

@@ -78,8 +78,12 @@ def expect_close(
     dtype: torch.dtype | None = None,
     rtol: float | None = None,
     atol: float | None = None,
+    sources: tuple[str, str] | None = None,
 ) -> None:
     """CheckFailed unless `actual` matches `expected` within dtype-aware tolerances.
+
+    `sources` names where the expected and the actual values came from ("the reference's backward",
+    "your backward"), said beside the worst values; the previews below stay "expected:" and "got:".
 
     `dtype` is the dtype `actual` must have (default: `expected.dtype`); the
     values are compared in float64 with |actual - expected| <= atol + rtol * |expected|.
@@ -117,7 +121,7 @@ def expect_close(
     # the largest expected value.
     lines = [
         f"{summary} ({_dtype_name(dtype)} tolerance: rtol {rtol:.3g}, atol {atol:.3g})",
-        _worst_line(worst, want[worst].item(), got[worst].item(), dtype),
+        _worst_line(worst, want[worst].item(), got[worst].item(), dtype, sources),
         *_previews(want, got),
     ]
     raise CheckFailed("\n".join(lines), summary=summary)
@@ -155,17 +159,19 @@ def _expect_layout(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dt
         )
 
 
-def _worst_line(index: tuple[int, ...], expected: float, got: float, dtype: torch.dtype) -> str:
+def _worst_line(index: tuple[int, ...], expected: float, got: float, dtype: torch.dtype, sources: tuple[str, str] | None = None) -> str:
     shown_expected, shown_got = _format_number(expected, torch.float64), _format_number(got, dtype)
+    if sources:
+        shown_expected, shown_got = f"{shown_expected} ({sources[0]})", f"{shown_got} ({sources[1]})"
     if math.isfinite(expected) and not math.isfinite(got):
         return f"got {shown_got} at index {index}, expected {shown_expected}"
     line = f"worst at index {index}: expected {shown_expected}, got {shown_got}"
     if math.isfinite(expected) and math.isfinite(got):
         difference = abs(got - expected)
-        line += f" (abs diff {difference:.3g}"
+        line += f"{'; ' if sources else ' ('}abs diff {difference:.3g}"
         if expected != 0:
             line += f", rel diff {difference / abs(expected):.3g}"
-        line += ")"
+        line += "" if sources else ")"
     return line
 
 

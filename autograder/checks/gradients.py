@@ -156,8 +156,8 @@ def expect_gradient(gradient, shape: torch.Size, *, name: str, what: str) -> tor
     """The gradient wrt `name` that backward returned, as float64 on the CPU; CheckFailed unless a tensor of `shape`."""
     if not isinstance(gradient, torch.Tensor) or gradient.shape != shape:
         raise CheckFailed(
-            f"{what}: gradient wrt {name}: backward returned {describe(gradient)}, "
-            f"expected shape {format_shape(shape)}"
+            f"{what}: gradient wrt {name}: your backward returned {describe(gradient)}, "
+            f"expected a tensor of shape {format_shape(shape)}"
         )
     return gradient.detach().to("cpu", torch.float64)
 
@@ -175,7 +175,8 @@ def _compare_elementwise(name, gradient, differences: Differences, *, rtol, atol
     raise CheckFailed(
         f"{what}: gradient wrt {name} is wrong at index {index}: "
         f"{_comparison(analytic, numeric)} (checked element by element, central differences, h={differences.h:g})",
-        summary=f"{what}: gradient wrt {name} is wrong ({len(failures)} of {gradient.numel()} elements)",
+        summary=f"{what}: gradient wrt {name} from your backward disagrees with finite differences of your forward "
+                f"({len(failures)} of {gradient.numel()} elements)",
     )
 
 
@@ -194,7 +195,8 @@ def _compare_directions(name, gradient, differences: Differences, *, rtol, atol,
         f"{what}: gradient wrt {name} is wrong along a random direction: "
         f"{_comparison(analytic, numeric)} (checked along {count} random directions, "
         f"central differences, h={differences.h:g})",
-        summary=f"{what}: gradient wrt {name} is wrong (along {len(failures)} of {count} random directions)",
+        summary=f"{what}: gradient wrt {name} from your backward disagrees with finite differences of your forward "
+                f"(along {len(failures)} of {count} random directions)",
     )
 
 

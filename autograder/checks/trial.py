@@ -79,10 +79,10 @@ class Trial:
 
     # --- assertions ---
 
-    def expect_close(self, actual, expected, *, what: str | None = None, dtype=None, rtol=None, atol=None, hint=None):
+    def expect_close(self, actual, expected, *, what: str | None = None, dtype=None, rtol=None, atol=None, hint=None, sources=None):
         """compare.expect_close; hint (no values: hidden checks show it too) is added to a failure."""
         try:
-            compare.expect_close(actual, expected, what=what or self.last_call, dtype=dtype, rtol=rtol, atol=atol)
+            compare.expect_close(actual, expected, what=what or self.last_call, dtype=dtype, rtol=rtol, atol=atol, sources=sources)
         except CheckFailed as failure:
             if hint is None:
                 raise
@@ -137,7 +137,8 @@ class Trial:
         if reference is not None:
             reference_forward, reference_backward = reference
             expected = reference_forward(**inputs)
-            self.expect_close(output, expected, what=f"{call} (the forward pass this gradient check differentiates)")
+            self.expect_close(output, expected, what=f"{call} (the forward pass this gradient check differentiates)",
+                              sources=("the reference's forward", "your forward"))
         self._expect_same_output(forward, inputs, output, call, "a second time on the same inputs")
         upstream = self.randn(*(expected if expected is not None else output).shape)
         numeric = gradients.finite_differences(
@@ -154,7 +155,8 @@ class Trial:
                 gradients.expect_gradient(gradient, point.shape, name=name, what=what)
                 self.expect_close(
                     gradient, expected_gradients[name],
-                    what=f"{what}: gradient wrt {name} (expected: the reference's; got: your backward's)",
+                    what=f"{what}: gradient wrt {name}, your backward's against the reference's",
+                    sources=("the reference's backward", "your backward"),
                 )
         gradients.expect_matches_differences(analytic, numeric, what=what)
 

@@ -91,13 +91,62 @@ def load_bundle(name: str, bundle_dir: Path) -> Assignment:
         )
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("assignment") != name:
-        raise AssignmentError(f"{bundle_dir} holds the checks of {manifest.get('assignment')!r}, not {name!r}")
+        raise AssignmentError(f"{bundle_dir} holds the public checks of {manifest.get('assignment')!r}, not of {name!r}: "
+                              f"the homework known here is {manifest.get('assignment')!r}")
     module = _import(f"_autograder_bundle_{name}", code_path)
     specs = [spec for spec in _specs(module) if spec.id in manifest["recordings"]]
     assignment = _assemble(name, specs, getattr(module, "FORBIDDEN", {}), reference_dir=None)
     assignment.recordings = manifest["recordings"]
     assignment.signatures = manifest.get("signatures", {})  # absent from bundles released before submit checked them
     return assignment
+
+
+def released_homeworks(course: Path) -> list[str]:
+    """The homeworks released in course/assignments: those with a public check bundle."""
+    return sorted(path.parent.parent.name for path in course.glob(f"assignments/*/{BUNDLE_DIR}/{BUNDLE_MANIFEST}"))
+
+
+def reference_homeworks(course: Path) -> list[str]:
+    """The homeworks of course/reference: those with public checks."""
+    return sorted(path.parent.name for path in course.glob(f"reference/*/{PUBLIC_CHECKS}"))
+
+
+def find_bundle(name: str, directory: Path, origins: list[Path], explicit: Path | None = None) -> Path:
+    """Where homework name's public check bundle is, as `check`, `submit` and the notebook's check cell look:
+    explicit (the bundle, or the homework folder holding it); directory's own public_checks/; else, going up
+    from each origin in turn, a copy of the homework (its public_checks/) or a course with
+    assignments/<name>/public_checks/. AssignmentError says where else to look."""
+    if explicit is not None:
+        for candidate in (explicit, explicit / BUNDLE_DIR):
+            if (candidate / BUNDLE_MANIFEST).is_file():
+                return candidate
+        raise AssignmentError(f"{explicit} holds no public check bundle ({BUNDLE_DIR}/{BUNDLE_MANIFEST}): pass the "
+                              f"{BUNDLE_DIR} folder of the released {name}, or the {name} folder holding it")
+    if (directory / BUNDLE_DIR).is_dir():
+        return directory / BUNDLE_DIR  # load_bundle says so when it holds another homework's checks
+    courses = []
+    for origin in origins:
+        for folder in (origin.resolve(), *origin.resolve().parents):
+            if _bundle_name(folder / BUNDLE_DIR) == name:
+                return folder / BUNDLE_DIR
+            if (folder / "assignments" / name / BUNDLE_DIR).is_dir():
+                return folder / "assignments" / name / BUNDLE_DIR
+            if released_homeworks(folder):
+                courses.append(folder)
+    if courses:
+        raise AssignmentError(f"{name!r} is not a released homework of {courses[0]}: the homeworks there are "
+                              f"{', '.join(released_homeworks(courses[0]))}")
+    raise AssignmentError(f"cannot find the public checks of {name} here or above: they come with the homework, in its "
+                          f"folder's {BUNDLE_DIR}/ (assignments/{name}/{BUNDLE_DIR}/ in the course repository). Run this "
+                          f"inside your copy of the {name} folder, with your files or notebook in it, or pass "
+                          f"--checks <that folder>/{BUNDLE_DIR}")
+
+
+def _bundle_name(bundle_dir: Path) -> str | None:
+    try:
+        return json.loads((bundle_dir / BUNDLE_MANIFEST).read_text()).get("assignment")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _assemble(name, specs, forbidden, reference_dir) -> Assignment:

@@ -15,25 +15,28 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from autograder.engine.results import SubmissionResult
 from autograder.reports import feedback
 from autograder.reports.safe_text import clean, clean_result
+from autograder.submission.stubs import Stub, waiting_on
 
 ANNOTATION_CAP = 2000  # characters of a message shown in an annotation; the summary has all of it
 
 
-def publish(result: SubmissionResult, environ: Mapping[str, str], directory: Path = Path(".")) -> None:
-    """directory: the checked folder, relative to the repository's root (annotations name files by that path)."""
+def publish(result: SubmissionResult, environ: Mapping[str, str], directory: Path = Path("."), stubs: Sequence[Stub] = ()) -> None:
+    """directory: the checked folder, relative to the repository's root (annotations name files by that path);
+    stubs: the submission's functions not written yet (submission/stubs.py), each one warning in place of
+    an error per check that ran into it."""
     summary = environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with Path(summary).open("a", encoding="utf-8") as out:
             out.write(step_summary(result))
     if environ.get("GITHUB_ACTIONS") == "true":
-        for line in annotations(result, directory):
+        for line in annotations(result, directory, stubs):
             print(line, flush=True)
 
 
@@ -60,11 +63,15 @@ def step_summary(result: SubmissionResult) -> str:
     return "\n".join(lines + feedback.result_markdown(result)) + "\n"
 
 
-def annotations(result: SubmissionResult, directory: Path = Path(".")) -> list[str]:
+def annotations(result: SubmissionResult, directory: Path = Path("."), stubs: Sequence[Stub] = ()) -> list[str]:
     result = clean_result(result)
-    lines = []
+    lines, waiting = [], {}
     for check in result.checks:
         if check.status == "passed":
+            continue
+        stub = waiting_on(check.message, stubs) if check.status == "error" else None
+        if stub is not None:
+            waiting.setdefault(stub, []).append(check)
             continue
         graded_file = check.id.split(".", 1)[0] + ".py"
         where = f"file={_property(str(directory / graded_file))}"
@@ -74,6 +81,11 @@ def annotations(result: SubmissionResult, directory: Path = Path(".")) -> list[s
         title = f"{check.id} ({check.status}, {check.score:g} / {check.max_score:g})"
         message = check.message[:ANNOTATION_CAP] or "(no message)"
         lines.append(f"::error {where},title={_property(title)}::{_data(message)}")
+    for stub, checks in waiting.items():
+        where = f"file={_property(str(directory / stub.file))},line={stub.line}"
+        message = (f"{stub.function} still raises NotImplementedError: {len(checks)} check(s) worth "
+                   f"{sum(c.max_score for c in checks):g} point(s) score 0 ({', '.join(c.id for c in checks)})")
+        lines.append(f"::warning {where},title={_property(f'not written yet: {stub.function}')}::{_data(message)}")
     return lines
 
 

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from autograder.checks.parsing import TooLargeToParse, parse
 from autograder.engine.runner import SOURCE_CAP
+from autograder.submission.names import CASE_SENSITIVE, cell_header
 
 NOTEBOOK_CAP = 16 << 20  # notebooks carry their outputs (plots): larger than a source file
 # `{`, `[` and `,` bytes, an upper bound on the JSON values (each costs up to ~120 bytes loaded): about 60 MiB at most.
@@ -37,6 +39,8 @@ NOTEBOOK_CAP = 16 << 20  # notebooks carry their outputs (plots): larger than a 
 NOTEBOOK_VALUES_CAP = 500_000
 CELL_CAP = SOURCE_CAP  # code in one cell: a cell is part of a file, and no file may be larger
 MARKER = re.compile(r"\s*(?:#\s*file\s*:|%%writefile(?:\s+-a)?)\s*(?P<name>\S+)\s*$", re.IGNORECASE)
+# A first line that comes close to a marker: a comment ending with a file name (`# activations.py`, `#File activations.py:`).
+NEAR_MARKER = re.compile(r"\s*#.*?(?P<name>[A-Za-z_][A-Za-z0-9_]*\.py)\W*")
 MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.py")
 IPYTHON_LINE = re.compile(r"\s*[%!]")
 HOW_TO = ("make `# file: <name>.py` the first line of each cell that holds a file's code "
@@ -49,23 +53,42 @@ class NotebookError(Exception):
     """The notebook cannot be read, or follows the rule nowhere: the message says what to change."""
 
 
+class NoFileCells(NotebookError):
+    """No cell of the notebook names a file, nor comes close to: a notebook of experiments, or one not used to hand in."""
+
+
 @dataclass
 class Extracted:
     files: dict[str, str] = field(default_factory=dict)  # file name -> its code
     cells: dict[str, list[int]] = field(default_factory=dict)  # file name -> its cells, numbered from 1
     notes: list[str] = field(default_factory=list)  # what the student should fix, graded anyway
+    misnamed: dict[str, str] = field(default_factory=dict)  # an expected file name -> the note on the cell that came close to it
 
 
-def extract(content: bytes, notebook_name: str) -> Extracted:
-    """The files a notebook defines by the rule above, or NotebookError saying what to change."""
+def extract(content: bytes, notebook_name: str, expected: Iterable[str] = ()) -> Extracted:
+    """The files a notebook defines by the rule above, or NotebookError saying what to change.
+
+    expected: the assignment's file names; a cell whose first line comes close to naming one of them
+    (`# file: Backprop.py`, `# activations.py`) is not graded, and a note says what to write instead."""
     cells = _code_cells(content, notebook_name)
     extracted, parts = Extracted(), {}
+    by_lower = {name.lower(): name for name in expected}
     for number, source in cells:
         first, _, body = source.partition("\n")
         marker = MARKER.match(first)
         if marker is None:
+            near = NEAR_MARKER.fullmatch(first)
+            if near and near["name"].lower() in by_lower:
+                meant = by_lower[near["name"].lower()]
+                _note_misnamed(extracted, meant, f"{notebook_name}, cell {number}: its first line `{first.strip()[:QUOTED_CAP]}` "
+                                                 f"does not follow the rule: make it `{cell_header(meant)}`; the cell is not graded")
             continue
         name = marker["name"].strip("'\"")
+        meant = by_lower.get(name.lower(), name)
+        if meant != name:
+            _note_misnamed(extracted, meant, f"{notebook_name}, cell {number}: `{first.strip()[:QUOTED_CAP]}` names {name[:QUOTED_CAP]}, "
+                                             f"not {meant} ({CASE_SENSITIVE}): make it `{cell_header(meant)}`; the cell is not graded")
+            continue
         if not MODULE_NAME.fullmatch(name):
             extracted.notes.append(f"{notebook_name}, cell {number}: `{first.strip()[:QUOTED_CAP]}` names {name[:QUOTED_CAP]!r}, not a "
                                    "Python file like `activations.py`; the cell is not graded")
@@ -86,7 +109,7 @@ def extract(content: bytes, notebook_name: str) -> Extracted:
     if not parts and extracted.notes:
         raise NotebookError(extracted.notes[0])  # the one reason nothing could be taken, e.g. a cell too large
     if not parts:
-        raise NotebookError(f"no cell of {notebook_name} names its file: {HOW_TO}")
+        raise NoFileCells(f"no cell of {notebook_name} names its file: {HOW_TO}")
     for name, texts in parts.items():
         code = "\n\n".join(text.rstrip("\n") for text in texts) + "\n"
         size = len(code.encode("utf-8"))
@@ -100,6 +123,11 @@ def extract(content: bytes, notebook_name: str) -> Extracted:
     if not extracted.files:
         raise NotebookError(extracted.notes[-1])
     return extracted
+
+
+def _note_misnamed(extracted: Extracted, meant: str, note: str) -> None:
+    extracted.notes.append(note)
+    extracted.misnamed.setdefault(meant, note)
 
 
 def _code_cells(content: bytes, notebook_name: str) -> list[tuple[int, str]]:

@@ -1,6 +1,7 @@
 """Check a submission on the student's machine before it is packed for upload.
 
-Each of the assignment's files must be present, parse, import, keep the
+Each of the assignment's files must be present (as a file, or as the cells of a
+notebook in the folder marked `# file: <name>.py`, submission/notebook.py), parse, import, keep the
 signatures of the assignment (read statically, see signatures.py) and use no
 forbidden API (a static scan, as the grader's). Importing is the only step
 that runs student code, and it runs in a worker process, never in this one,
@@ -23,6 +24,9 @@ from autograder.engine.assignment import Assignment
 from autograder.engine.runner import SOURCE_CAP, import_failure
 from autograder.protocol.client import CallTimeout, StudentError, Worker
 from autograder.submission import signatures
+from autograder.submission.names import cell_header, misnamed
+from autograder.submission.notebook import NOTEBOOK_CAP, NoFileCells, NotebookError, extract
+from autograder.submission.stubs import stubs_in
 
 WHERE = re.compile(r"(?P<file>[^:]+):(?P<line>\d+)")  # the worker's "file.py:12 in function"
 
@@ -42,20 +46,23 @@ class Validation:
     files: dict[str, bytes] = field(default_factory=dict)  # file name -> the content checked (what gets packed)
     problems: list[Problem] = field(default_factory=list)
     unwritten: list[Problem] = field(default_factory=list)  # stubs left as released: said, packed anyway
+    notes: list[str] = field(default_factory=list)  # how files were taken from a notebook, what to fix in its cells
 
 
 def validate(assignment: Assignment, directory: Path, sandbox) -> Validation:
     """The assignment's files in directory, and every problem found in them, file by file."""
     checked = Validation()
     importable = []
+    absent = [f"{module}.py" for module in assignment.modules if not (directory / f"{module}.py").is_file()]
+    from_notebooks, near_misses = _notebook_files(directory, absent, checked.notes) if absent else ({}, {})
     for module in assignment.modules:
         name = f"{module}.py"
         path = directory / name
-        if not path.is_file():
-            checked.problems.append(_missing(directory, name))
+        if not path.is_file() and name not in from_notebooks:
+            checked.problems.append(_missing(directory, name, near_misses.get(name, "")))
             continue
         try:
-            content = checked.files[name] = _read(path)
+            content = checked.files[name] = from_notebooks[name] if name in from_notebooks else _read(path)
             source, tree = _parse(content, name)
         except Unusable as exc:
             checked.problems.append(exc.problem)
@@ -72,11 +79,42 @@ def validate(assignment: Assignment, directory: Path, sandbox) -> Validation:
     return checked
 
 
-def _missing(directory: Path, name: str) -> Problem:
-    misnamed = sorted(p.name for p in directory.iterdir() if p.name.lower() == name.lower())
-    if misnamed:
-        return Problem(name, None, f"missing, but {misnamed[0]} is here: rename it to {name} (file names are case-sensitive)")
-    return Problem(name, None, f"missing from {directory}: copy the file from the assignment's folder and write your solution in it")
+def _missing(directory: Path, name: str, near_miss: str) -> Problem:
+    """near_miss: a notebook cell's note that came close to naming the file."""
+    hint = near_miss or misnamed(name, (p.name for p in directory.iterdir()))
+    if hint:
+        return Problem(name, None, f"missing, but {hint}")
+    return Problem(name, None, f"missing from {directory}: copy the file from the assignment's folder and write your solution in it, "
+                               f"or hand in a notebook whose cells start with `{cell_header(name)}`")
+
+
+def _notebook_files(directory: Path, wanted: list[str], notes: list[str]) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The wanted files the notebooks in directory define (the first notebook that defines one, by name, wins), and
+    for each wanted file the note on a cell that came close to naming it; what to fix in them goes to notes."""
+    found, near_misses = {}, {}
+    for notebook in sorted(directory.glob("*.ipynb")):
+        try:
+            if notebook.stat().st_size > NOTEBOOK_CAP:
+                raise NotebookError(f"{notebook.name} is over the {NOTEBOOK_CAP >> 20} MiB limit of a notebook; clear its "
+                                    "outputs and save it again")
+            extracted = extract(notebook.read_bytes(), notebook.name, wanted)
+        except NoFileCells:  # a notebook of experiments (the released one, say): not a hand-in
+            continue
+        except (NotebookError, OSError) as exc:
+            notes.append(str(exc) if isinstance(exc, NotebookError) else f"{notebook.name} cannot be read: {exc.strerror or exc}")
+            continue
+        notes.extend(note for note in extracted.notes if note not in extracted.misnamed.values())
+        for name in wanted:
+            if name in extracted.files and name not in found:
+                found[name] = extracted.files[name].encode("utf-8")
+                cells = extracted.cells[name]
+                notes.append(f"{name}: taken from {notebook.name}, cell{'s' if len(cells) > 1 else ''} {', '.join(map(str, cells))}")
+        for name, note in extracted.misnamed.items():  # a problem where it leaves the file missing, else a note
+            if name in found:
+                notes.append(note)
+            else:
+                near_misses.setdefault(name, note)
+    return found, near_misses
 
 
 class Unusable(Exception):
@@ -119,25 +157,8 @@ def _parse(content: bytes, name: str) -> tuple[str, ast.Module]:
 
 
 def _unwritten(tree: ast.Module, name: str) -> list[Problem]:
-    """Functions whose body still raises NotImplementedError, as the released stubs do: a student may hand in
-    part of the work on purpose, but should not do so by mistake."""
-    found = []
-
-    def visit(node, prefix: str):
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.ClassDef):
-                visit(child, f"{prefix}{child.name}.")
-            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                for statement in child.body:
-                    raised = statement.exc if isinstance(statement, ast.Raise) else None
-                    called = raised.func if isinstance(raised, ast.Call) else raised
-                    if isinstance(called, ast.Name) and called.id == "NotImplementedError":
-                        found.append(Problem(name, statement.lineno, f"`{prefix}{child.name}` still raises "
-                                                                     "NotImplementedError: its checks will score 0"))
-                        break
-
-    visit(tree, "")
-    return found
+    return [Problem(stub.file, stub.line, f"`{stub.function}` still raises NotImplementedError: its checks will score 0")
+            for stub in stubs_in(tree, name)]
 
 
 def _forbidden(assignment: Assignment, module: str, source: str, expected: dict) -> list[Problem]:
