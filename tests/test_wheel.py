@@ -117,6 +117,8 @@ def followed_readme(wheel, tmp_path_factory) -> FollowedReadme:
     return FollowedReadme(folder, home, check)
 
 
+# A fresh virtualenv, the wheel installed, the public checks run twice: about 25 s, so in make test-slow.
+@pytest.mark.slow
 def test_the_readme_install_and_check_steps_work_from_the_released_folder_alone(followed_readme, tmp_path):
     where = followed_readme.run("python -c 'import autograder; print(autograder.__file__)'", tmp_path)
     assert where.stdout.startswith(str(followed_readme.env)), where.stdout + where.stderr  # not this checkout's package
@@ -146,6 +148,8 @@ def check_hw1(env: Path, folder: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=300, env={"PATH": f"{env / 'bin'}:/usr/bin:/bin", "HOME": str(folder), **github})
 
 
+# In the virtualenv the README's steps made (with them, about 40 s): make test-slow.
+@pytest.mark.slow
 def test_a_copy_of_the_released_homework_checks_itself_in_ci_with_the_wheel_alone(student_env, tmp_path):
     correct = shutil.copytree(ROOT / "assignments" / "hw1", tmp_path / "correct" / "hw1")
     for name in HW1_FILES:
