@@ -34,7 +34,7 @@ def publish(result: SubmissionResult, environ: Mapping[str, str], directory: Pat
     summary = environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with Path(summary).open("a", encoding="utf-8") as out:
-            out.write(step_summary(result))
+            out.write(step_summary(result, stubs))
     if environ.get("GITHUB_ACTIONS") == "true":
         for line in annotations(result, directory, stubs):
             print(line, flush=True)
@@ -55,12 +55,12 @@ def commands_stopped(environ: Mapping[str, str]) -> Iterator[None]:
         print(f"::{token}::", flush=True)
 
 
-def step_summary(result: SubmissionResult) -> str:
+def step_summary(result: SubmissionResult, stubs: Sequence[Stub] = ()) -> str:
     result = clean_result(result)
     passed = sum(c.status == "passed" for c in result.checks)
     verdict = "all public checks pass" if passed == len(result.checks) else f"{len(result.checks) - passed} public check(s) to fix"
     lines = [f"## {feedback.md_inline(result.assignment)}: {result.score:g} / {result.max_score:g} points, {verdict}", ""]
-    return "\n".join(lines + feedback.result_markdown(result)) + "\n"
+    return "\n".join(lines + feedback.result_markdown(result, stubs)) + "\n"
 
 
 def annotations(result: SubmissionResult, directory: Path = Path("."), stubs: Sequence[Stub] = ()) -> list[str]:

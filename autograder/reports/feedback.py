@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html as html_escaping
 import re
+from collections.abc import Sequence
 from datetime import timezone
 
 from autograder.engine.course import Course
@@ -18,6 +19,7 @@ from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.reports import page
 from autograder.reports.gradescope import counts_as_passed
 from autograder.reports.safe_text import clean, clean_result
+from autograder.submission.stubs import Stub, grouped, waiting_on
 
 EXPLAINED = ("failed", "error", "timeout")  # the statuses whose public messages are shown
 NOT_PASSED_NAMED = 10  # the checks not passed named above an assignment's table (hw1 has 74 checks)
@@ -54,14 +56,21 @@ def markdown(course: Course, grades: StudentGrades, results: dict[str, Submissio
     return "\n".join(lines) + "\n"
 
 
-def result_markdown(result: SubmissionResult) -> list[str]:
-    """One graded submission: its checks' table, why each public check failed, the notes."""
+def result_markdown(result: SubmissionResult, stubs: Sequence[Stub] = ()) -> list[str]:
+    """One graded submission: its checks' table, why each public check failed, the notes. Given the
+    submission's stubs (submission/stubs.py), a check that only ran into one is not explained: the
+    stubs are listed once instead."""
     result = clean_result(result)
     lines = _md_table(CHECK_COLUMNS, _check_rows(result))
     for check in _explained(result):
+        if check.status == "error" and waiting_on(check.message, stubs):
+            continue
         message = check.message
         fence = "`" * max(3, _longest_backtick_run(message) + 1)
         lines += ["", f"### {md_inline(check.id)} ({check.status})", "", fence, message, fence]
+    if stubs:
+        lines += ["", "Not written yet (these still raise NotImplementedError):", ""]
+        lines += [f"- {md_inline(file)}: {md_inline(', '.join(units))}" for file, units in grouped(stubs).items()]
     if result.notes:
         lines += ["", "Notes:", ""] + [f"- {_md_item(note)}" for note in result.notes]
     return lines
