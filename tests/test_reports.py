@@ -419,6 +419,15 @@ def test_a_component_not_assigned_yet_is_not_missing_in_feedback():
     assert page.count('class="missing"') == 2  # hw2 and the exam, not hw3
 
 
+def test_the_terminal_gradebook_leaves_out_components_not_assigned_yet():
+    console = Console(record=True, width=120)
+    terminal.render_gradebook(UNRELEASED_COURSE, [unreleased_grades("s1"), unreleased_grades("s2", hw1=False)], console)
+    text = console.export_text()
+    header = text.splitlines()[2]
+    assert "hw1" in header and "hw2" in header and "exam" in header and "hw3" not in header, text
+    assert "not assigned yet, so left out: hw3" in text
+
+
 def test_a_component_not_assigned_yet_is_not_missing_in_the_csv():
     table = list(csv.DictReader(io.StringIO(export_csv.class_csv(UNRELEASED_COURSE, [unreleased_grades("s1")]))))
     assert table[0]["missing"] == "hw2 exam" and table[0]["hw3"] == "0"

@@ -68,17 +68,22 @@ def render(result: SubmissionResult, console: Console, stubs: Sequence[Stub] = (
 
 def render_gradebook(course: Course, grades: list[StudentGrades], console: Console) -> None:
     """The class on the course scale: a row per student, points per component, total and final grade."""
+    # A column per component someone could hand in: one not assigned yet would be a column of dashes.
+    shown = [i for i, c in enumerate(course.components) if any(g.scores[i].assigned or not g.scores[i].missing for g in grades)]
     table = Table(title=f"{course.name}: final grades", title_justify="left")
     table.add_column("student")
-    for component in course.components:
-        table.add_column(f"{component.id}\n/{component.points}", justify="right")
+    for i in shown:
+        table.add_column(f"{course.components[i].id}\n/{course.components[i].points}", justify="right")
     table.add_column(f"total\n/{course.max_points}", justify="right")
     table.add_column("grade", justify="right")
     for standing in grades:
-        table.add_row(Text(clean(standing.student, multiline=False)), *map(_points_cell, standing.scores), f"{standing.total}",
-                      Text(str(standing.grade), style="bold"))
+        table.add_row(Text(clean(standing.student, multiline=False)), *(_points_cell(standing.scores[i]) for i in shown),
+                      f"{standing.total}", Text(str(standing.grade), style="bold"))
     console.print(table)
     legend = f"grade = total / {course.divisor}, rounded half up; '-' = nothing graded or imported (counts 0)"
+    if grades and len(shown) < len(course.components):
+        left_out = ", ".join(c.id for i, c in enumerate(course.components) if i not in shown)
+        legend += f"; not assigned yet, so left out: {left_out}"
     if any(s.penalized for standing in grades for s in standing.scores):
         legend += "; (-N%) = late penalty, already taken off"
     console.print(Text(legend, style="dim"))
