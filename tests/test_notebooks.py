@@ -122,8 +122,11 @@ def test_intake_takes_the_files_a_notebook_defines_and_prefers_files_handed_in(t
     shutil.copy(reference / "neurons.py", both / "neurons.py")
     (tmp_path / "class" / "cy").mkdir()
     (tmp_path / "class" / "cy" / "hw1.ipynb").write_bytes(notebook("import torch"))
+    (tmp_path / "class" / "di").mkdir()
+    (tmp_path / "class" / "di" / "hw1.ipynb").write_bytes(notebook("# file: neurons.py\nimport torch"))
     submissions, _ = discover(tmp_path / "class", "hw1", [name[:-3] for name in HW1_FILES])
-    ana, bo, cy = submissions
+    ana, bo, cy, di = submissions
+    assert "neurons.py: taken from hw1.ipynb, cell 1" in di.notes
     assert sorted(ana.files) == sorted(HW1_FILES) and not ana.broken
     assert "activations.py: taken from hw1.ipynb, cells 6, 7" in ana.notes  # cell 1 is Markdown, 2 the imports
     assert bo.files["neurons.py"] == (reference / "neurons.py").read_bytes()

@@ -47,7 +47,7 @@ from autograder.submission.manifest import MANIFEST_CAP, MANIFEST_NAME, TOO_LARG
 from autograder.submission.manifest import load as load_manifest
 from autograder.submission.manifest import verify as verify_manifest
 from autograder.submission.names import misnamed
-from autograder.submission.notebook import NOTEBOOK_CAP, NoFileCells, NotebookError
+from autograder.submission.notebook import NOTEBOOK_CAP, NoFileCells, NotebookError, cells_named
 from autograder.submission.notebook import extract as extract_notebook
 
 log = logging.getLogger("autograder")
@@ -552,16 +552,16 @@ def _add_notebook_files(taking: _Taking, files: dict[PurePosixPath, bytes], modi
             continue
         notes.extend(extracted.notes)
         for name, code in extracted.files.items():
-            cells = ", ".join(map(str, extracted.cells[name]))
+            cells = cells_named(extracted.cells[name])
             path = entry.path.parent / name
             if _name_problem(path):
-                notes.append(f"{name} in {_shown(str(entry.path))} (cells {cells}) is left out: {_name_problem(path)}")
+                notes.append(f"{name} in {_shown(str(entry.path))} ({cells}) is left out: {_name_problem(path)}")
                 continue
             if path in files:
-                notes.append(f"{name} was handed in as a file and in {entry.path} (cells {cells}): the file is graded")
+                notes.append(f"{name} was handed in as a file and in {entry.path} ({cells}): the file is graded")
                 continue
             files[path], modified[path] = code.encode(), entry.modified
-            notes.append(f"{path}: taken from {entry.path}, cells {cells}")
+            notes.append(f"{path}: taken from {entry.path}, {cells}")
     return unusable
 
 

@@ -114,8 +114,8 @@ def extract(content: bytes, notebook_name: str, expected: Iterable[str] = ()) ->
         code = "\n\n".join(text.rstrip("\n") for text in texts) + "\n"
         size = len(code.encode("utf-8"))
         if size > SOURCE_CAP:
-            listed = ", ".join(map(str, extracted.cells.pop(name)))
-            extracted.notes.append(f"notebook {notebook_name}: {name} (cells {listed}) is {_mib(size)} of code, over the "
+            listed = cells_named(extracted.cells.pop(name))
+            extracted.notes.append(f"notebook {notebook_name}: {name} ({listed}) is {_mib(size)} of code, over the "
                                    f"{SOURCE_CAP >> 20} MiB a file may hold: hand in the code, not data; it is not graded")
             continue
         extracted.files[name] = code
@@ -197,3 +197,8 @@ def _note_syntax_error(extracted: Extracted, name: str, notebook_name: str) -> N
     except (ValueError, RecursionError, MemoryError) as exc:  # a null byte, nesting too deep: importing it will say
         extracted.notes.append(f"{notebook_name}: {name} cannot be parsed ({type(exc).__name__}: {str(exc)[:QUOTED_CAP]}); "
                                "importing it will fail")
+
+
+def cells_named(numbers: list[int]) -> str:
+    """"cell 3", "cells 3, 4": where in a notebook a file's code was found."""
+    return f"cell {numbers[0]}" if len(numbers) == 1 else f"cells {', '.join(map(str, numbers))}"
