@@ -39,6 +39,12 @@ def test_a_folder_per_student(tmp_path):
     assert warnings == ["passed over grades.xlsx: not a student's folder or zip"]
 
 
+def test_several_missing_files_are_named_in_one_note(tmp_path):
+    write(tmp_path / "cy", ["neurons.py"])
+    (cy,), _ = discover(tmp_path, "hw1", ["neurons", "activations", "backprop"])
+    assert cy.notes == ["missing: activations.py, backprop.py (the checks of their units score 0)"]
+
+
 def test_files_inside_one_folder_of_the_submission_are_found_there(tmp_path):
     write(tmp_path / "alice" / "my hw1")
     (tmp_path / "alice" / "scratch.py").write_bytes(b"x = 1\n")

@@ -450,7 +450,8 @@ def _collect(taking: _Taking, entries: list[_Entry], inner: bool = False) -> Non
     if missing:
         present = {p.name for p in files if p.parent == top}
         hints = "".join(f"; {hint}" for name in missing if (hint := misnamed(name, present)))
-        notes.tail.append(f"missing: {', '.join(missing)} (the checks of its units score 0){hints}")
+        whose = "its" if len(missing) == 1 else "their"
+        notes.tail.append(f"missing: {', '.join(missing)} (the checks of {whose} units score 0){hints}")
     times = [modified[p] for p in files if p.is_relative_to(top) and modified.get(p) is not None]
     _stamp(taking, manifests.get(top), times)
 
