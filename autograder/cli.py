@@ -123,7 +123,7 @@ def _load_torch() -> None:
 @click.argument("assignment")
 @root_option
 def new(assignment: str, root: Path | None) -> None:
-    """Start a homework: write reference/ASSIGNMENT with an example of each file and each kind of check.
+    """Start a homework: write reference/ASSIGNMENT with an example of each file and of the common kinds of check.
 
     `release ASSIGNMENT` and `grade ASSIGNMENT reference/ASSIGNMENT` accept it at once;
     docs/authoring.md says what to change."""
@@ -182,19 +182,17 @@ def check(assignment: str, directory: Path, ci: bool, junit: Path | None, checks
                      multiline=False), err=True)
     material = _public_checks(assignment, directory, root, checks)
     # Here, not at the top: it imports torch, which waits until the line above is out.
-    from autograder.batch.folder import NothingToGrade
-    from autograder.batch.intake import take
-    from autograder.submission.stubs import stubs_of
+    from autograder.batch.folder import NothingToGrade, not_written, taken
 
     # The student's text (the log lines of grading, the checks' messages) never runs as a workflow command.
     with ci_report.commands_stopped(os.environ if ci else {}):
         try:
-            result = _run(material, directory, sandbox, "local", visibilities=("public",))
+            submission = taken(material, directory, "local")
+            result = _run(material, directory, sandbox, "local", submission=submission, visibilities=("public",))
         except NothingToGrade as exc:
             raise click.ClickException(f"nothing to check in {directory}: {exc}") from None
-        # The files graded, read again: the functions still raising NotImplementedError are listed once, as submit lists them.
-        taken = take(directory, "local", material.name, material.modules).files
-        stubs = stubs_of(taken, [f"{module}.py" for module in material.modules])
+        # The functions still raising NotImplementedError are listed once, as submit lists them.
+        stubs = not_written(material, submission)
         terminal.render(result, Console(width=120) if ci else Console(), stubs)
     if ci or junit:
         (junit or Path(JUNIT_FILE)).write_text(junit_report.junit_xml(result), encoding="utf-8")
@@ -209,9 +207,8 @@ def _public_checks(assignment: str, directory: Path, root: Path | None, checks: 
     from autograder.engine.assignment import AssignmentError, find_bundle, load_bundle
 
     _load_torch()
-    origins = [root] if root is not None else [directory, Path.cwd(), PACKAGE_PARENT]
     try:
-        return load_bundle(assignment, find_bundle(assignment, directory, origins, checks))
+        return load_bundle(assignment, find_bundle(assignment, directory, [root] if root is not None else None, checks))
     except AssignmentError as exc:
         raise click.ClickException(str(exc)) from None
 

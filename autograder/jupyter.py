@@ -13,15 +13,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-import autograder
-from autograder.batch.folder import NothingToGrade, grade_folder
-from autograder.batch.intake import take
+from autograder.batch.folder import NothingToGrade, grade_folder, not_written, taken
 from autograder.engine.assignment import AssignmentError, find_bundle, load_bundle
 from autograder.reports import terminal
 from autograder.sandboxes import choose
-from autograder.submission.stubs import stubs_of
-
-PACKAGE_PARENT = Path(autograder.__file__).resolve().parent.parent
 
 
 def attempt(what: str, compute):
@@ -37,11 +32,11 @@ def check(assignment: str, directory: str | Path = ".") -> None:
     console = Console()  # rich draws HTML in Jupyter, text in a terminal
     try:
         # Looked for as `autograder check` looks (cli.py): here, above, the package's course.
-        material = load_bundle(assignment, find_bundle(assignment, directory, [directory, Path.cwd(), PACKAGE_PARENT]))
-        result = grade_folder(material, directory, choose("process")[0], "local", visibilities=("public",))
+        material = load_bundle(assignment, find_bundle(assignment, directory))
+        submission = taken(material, directory, "local")
+        result = grade_folder(material, directory, choose("process")[0], "local", submission, visibilities=("public",))
     except (AssignmentError, NothingToGrade) as exc:
         console.print(f"cannot check {assignment} in {directory.resolve()}: {exc}", markup=False, style="red")
         return
     # As `autograder check` prints it: the functions not written yet listed once, not a traceback per check.
-    taken = take(directory, "local", material.name, material.modules).files
-    terminal.render(result, console, stubs_of(taken, [f"{module}.py" for module in material.modules]))
+    terminal.render(result, console, not_written(material, submission))

@@ -13,6 +13,7 @@ from autograder.batch.intake import Submission, take
 from autograder.engine.assignment import Assignment
 from autograder.engine.results import SubmissionResult
 from autograder.engine.runner import grade
+from autograder.submission.stubs import Stub, stubs_of
 
 
 class NothingToGrade(Exception):
@@ -23,9 +24,20 @@ class NothingToGrade(Exception):
         self.submission = submission
 
 
-def grade_folder(assignment: Assignment, directory: Path, sandbox, student: str, **options) -> SubmissionResult:
-    """directory's submission graded in sandbox; options go to engine.runner.grade."""
-    submission = take(directory, student, assignment.name, assignment.modules)
+def taken(assignment: Assignment, directory: Path, student: str) -> Submission:
+    """What intake takes from directory for the assignment (its files, a notebook's marked cells)."""
+    return take(directory, student, assignment.name, assignment.modules)
+
+
+def not_written(assignment: Assignment, submission: Submission) -> list[Stub]:
+    """The functions of the submission's files that still raise NotImplementedError, in the assignment's file order."""
+    return stubs_of(submission.files, [f"{module}.py" for module in assignment.modules])
+
+
+def grade_folder(assignment: Assignment, directory: Path, sandbox, student: str, submission: Submission | None = None,
+                 **options) -> SubmissionResult:
+    """directory's submission (taken from it unless given) graded in sandbox; options go to engine.runner.grade."""
+    submission = submission or taken(assignment, directory, student)
     if submission.broken:
         raise NothingToGrade(submission)
     with tempfile.TemporaryDirectory(prefix="autograder-") as work:

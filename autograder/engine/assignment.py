@@ -22,6 +22,7 @@ BUNDLE_DIR = "public_checks"
 BUNDLE_CODE = "checks.py"
 BUNDLE_MANIFEST = "manifest.json"
 NOTEBOOK_TEMPLATE = "notebook.py"  # the students' notebook, in the percent format (release/notebook.py)
+PACKAGE_CHECKOUT = Path(__file__).resolve().parents[2]  # the course repository, where the package runs from one
 
 
 class AssignmentError(Exception):
@@ -111,11 +112,12 @@ def reference_homeworks(course: Path) -> list[str]:
     return sorted(path.parent.name for path in course.glob(f"reference/*/{PUBLIC_CHECKS}"))
 
 
-def find_bundle(name: str, directory: Path, origins: list[Path], explicit: Path | None = None) -> Path:
+def find_bundle(name: str, directory: Path, origins: list[Path] | None = None, explicit: Path | None = None) -> Path:
     """Where homework name's public check bundle is, as `check`, `submit` and the notebook's check cell look:
     explicit (the bundle, or the homework folder holding it); directory's own public_checks/; else, going up
-    from each origin in turn, a copy of the homework (its public_checks/) or a course with
-    assignments/<name>/public_checks/. AssignmentError says where else to look."""
+    from each origin in turn (default: directory, the working directory, the package's checkout), a copy of
+    the homework (its public_checks/) or a course with assignments/<name>/public_checks/. AssignmentError
+    says where else to look."""
     if explicit is not None:
         for candidate in (explicit, explicit / BUNDLE_DIR):
             if (candidate / BUNDLE_MANIFEST).is_file():
@@ -124,18 +126,18 @@ def find_bundle(name: str, directory: Path, origins: list[Path], explicit: Path 
                               f"{BUNDLE_DIR} folder of the released {name}, or the {name} folder holding it")
     if (directory / BUNDLE_DIR).is_dir():
         return directory / BUNDLE_DIR  # load_bundle says so when it holds another homework's checks
-    courses = []
-    for origin in origins:
+    course = None  # the first course found on the way, with the homeworks it released
+    for origin in origins if origins is not None else [directory, Path.cwd(), PACKAGE_CHECKOUT]:
         for folder in (origin.resolve(), *origin.resolve().parents):
             if _bundle_name(folder / BUNDLE_DIR) == name:
                 return folder / BUNDLE_DIR
             if (folder / "assignments" / name / BUNDLE_DIR).is_dir():
                 return folder / "assignments" / name / BUNDLE_DIR
-            if released_homeworks(folder):
-                courses.append(folder)
-    if courses:
-        raise AssignmentError(f"{name!r} is not a released homework of {courses[0]}: the homeworks there are "
-                              f"{', '.join(released_homeworks(courses[0]))}")
+            if course is None and (released := released_homeworks(folder)):
+                course = folder, released
+    if course:
+        raise AssignmentError(f"{name!r} is not a released homework of {course[0]}: the homeworks there are "
+                              f"{', '.join(course[1])}")
     raise AssignmentError(f"cannot find the public checks of {name} here or above: they come with the homework, in its "
                           f"folder's {BUNDLE_DIR}/ (assignments/{name}/{BUNDLE_DIR}/ in the course repository). Run this "
                           f"inside your copy of the {name} folder, with your files or notebook in it, or pass "
