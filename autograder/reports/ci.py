@@ -22,7 +22,7 @@ from pathlib import Path
 from autograder.engine.results import SubmissionResult
 from autograder.reports import feedback
 from autograder.reports.safe_text import clean, clean_result
-from autograder.submission.stubs import Stub, waiting_on
+from autograder.submission.stubs import Stub, held_by_stubs
 
 ANNOTATION_CAP = 2000  # characters of a message shown in an annotation; the summary has all of it
 
@@ -65,13 +65,11 @@ def step_summary(result: SubmissionResult, stubs: Sequence[Stub] = ()) -> str:
 
 def annotations(result: SubmissionResult, directory: Path = Path("."), stubs: Sequence[Stub] = ()) -> list[str]:
     result = clean_result(result)
-    lines, waiting = [], {}
+    waiting = held_by_stubs(result.checks, stubs)
+    waiting_ids = {check.id for held in waiting.values() for check in held}
+    lines = []
     for check in result.checks:
-        if check.status == "passed":
-            continue
-        stub = waiting_on(check.message, stubs) if check.status == "error" else None
-        if stub is not None:
-            waiting.setdefault(stub, []).append(check)
+        if check.status == "passed" or check.id in waiting_ids:
             continue
         graded_file = check.id.split(".", 1)[0] + ".py"
         where = f"file={_property(str(directory / graded_file))}"

@@ -19,7 +19,7 @@ from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.reports import page
 from autograder.reports.gradescope import counts_as_passed
 from autograder.reports.safe_text import clean, clean_result
-from autograder.submission.stubs import Stub, grouped, waiting_on
+from autograder.submission.stubs import Stub, grouped, held_by_stubs
 
 EXPLAINED = ("failed", "error", "timeout")  # the statuses whose public messages are shown
 NOT_PASSED_NAMED = 10  # the checks not passed named above an assignment's table (hw1 has 74 checks)
@@ -62,8 +62,9 @@ def result_markdown(result: SubmissionResult, stubs: Sequence[Stub] = ()) -> lis
     stubs are listed once instead."""
     result = clean_result(result)
     lines = _md_table(CHECK_COLUMNS, _check_rows(result))
+    waiting_ids = {check.id for held in held_by_stubs(result.checks, stubs).values() for check in held}
     for check in _explained(result):
-        if check.status == "error" and waiting_on(check.message, stubs):
+        if check.id in waiting_ids:
             continue
         message = check.message
         fence = "`" * max(3, _longest_backtick_run(message) + 1)

@@ -12,10 +12,10 @@ from rich.table import Table
 from rich.text import Text
 
 from autograder.engine.course import Course
-from autograder.engine.grades import ComponentScore, StudentGrades, percent_text
+from autograder.engine.grades import ComponentScore, StudentGrades, assigned_ids, percent_text
 from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.reports.safe_text import clean, clean_result
-from autograder.submission.stubs import Stub, grouped, waiting_on
+from autograder.submission.stubs import Stub, grouped, held_by_stubs
 
 STYLES = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow", "skipped": "dim"}
 
@@ -23,10 +23,11 @@ STYLES = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow
 def render(result: SubmissionResult, console: Console, stubs: Sequence[Stub] = ()) -> None:
     """The checks as a table, each failure's message in full below it. Given the submission's stubs
     (submission/stubs.py), the checks that only ran into one are left out of both and the stubs
-    listed once instead; failures with the same message are shown once, naming every check."""
+    listed once instead; failures with the same message are shown once, naming the first and counting the others."""
     result = clean_result(result)
-    waiting = [c for c in result.checks if c.status == "error" and waiting_on(c.message, stubs)]
-    shown = [c for c in result.checks if c.id not in {w.id for w in waiting}]
+    waiting = [check for held in held_by_stubs(result.checks, stubs).values() for check in held]
+    waiting_ids = {check.id for check in waiting}
+    shown = [c for c in result.checks if c.id not in waiting_ids]
     if shown:
         table = Table(title=Text(f"{result.assignment} — {result.student}"), title_justify="left")
         table.add_column("check")
@@ -69,7 +70,8 @@ def render(result: SubmissionResult, console: Console, stubs: Sequence[Stub] = (
 def render_gradebook(course: Course, grades: list[StudentGrades], console: Console) -> None:
     """The class on the course scale: a row per student, points per component, total and final grade."""
     # A column per component someone could hand in: one not assigned yet would be a column of dashes.
-    shown = [i for i, c in enumerate(course.components) if any(g.scores[i].assigned or not g.scores[i].missing for g in grades)]
+    assigned = assigned_ids(course, grades)
+    shown = [i for i, c in enumerate(course.components) if c.id in assigned]
     table = Table(title=f"{course.name}: final grades", title_justify="left")
     table.add_column("student")
     for i in shown:

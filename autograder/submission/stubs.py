@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from autograder.checks.parsing import TooLargeToParse, parse
+from autograder.engine.results import CheckResult
 
 # How the worker reports an exception (protocol/client.py StudentError): "<call> raised <type> at <file>:<line> in <function>".
 RAISED_AT = re.compile(r" raised NotImplementedError at (?P<file>[^\s:]+):(?P<line>\d+) in ")
@@ -67,6 +68,16 @@ def waiting_on(message: str, stubs: Iterable[Stub]) -> Stub | None:
     if raised is None:
         return None
     return next((s for s in stubs if (s.file, s.line) == (raised["file"], int(raised["line"]))), None)
+
+
+def held_by_stubs(checks: Iterable[CheckResult], stubs: Iterable[Stub]) -> dict[Stub, list[CheckResult]]:
+    """stub -> the checks whose only failure was running into it (an error raised at its line), in check order."""
+    stubs, held = list(stubs), {}
+    for check in checks:
+        stub = waiting_on(check.message, stubs) if check.status == "error" else None
+        if stub is not None:
+            held.setdefault(stub, []).append(check)
+    return held
 
 
 def grouped(stubs: Iterable[Stub]) -> dict[str, list[str]]:

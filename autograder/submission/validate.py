@@ -25,7 +25,7 @@ from autograder.engine.runner import SOURCE_CAP, import_failure
 from autograder.protocol.client import CallTimeout, StudentError, Worker
 from autograder.submission import signatures
 from autograder.submission.names import cell_header, misnamed
-from autograder.submission.notebook import NOTEBOOK_CAP, NoFileCells, NotebookError, extract
+from autograder.submission.notebook import NOTEBOOK_CAP, NoFileCells, NotebookError, cells_named, extract
 from autograder.submission.stubs import stubs_in
 
 WHERE = re.compile(r"(?P<file>[^:]+):(?P<line>\d+)")  # the worker's "file.py:12 in function"
@@ -58,7 +58,7 @@ def validate(assignment: Assignment, directory: Path, sandbox) -> Validation:
     for module in assignment.modules:
         name = f"{module}.py"
         path = directory / name
-        if not path.is_file() and name not in from_notebooks:
+        if name in absent and name not in from_notebooks:
             checked.problems.append(_missing(directory, name, near_misses.get(name, "")))
             continue
         try:
@@ -107,8 +107,7 @@ def _notebook_files(directory: Path, wanted: list[str], notes: list[str]) -> tup
         for name in wanted:
             if name in extracted.files and name not in found:
                 found[name] = extracted.files[name].encode("utf-8")
-                cells = extracted.cells[name]
-                notes.append(f"{name}: taken from {notebook.name}, cell{'s' if len(cells) > 1 else ''} {', '.join(map(str, cells))}")
+                notes.append(f"{name}: taken from {notebook.name}, {cells_named(extracted.cells[name])}")
         for name, note in extracted.misnamed.items():  # a problem where it leaves the file missing, else a note
             if name in found:
                 notes.append(note)
