@@ -101,6 +101,9 @@ def test_the_terminal_shows_whom_it_grades_for_how_long_and_says_when_the_time_l
         progress.on_outcome(graded(student, 12.0))
     shown = display(progress)
     assert "6/6" in shown and "done" in shown and "left" not in shown and "now:" not in shown
+    nothing = BatchProgress(log_console(), "hw1", clock=Clock())
+    nothing.on_start(0, graders=2)  # every submission unchanged since last graded
+    assert "done" in display(nothing) and "known after" not in display(nothing)
 
 
 def test_a_student_id_cannot_drive_the_terminal():

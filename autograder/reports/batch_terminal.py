@@ -4,8 +4,8 @@ While it runs: a progress bar, the students being graded (how long each has take
 once results arrive, the rate and the time left; when no one watches (CI logs), a line per
 submission saying the same. The rate is the graders' observed in this run: as many submissions
 at once as there are graders, each taking the median time a submission took so far (a median: one
-slow submission moves it little), leaving out each grader's first once later ones are in (the first
-pays for starting the grader's worker: 14 s against 3 s for hw1). No time left is guessed before
+slow submission moves it little), leaving out the first results, one per grader, once later ones
+are in (those paid for starting the graders' workers: 14 s against 3 s for hw1). No time left is guessed before
 the first result, and none from the spacing of the last few results, as rich's estimate was: two
 results a moment apart made it 20 times too short.
 
@@ -103,7 +103,7 @@ class BatchProgress:
             return None
         if not self.durations:  # only dead graders so far: what the run managed
             return self.done / max(self.clock() - self.started, 1e-9)
-        warm = self.durations[self.graders:] or self.durations  # the first result of each grader paid for its start
+        warm = self.durations[self.graders:] or self.durations  # the first results, one per grader, paid for the starts
         return self.graders / max(statistics.median(warm), 1e-9)
 
     def seconds_left(self) -> float | None:
@@ -118,11 +118,11 @@ class BatchProgress:
         return "" if rate is None else f"{rate * 60:.1f}/min"
 
     def eta_text(self) -> str:
+        if self.done >= self.total:  # nothing left, a run with nothing to grade included
+            return "done"
         left = self.seconds_left()
         if left is None:
             return "time left: known after the first result"
-        if self.done >= self.total:
-            return "done"
         return f"about {_duration(left)} left" if left >= 1 else "under 1 s left"
 
     def in_flight_line(self) -> str:
