@@ -501,6 +501,10 @@ def test_checks_skipped_for_every_submission_are_left_out_of_the_pass_rates():
     two = make_result(*(CheckResult(f"c{i}", 1.0, 1.0, "passed", "", "public") for i in range(2)))
     charts = class_report.chart_pngs(COURSE, [], {"hw1": results, "exam": [two]})
     assert png_size(charts[class_report.pass_rates_chart("hw1")]) == png_size(charts[class_report.pass_rates_chart("exam")])
+    # The legend's colours are those of the bars drawn: no hidden swatch where every hidden check was skipped.
+    only_cuda_hidden = [make_result(*r.checks[:2]) for r in results]
+    legend = class_report._pass_rates_legend(only_cuda_hidden)
+    assert "</span>public" in legend and "</span>hidden" not in legend
 
 
 def test_feedback_names_the_checks_not_passed_above_the_table():

@@ -82,6 +82,13 @@ class Earned:
     submitted_at_source: str = ""
 
 
+def assigned_ids(course: Course, grades: list[StudentGrades]) -> set[str]:
+    """The ids of the components the grades hold as assigned to anyone: all of them while there are no grades."""
+    if not grades:
+        return {c.id for c in course.components}
+    return {s.component.id for g in grades for s in g.scores if s.assigned}
+
+
 def unassigned(course: Course, root: Path) -> frozenset[str]:
     """The ids of course's components whose assignment is not released yet: no reference/<source> under root."""
     return frozenset(c.id for c in course.components if not c.imported and not (Path(root) / REFERENCE_DIR / c.source).is_dir())

@@ -23,7 +23,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from autograder.engine.course import Component, Course
-from autograder.engine.grades import NOT_ASSIGNED, StudentGrades
+from autograder.engine.grades import NOT_ASSIGNED, StudentGrades, assigned_ids
 from autograder.engine.results import SubmissionResult
 from autograder.reports import page
 from autograder.reports.gradescope import counts_as_passed
@@ -54,7 +54,7 @@ def chart_pngs(
     """The class report's charts by file name, as PNG: component scores and final grades
     (when there are students), and a pass-rate chart per component whose results have checks."""
     charts = {}
-    if grades and _assigned(course, grades):
+    if grades and assigned_ids(course, grades):
         charts[COMPONENT_SCORES] = _png(_component_scores(course, grades))
     for component_id, submissions in page.in_course_order(course, results):
         if _pass_counts(submissions)[0]:
@@ -103,7 +103,7 @@ def _chart(heading: str, png: bytes, legend: str) -> list[str]:
 
 
 def _unassigned_note(course: Course, grades: list[StudentGrades]) -> str:
-    unassigned = [c.id for c in course.components if c.id not in _assigned(course, grades)]
+    unassigned = [c.id for c in course.components if c.id not in assigned_ids(course, grades)]
     return f"Not assigned yet, so not drawn: {page.escaped(', '.join(unassigned))}." if unassigned else ""
 
 
@@ -112,7 +112,7 @@ def _pass_rates_legend(submissions: list[SubmissionResult]) -> str:
     ran, skipped_for_all = _pass_counts(submissions)[1:]
     colours = "".join(
         f'<span class="swatch" style="background: {COLORS[v]}"></span>{v}'
-        for v in ("public", "hidden") if v in {check.visibility for s in submissions for check in s.checks}
+        for v in ("public", "hidden") if v in {c.visibility for s in submissions for c in s.checks if c.id in ran}
     )
     legend = f"A bar per check, in check order: the share of the submissions it ran for that passed it.{colours}"
     if skipped_for_all:
@@ -125,7 +125,7 @@ def _pass_rates_legend(submissions: list[SubmissionResult]) -> str:
 
 def _student_list(course: Course, grades: list[StudentGrades], feedback_links: dict[str, str]) -> list[str]:
     """A row per student: their id (linked to their feedback), points per component assigned, total, final grade."""
-    assigned = _assigned(course, grades)
+    assigned = assigned_ids(course, grades)
     shown = [i for i, c in enumerate(course.components) if c.id in assigned]
     header = ["Student", *(course.components[i].id for i in shown), "Total", "Grade"]
     rows, classes = [], []
@@ -149,10 +149,10 @@ _STATUS_CLASSES = {"missing": "missing", NOT_ASSIGNED: "unassigned", "late": "nu
 def _summary_table(course: Course, grades: list[StudentGrades]) -> list[str]:
     """Per component: graded, missing, mean and median of the graded; then total and final grade over all."""
     rows = []
-    assigned = _assigned(course, grades)
+    assigned = assigned_ids(course, grades)
     for component in course.components:
         points = _points_of(component, grades)
-        missing = str(sum(s.missing and s.assigned for g in grades for s in g.scores if s.component.id == component.id))
+        missing = str(sum(component.id in g.missing for g in grades))
         label = f"{component.title} ({component.id})"
         rows.append([label, str(component.points), str(len(points)), missing if component.id in assigned else NOT_ASSIGNED,
                      *_mean_median(points, course.decimals)])
@@ -165,13 +165,6 @@ def _summary_table(course: Course, grades: list[StudentGrades]) -> list[str]:
     classes = [[None] + ["number"] * (len(header) - 1)] * len(rows)
     legend = "<p>Mean and median are over the graded students; missing ones are left out.</p>"
     return [legend] + page.table(header, rows, classes)
-
-
-def _assigned(course: Course, grades: list[StudentGrades]) -> set[str]:
-    """The ids of the components assigned to anyone: all of them while there are no grades."""
-    if not grades:
-        return {c.id for c in course.components}
-    return {s.component.id for g in grades for s in g.scores if s.assigned}
 
 
 def _mean_median(values: list[Decimal], decimals: int) -> list[str]:
@@ -188,7 +181,7 @@ def _points_of(component: Component, grades: list[StudentGrades]) -> list[Decima
 
 def _component_scores(course: Course, grades: list[StudentGrades]) -> Figure:
     """One histogram per component assigned, x from 0 to its points."""
-    assigned = _assigned(course, grades)
+    assigned = assigned_ids(course, grades)
     components = [c for c in course.components if c.id in assigned]
     count = len(components)
     columns = min(4, count)
@@ -198,7 +191,7 @@ def _component_scores(course: Course, grades: list[StudentGrades]) -> Figure:
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for i, (ax, component) in enumerate(zip(axes, components)):
         points = [float(p) for p in _points_of(component, grades)]
-        missing = sum(s.missing and s.assigned for g in grades for s in g.scores if s.component.id == component.id)
+        missing = sum(component.id in g.missing for g in grades)
         top = float(component.points)
         bins = np.linspace(0, top, max(5, min(20, math.ceil(top))) + 1)
         ax.hist(points, bins=bins, color=COLORS["scores"], edgecolor="white")
