@@ -20,6 +20,7 @@ from autograder.release.install import (
     DISTRIBUTION,
     SUMMARY,
     TORCH,
+    TORCH_INSTALL,
     PackageSettingError,
     check_package_setting,
     clashing_distribution,
@@ -41,6 +42,8 @@ def test_name_version_and_pins_agree_everywhere():
     makefile = (ROOT / "Makefile").read_text()
     assert f"TORCH_INDEX ?= {CPU_WHEELS}\n" in makefile and f"{TORCH} --index-url $(TORCH_INDEX)" in makefile
     assert f"{DISTRIBUTION}[nbgrader]" in PROJECT["optional-dependencies"]["test"]
+    readme = (ROOT / "README.md").read_text()  # the install steps it shows, as release writes them for students
+    assert TORCH_INSTALL in readme and f'pip install "{load_course(ROOT).package}"' in readme
 
 
 @pytest.mark.parametrize("package", [

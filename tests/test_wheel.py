@@ -18,7 +18,7 @@ import pytest
 import autograder
 from autograder.engine.course import load_course
 from autograder.release.gradescope_package import build_wheel, project_metadata
-from autograder.release.install import TORCH_INSTALL, install_commands
+from autograder.release.install import install_commands
 from autograder.release.release import BEGIN, END
 from autograder.release.workflow import JUNIT_FILE
 from hw1_variants import VARIANTS
@@ -101,7 +101,6 @@ def followed_readme(wheel, tmp_path_factory) -> FollowedReadme:
     install, check = install_section((folder / "README.md").read_text())
     torch_line, package_line = install_commands(load_course(ROOT).package)
     lines = install.splitlines()
-    assert TORCH_INSTALL == torch_line and "--index-url https://download.pytorch.org/whl/cpu" in torch_line
     assert torch_line in lines and package_line in lines, f"the README's install commands:\n{install}"
     dependencies = sysconfig.get_paths()["purelib"]
     site_packages = """$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"""  # the new venv's

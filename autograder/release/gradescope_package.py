@@ -48,7 +48,7 @@ import autograder
 from autograder.checks.seeds import SECRET_FILE
 from autograder.engine.assignment import Assignment
 from autograder.engine.course import COURSE_FILE
-from autograder.release.install import CPU_WHEELS
+from autograder.release.install import CPU_WHEELS, TORCH
 from autograder.reports.gradescope import DEFAULT_HIDDEN_VISIBILITY, VISIBILITIES
 
 CHECKOUT = Path(autograder.__file__).resolve().parent.parent
@@ -65,12 +65,12 @@ def build(assignment: Assignment, root: Path, output: Path, hidden_visibility: s
     if hidden_visibility not in VISIBILITIES:
         raise PackageError(f"hidden visibility must be one of {', '.join(VISIBILITIES)}, not {hidden_visibility!r}")
     project = project_metadata(CHECKOUT / "pyproject.toml")
-    torch, python = _torch_pin(project), _least_python(project)
+    python = _least_python(project)
     with tempfile.TemporaryDirectory(prefix="autograder-gradescope-") as work:
         wheel = build_wheel(project, Path(work))
         output.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
-            _add(archive, "setup.sh", setup_script(assignment.name, wheel.name, torch, python).encode(), SCRIPT_MODE)
+            _add(archive, "setup.sh", setup_script(assignment.name, wheel.name, python).encode(), SCRIPT_MODE)
             _add(archive, "run_autograder", run_script(assignment.name, hidden_visibility).encode(), SCRIPT_MODE)
             _add(archive, wheel.name, wheel.read_bytes())
             if (root / COURSE_FILE).is_file():
@@ -105,15 +105,6 @@ def project_metadata(pyproject: Path) -> dict:
     return tomllib.loads(pyproject.read_text())["project"]
 
 
-def _torch_pin(project: dict) -> str:
-    """torch's exact version: an unpinned torch would pull whatever is newest (and, from PyPI, its CUDA build)."""
-    for requirement in project.get("dependencies", []):
-        pinned = re.fullmatch(r"torch\s*==\s*([\w.]+)", requirement.strip())
-        if pinned:
-            return pinned.group(1)
-    raise PackageError("pyproject.toml must pin torch exactly (torch==X.Y.Z) for Gradescope's image to install it")
-
-
 def _least_python(project: dict) -> tuple[int, int]:
     least = re.fullmatch(r">=\s*3\.(\d+)", project.get("requires-python", "").strip())
     if not least:
@@ -142,8 +133,8 @@ def _fill(template: str, **values) -> str:
     return template
 
 
-def setup_script(assignment: str, wheel: str, torch: str, python: tuple[int, int]) -> str:
-    return _fill(SETUP, ASSIGNMENT=assignment, WHEEL=wheel, TORCH=f"torch=={torch}", CPU_WHEELS=CPU_WHEELS,
+def setup_script(assignment: str, wheel: str, python: tuple[int, int]) -> str:
+    return _fill(SETUP, ASSIGNMENT=assignment, WHEEL=wheel, TORCH=TORCH, CPU_WHEELS=CPU_WHEELS,
                  PYTHON=f"python{python[0]}.{python[1]}", VERSION_CHECK=f"import sys; sys.exit(sys.version_info < {python})")
 
 
