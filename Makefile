@@ -4,8 +4,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # torch's CPU build: the tests need no GPU, and PyPI's torch for Linux pulls several GB of CUDA
 # libraries. `make TORCH_INDEX=<url>` takes it from elsewhere (a mirror, a CUDA build). With
-# --retries 0, where TORCH_INDEX cannot be reached pip goes on at once with the indexes and find-links
-# of its own configuration (an offline machine's wheels) instead of retrying each page for minutes.
+# --retries 0, where TORCH_INDEX cannot be reached pip goes on at once with the extra indexes and
+# find-links of its own configuration (an offline machine's wheels) instead of retrying each page for
+# minutes; TORCH_INDEX replaces a configured index-url.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: demo test test-slow test-namespace bench clean

@@ -33,7 +33,7 @@ from autograder.engine.assignment import load_reference  # noqa: E402
 from autograder.engine.runner import grade  # noqa: E402
 from autograder.protocol import fixtures  # noqa: E402
 from autograder.protocol.client import Worker  # noqa: E402
-from autograder.sandboxes import SANDBOXES  # noqa: E402
+from autograder.sandboxes import SANDBOXES, SandboxUnavailable, get_sandbox  # noqa: E402
 
 REFERENCE = ROOT / "reference" / "hw1"
 
@@ -104,10 +104,10 @@ def main() -> None:
     own = own_compute(assignment)
     print(f"the checks' own compute (reference in this process, no worker): {sum(own.values()):.2f} s")
     for name in args.sandbox or list(SANDBOXES):
-        sandbox = SANDBOXES[name]()
-        reason = sandbox.unavailable()
-        if reason:
-            print(f"\n{name}: not measured: {reason}")
+        try:
+            sandbox = get_sandbox(name)
+        except SandboxUnavailable as exc:
+            print(f"\n{name}: not measured: {exc}")
             continue
         measure(sandbox, assignment, own, args.starts)
 

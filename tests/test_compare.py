@@ -73,6 +73,16 @@ def test_wrong_values_report_the_worst_index_and_values():
     assert failure.summary == f"{WHAT}: wrong values in 2 of 20 elements"
 
 
+
+def test_the_worst_line_says_where_each_number_came_from():
+    expected = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    sources = ("the reference's backward", "your backward")
+    wrong = failure_of(torch.tensor([1.0, 2.0, 5.0], dtype=torch.float64), expected, sources=sources)
+    assert wrong.message.splitlines()[1] == ("worst at index (2,): expected 4.0 (the reference's backward), "
+                                             "got 5.0 (your backward); abs diff 1, rel diff 0.25")
+    nan = failure_of(torch.tensor([1.0, math.nan, 4.0], dtype=torch.float64), expected, sources=sources)
+    assert nan.message.splitlines()[1] == "got nan (your backward) at index (1,), expected 2.0 (the reference's backward)"
+
 def test_float32_output_gets_float32_tolerance():
     expected = reference()
     off_by_float32_rounding = expected.float() * (1 + 4e-6)

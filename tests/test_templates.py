@@ -304,6 +304,10 @@ import torch
 
 def squash(x):
     return torch.sigmoid(x)
+
+
+def wrapped():
+    return hasattr(torch.sigmoid, "__wrapped__")
 """
 
 
@@ -323,7 +327,10 @@ def test_names_wrapped_by_the_zygote_for_one_check_are_refused_only_where_a_chec
             except StudentError as error:
                 outcomes.append(error.type)
             outcomes.append(session.violations())
+            if not forbid:
+                inherited = session.student.squash.wrapped()
             session.end()
+    assert inherited, "the check forbidding nothing ran without the wrapper the zygote made for the check before it"
     refused = "ForbiddenAPIError"
     assert outcomes[0] == refused and "torch.sigmoid called at squash.py:4" in outcomes[1][0], outcomes
     assert outcomes[2:4] == [[0.5, 0.5, 0.5], []], f"wrapped for the first check, it refused the second's call: {outcomes}"

@@ -168,10 +168,8 @@ def _worst_line(index: tuple[int, ...], expected: float, got: float, dtype: torc
     line = f"worst at index {index}: expected {shown_expected}, got {shown_got}"
     if math.isfinite(expected) and math.isfinite(got):
         difference = abs(got - expected)
-        line += f"{'; ' if sources else ' ('}abs diff {difference:.3g}"
-        if expected != 0:
-            line += f", rel diff {difference / abs(expected):.3g}"
-        line += "" if sources else ")"
+        diff = f"abs diff {difference:.3g}" + (f", rel diff {difference / abs(expected):.3g}" if expected != 0 else "")
+        line += f"; {diff}" if sources else f" ({diff})"  # the sources are in parentheses already
     return line
 
 

@@ -70,9 +70,6 @@ class Trial:
         """put each value, in one round trip."""
         return self.session.put_all(values)
 
-    def fetch(self, handle):
-        return self.session.fetch(handle)
-
     def fetch_all(self, handles: list) -> list:
         """fetch each handle, in one round trip."""
         return self.session.fetch_all(handles)

@@ -30,9 +30,10 @@ Process model (the one place it is written down):
   violations, repeat: a timed race's program, plan.py), importing student
   modules on demand. The zygote, which never runs student code, wraps the
   forbidden APIs each `fork` names (guard.cover), so that the children it
-  forks next only turn on their own; the template has built the guard's
-  caches (guard.warm) and collapsed its heap into 2 MB pages, which makes
-  each fork and exit copy and drop 512 times fewer page-table entries.
+  forks next only turn on their own; the worker has built the guard's
+  caches (guard.warm), and a template has collapsed its heap into 2 MB
+  pages, which makes each fork and exit copy and drop 512 times fewer
+  page-table entries.
 * Two ways to carry the child's frames. Direct, when the sandbox connects
   grader and zygote by a Unix socket (process, namespace): the zygote passes
   the child's end of the socketpair to the grader (SCM_RIGHTS) with a `forked`

@@ -1,10 +1,11 @@
 """`autograder new <hw>`: a new homework's reference/<hw>/, ready for `release` and `grade` at once.
 
 It writes one solution file (`layers.py`: a function and a layer with a hand-written backward,
-each with `# BEGIN SOLUTION` / `# END SOLUTION` regions), public and hidden checks that use
-each kind of check the checks library offers, and the README and notebook templates that
-`release` turns into the students' README.md and <hw>.ipynb. docs/authoring.md explains each
-file; the instructor replaces the example units with the homework's own.
+each with `# BEGIN SOLUTION` / `# END SOLUTION` regions), public and hidden checks with an
+example of the common kinds (for timed checks and fixtures, see hw1 and hw2), and the README and
+notebook templates that `release` turns into the students' README.md and <hw>.ipynb.
+docs/authoring.md explains each file; the instructor replaces the example units with the
+homework's own.
 """
 
 from __future__ import annotations

@@ -138,8 +138,7 @@ class NamespaceSandbox(Sandbox):
         self.warnings: list[str] = []  # said once per sandbox, on stderr, by whoever starts workers
         self._pool: template.Pool | None = None
 
-    @classmethod
-    def unavailable(cls) -> str | None:
+    def unavailable(self) -> str | None:
         return probe()
 
     def start(self, submission: Path):
