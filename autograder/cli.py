@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
 import shutil
 import sys
 import tempfile
@@ -614,18 +613,16 @@ def gradescope_package(assignment, output, hidden_visibility, root) -> None:
 @click.option("--image", help="The image's name  [default: $AUTOGRADER_IMAGE, else autograder-worker:latest]")
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE",
               help="Passed on to docker build: BASE and TORCH_INDEX for CUDA (docker/Dockerfile).")
-def build_image(image, build_args) -> None:
+@click.option("--force", is_flag=True, help="Build even when an image of that name is current.")
+def build_image(image, build_args, force) -> None:
     """Build the docker sandbox's grading image from this checkout, labelled with a hash of its worker's
-    modules: `--sandbox docker` and `auto` refuse an image whose label differs."""
-    import subprocess
+    modules: `--sandbox docker` and `auto` refuse an image whose label differs. An image already built
+    from the same files, arguments and base is kept; where no registry answers, the base is made with
+    debootstrap (docker/debian-base.sh)."""
+    from autograder.sandboxes.docker import default_image
+    from autograder.sandboxes.image import BuildError, build
 
-    from autograder.sandboxes.docker import build_command, default_image, dockerfile
-
-    if not dockerfile().is_file():
-        raise click.ClickException(f"{dockerfile()} is missing: build the image in a checkout of autograder {autograder.__version__}")
-    command = build_command(image or default_image(), build_args=build_args)
-    click.echo(f"running: {shlex.join(command)}", err=True)
     try:
-        sys.exit(subprocess.run(command).returncode)
-    except FileNotFoundError:
-        raise click.ClickException("the docker command is not installed") from None
+        build(image or default_image(), build_args, force=force, say=lambda line: click.echo(line, err=True))
+    except BuildError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -1,14 +1,20 @@
 """The docker sandbox: the `docker run` command's isolation, what the grading image and its build
 context hold, and, where a Docker engine runs, a real image grading hw1 in containers that have
-no network and no root."""
+no network and no root, and the example class graded in containers as in the namespace sandbox.
+
+`make test-docker` starts an engine where it can and sets AUTOGRADER_REQUIRE_SANDBOX=docker: the
+tests that need an engine then fail instead of skipping."""
 
 import ast
 import csv
+import importlib.metadata
 import json
 import os
 import posixpath
 import re
 import shlex
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tomllib
@@ -19,15 +25,15 @@ import pytest
 from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade
 from autograder.protocol.client import Worker
-from autograder.sandboxes import docker
+from autograder.sandboxes import docker, image as image_build
 from autograder.sandboxes.docker import DockerSandbox
+from sandboxing import sandbox as sandbox_for_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-DOCKERIGNORE = ROOT / "docker" / "Dockerfile.dockerignore"
 PROTOCOL = ROOT / "autograder" / "protocol"
-TEST_IMAGE = "autograder-worker:test"
-BUILD_TIMEOUT = 1800  # torch's wheel is large
+TEST_IMAGE = os.environ.get("AUTOGRADER_IMAGE", "autograder-worker:test")
+REQUIRED = os.environ.get("AUTOGRADER_REQUIRE_SANDBOX") == "docker"
 
 INSIDE = '''
 import os, socket
@@ -96,6 +102,32 @@ def test_command_isolates_the_container():
     assert "--privileged" not in options and "--gpus" not in options
 
 
+@pytest.mark.parametrize(
+    "gpus, cuda, given",
+    [(None, False, False), (None, True, True), (False, True, False), (True, False, True), (True, True, True)],
+)
+def test_gpus_are_given_when_the_checks_ask_for_cuda(gpus, cuda, given):
+    """By default a container gets the GPUs only when its checks use CUDA; gpus=False never, True always."""
+    options = run_options(DockerSandbox(image="img", gpus=gpus).command(Path("/s"), "w", cuda=cuda), "img")
+    if given:
+        assert value_of(options, "--gpus") == "all"
+    else:
+        assert "--gpus" not in options
+    assert "--privileged" not in options and "--device" not in options
+
+
+def test_the_dockerfiles_cuda_recipe_pairs_a_base_with_its_torch_build():
+    """The documented CUDA build: a base whose Python is 3.11 or newer (Ubuntu 24.04: 3.12), and the torch
+    index of that base's CUDA version (12.8 -> cu128)."""
+    comment = " ".join(line.lstrip("# ").rstrip("\\ ") for line in DOCKERFILE.read_text().splitlines() if line.startswith("#"))
+    (recipe,) = re.findall(r"autograder build-image --image \S+ (?:--build-arg \S+ ?)+", comment)
+    args = dict(arg.split("=", 1) for arg in shlex.split(recipe)[5::2])
+    base = re.fullmatch(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-(?:cudnn-)?runtime-ubuntu(\d+\.\d+)", args["BASE"])
+    assert base, args["BASE"]
+    assert float(base.group(3)) >= 24.04  # Ubuntu 22.04's python3 is 3.10
+    assert args["TORCH_INDEX"] == f"https://download.pytorch.org/whl/cu{base.group(1)}{base.group(2)}"
+
+
 def test_submission_is_mounted_read_only_at_its_own_path():
     options = run_options(DockerSandbox(image="img").command(Path("/srv/submissions/alice"), "w"), "img")
     mount = mount_fields(value_of(options, "--mount"))
@@ -152,11 +184,19 @@ def arguments(text: str) -> list[str]:
 
 
 def test_image_holds_only_the_worker_modules():
-    copies = [arguments(text) for keyword, text in instructions(DOCKERFILE) if keyword in ("COPY", "ADD")]
+    """Into /grader: the worker's modules. Beside them only host/ (the CA bundle, torch's wheel), into
+    /tmp/host, which the step that installs from it removes."""
+    steps = instructions(DOCKERFILE)
+    copies = [(i, arguments(text)) for i, (keyword, text) in enumerate(steps) if keyword in ("COPY", "ADD")]
     assert copies
-    for words in copies:
+    for position, words in copies:
         assert not any(w.startswith("--from") for w in words), f"copies from another stage or image: {words}"
         *sources, destination = [w for w in words if not w.startswith("--")]
+        if sources == ["host/"]:
+            assert posixpath.normpath(destination) == "/tmp/host"
+            keyword, installs = steps[position + 1]
+            assert keyword == "RUN" and installs.rstrip().endswith("rm -rf /tmp/host")
+            continue
         assert posixpath.normpath(destination).startswith("/grader/autograder")
         for source in sources:
             source = posixpath.normpath(source)
@@ -185,96 +225,46 @@ def test_image_runs_as_nobody_with_the_worker_on_its_path():
 # --- the build context -------------------------------------------------------------------------------
 
 
-def ignore_patterns(text: str) -> list[tuple[bool, re.Pattern]]:
-    """(re-includes, regex) of each line of a .dockerignore, as Docker reads and compiles them."""
-    patterns = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        include = line.startswith("!")
-        pattern = posixpath.normpath(line[1:].strip() if include else line).lstrip("/")
-        patterns.append((include, re.compile(glob_regex(pattern))))
-    return patterns
+def assembled(folder: Path, root: Path = ROOT, **host) -> set[str]:
+    folder.mkdir()
+    image_build.assemble(folder, root, **host)
+    return set(image_build.context_files(folder))
 
 
-def glob_regex(pattern: str) -> str:
-    """Docker's translation: `*` and `?` stop at `/`, `**` spans directories, and a path
-    matches when it or one of its parent directories does."""
-    regex, i = "", 0
-    while i < len(pattern):
-        char = pattern[i]
-        i += 1
-        if char == "*" and pattern.startswith("*", i):
-            i += 1
-            if pattern.startswith("/", i):  # `**/` is `**`
-                i += 1
-            regex += ".*" if i >= len(pattern) else "(.*/)?"
-        elif char == "*":
-            regex += "[^/]*"
-        elif char == "?":
-            regex += "[^/]"
-        elif char == "\\" and i < len(pattern):
-            regex += re.escape(pattern[i])
-            i += 1
-        elif char in ".$":
-            regex += "\\" + char
-        else:
-            regex += char
-    return regex + "(/.*)?"
+def worker_modules() -> set[str]:
+    return {"autograder/__init__.py"} | {f"autograder/protocol/{p.name}" for p in PROTOCOL.glob("*.py")}
 
 
-def ignored(path: str, patterns: list[tuple[bool, re.Pattern]]) -> bool:
-    """Whether path stays out of the build context: the last pattern that matches it decides."""
-    decision = False
-    for include, regex in patterns:
-        if regex.fullmatch(path):
-            decision = not include
-    return decision
+def test_build_context_holds_only_the_dockerfile_and_the_worker_modules(tmp_path):
+    """Whatever else the checkout holds (a venv, caches, the reference, secrets), the context is
+    the Dockerfile and the worker's modules, with a host/ folder that holds nothing by default."""
+    checkout = tmp_path / "checkout"
+    for relative in [*worker_modules(), "docker/Dockerfile"]:
+        (checkout / relative).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / relative).write_bytes((ROOT / relative).read_bytes())
+    for relative in (".venv/lib/site.py", "reference/hw1/neuron.py", "autograder/cli.py", "autograder/protocol/notes.txt",
+                     "autograder/protocol/__pycache__/wire.cpython-311.pyc", ".env", "docker/secret.pem"):
+        (checkout / relative).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / relative).write_text("not for the image")
+    assert assembled(tmp_path / "context", checkout) == {"Dockerfile"} | worker_modules()
+    assert (tmp_path / "context" / "host").is_dir()
 
 
-@pytest.mark.parametrize(
-    "lines, path, expected",
-    [  # the examples of Docker's documentation of .dockerignore
-        ("*/temp*", "somedir/temporary.txt", True),
-        ("*/temp*", "somedir/temp/file", True),
-        ("*/temp*", "temporary.txt", False),
-        ("*/*/temp*", "somedir/subdir/temporary.txt", True),
-        ("*/*/temp*", "somedir/temporary.txt", False),
-        ("temp?", "tempa", True),
-        ("temp?", "temp", False),
-        ("**/*.go", "main.go", True),
-        ("**/*.go", "a/b/main.go", True),
-        ("*.md\n!README*.md\nREADME-secret.md", "notes.md", True),
-        ("*.md\n!README*.md\nREADME-secret.md", "README-1.md", False),
-        ("*.md\n!README*.md\nREADME-secret.md", "README-secret.md", True),
-        ("*\n!src", "src/deep/file.py", False),
-        ("*\n!src", "srcs/file.py", True),
-    ],
-)
-def test_ignore_matching_follows_docker(lines, path, expected):
-    assert ignored(path, ignore_patterns(lines)) is expected
+def test_build_context_carries_the_hosts_ca_bundle_and_torch_wheel(tmp_path):
+    bundle, wheel = tmp_path / "bundle.pem", tmp_path / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    wheel.write_bytes(b"PK wheel")
+    files = assembled(tmp_path / "context", ca_bundle=bundle, torch_wheel=wheel)
+    assert files == {"Dockerfile"} | worker_modules() | {"host/ca-certificates.crt", f"host/wheels/{wheel.name}"}
+    assert (tmp_path / "context" / "host" / "wheels" / wheel.name).read_bytes() == b"PK wheel"
 
 
-def build_context() -> set[str]:
-    """Every file of the checkout, tracked or not (a venv, caches), filtered as Docker filters the context."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others"], cwd=ROOT, capture_output=True, check=True)
-    files = listed.stdout.decode().split("\0")[:-1] + ["autograder/protocol/__pycache__/wire.cpython-311.pyc"]
-    patterns = ignore_patterns(DOCKERIGNORE.read_text())
-    return {path for path in files if not ignored(path, patterns)}
-
-
-def test_build_context_holds_only_the_worker_modules():
-    worker_modules = {"autograder/__init__.py"} | {f"autograder/protocol/{p.name}" for p in PROTOCOL.glob("*.py")}
-    assert build_context() == worker_modules
-
-
-def test_the_image_label_hashes_what_the_image_copies():
-    """The label's hash covers exactly the files the build sends and the Dockerfile copies."""
+def test_the_image_label_hashes_what_the_image_copies(tmp_path):
+    """The label's hash covers exactly the worker's files the context holds and the Dockerfile copies."""
     copied = {posixpath.normpath(source) for keyword, text in instructions(DOCKERFILE) if keyword in ("COPY", "ADD")
               for source in [w for w in arguments(text) if not w.startswith("--")][:-1]}
-    assert copied == set(docker.WORKER_MODULES)
-    assert set(docker.worker_module_files(ROOT)) == build_context()
+    assert copied - {"host"} == set(docker.WORKER_MODULES)
+    assert set(docker.worker_module_files(ROOT)) == assembled(tmp_path / "context") - {"Dockerfile"}
 
 
 def test_worker_modules_need_nothing_else_of_the_package():
@@ -311,11 +301,14 @@ def engine_missing() -> str | None:
     return None if info.returncode == 0 else f"`docker info` failed: {(info.stderr or info.stdout).strip()[-300:]}"
 
 
-def test_unavailable_says_why_without_an_engine():
-    if engine_missing() is None:
-        pytest.skip("a Docker engine answers here")
+def test_unavailable_says_why_without_an_engine(tmp_path, monkeypatch):
+    """An engine that does not answer (here: a socket nobody listens on, whether or not one runs)."""
+    if shutil.which("docker") is None:
+        assert DockerSandbox().unavailable() == "the docker command is not installed"
+        return
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
     reason = DockerSandbox().unavailable()
-    assert reason and ("no Docker engine answers" in reason or "not installed" in reason)
+    assert reason.startswith("no Docker engine answers") and str(tmp_path / "docker.sock") in reason
 
 
 def test_unavailable_passes_on_what_docker_said(tmp_path, monkeypatch):
@@ -332,11 +325,16 @@ def test_unavailable_passes_on_what_docker_said(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def image():
+    """The grading image of this checkout, built where it is not current (image.build keeps it otherwise)."""
     reason = engine_missing()
     if reason:
+        if REQUIRED:
+            pytest.fail(f"make test-docker needs a Docker engine: {reason}")
         pytest.skip(f"no Docker engine here: {reason}")
-    built = subprocess.run(docker.build_command(TEST_IMAGE, ROOT), capture_output=True, text=True, timeout=BUILD_TIMEOUT)
-    assert built.returncode == 0, f"docker build failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"
+    try:
+        image_build.build(TEST_IMAGE)
+    except image_build.BuildError as exc:
+        pytest.fail(f"the grading image could not be built: {exc}")
     return TEST_IMAGE
 
 
@@ -374,3 +372,38 @@ def test_a_submission_cannot_stand_in_for_the_workers_modules(image, tmp_path):
         session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
         assert session.student.inside.facts()["uid"] != 0
         session.end()
+
+
+def test_the_image_runs_the_hosts_torch_build_and_keeps_nothing_of_the_build(image):
+    ran = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", image, "python", "-c",
+         "import os, sys, torch; print(torch.__version__, sys.version_info >= (3, 11), os.path.exists('/tmp/host'))"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == [importlib.metadata.version("torch"), "True", "False"]
+
+
+def checks_of(db: Path) -> dict[tuple[str, str, str], tuple[str, float]]:
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT assignment, student, check_id, status, score FROM checks").fetchall()
+    return {(a, student, check): (status, score) for a, student, check, status, score in rows}
+
+
+def test_the_example_class_grades_alike_in_containers_and_in_the_jail(image, tmp_path):
+    """`autograder demo` (every homework of the example class: batch, gradebook, reports) with
+    --sandbox docker gets, check by check, the gradebook the namespace (else process) sandbox gets."""
+    other = sandbox_for_tests().name
+    graded = {}
+    for name in ("docker", other):
+        ran = subprocess.run(
+            [sys.executable, "-m", "autograder", "demo", "--sandbox", name, "--workers", "2", "-o", str(tmp_path / name)],
+            cwd=ROOT, capture_output=True, text=True, timeout=1200,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "AUTOGRADER_IMAGE": image},
+        )
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        graded[name] = checks_of(tmp_path / name / "gradebook.sqlite")
+    assert len(graded["docker"]) > 100
+    differing = {key: (graded["docker"].get(key), graded[other].get(key)) for key in graded["docker"].keys() | graded[other].keys()
+                 if graded["docker"].get(key) != graded[other].get(key)}
+    assert not differing, f"docker vs {other}: {differing}"

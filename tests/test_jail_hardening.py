@@ -249,7 +249,7 @@ class WatchedNamespace(NamespaceSandbox):
         super().__init__()
         self.started: list[dict] = []
 
-    def start(self, submission: Path):
+    def start(self, submission: Path, cuda: bool = False):
         proc = super().start(submission)
         staged = proc.folder
         files = sorted(os.listdir(staged))

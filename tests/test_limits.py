@@ -81,7 +81,7 @@ class DelayedStart(Sandbox):
         self.inner, self.delay = inner, delay
         self.name, self.shares_pids = inner.name, inner.shares_pids
 
-    def start(self, submission: Path):
+    def start(self, submission: Path, cuda: bool = False):
         time.sleep(self.delay)
         return self.inner.start(submission)
 

@@ -74,11 +74,12 @@ def grade(
     if cuda:  # expected values at full float32 precision (the workers turn TF32 off too)
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+    uses_cuda = cuda and any(spec.device == "cuda" for spec in specs)
     with contextlib.ExitStack() as stack:
-        worker = stack.enter_context(Worker(sandbox, submission))
+        worker = stack.enter_context(Worker(sandbox, submission, cuda=uses_cuda))
         # Started on first use only: the reference, for timed checks to race against.
         racing = assignment.reference_dir and any(spec.timed for spec in specs)
-        pacer = stack.enter_context(Worker(sandbox, solutions_only(assignment, stack))) if racing else None
+        pacer = stack.enter_context(Worker(sandbox, solutions_only(assignment, stack), cuda=uses_cuda)) if racing else None
         broken_files = {m: probe_import(worker, m) for m in assignment.modules if any(s.module == m for s in specs)}
         banned = scan_forbidden(assignment, submission, specs)
         graded: dict[str, CheckResult] = {}

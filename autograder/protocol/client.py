@@ -133,11 +133,13 @@ def _ready(fd: int, limit, writing: bool) -> bool:
 
 
 class Worker:
-    """A zygote for one submission, restarted whenever it cannot be trusted to continue."""
+    """A zygote for one submission, restarted whenever it cannot be trusted to continue. cuda: its
+    checks use CUDA (the sandbox gives it the GPUs)."""
 
-    def __init__(self, sandbox, submission: Path):
+    def __init__(self, sandbox, submission: Path, cuda: bool = False):
         self.sandbox = sandbox
         self.submission = Path(submission).resolve()
+        self.cuda = cuda
         self.proc = None
         self.control: Connection | None = None
         self.direct = False  # children's sockets are handed to us (a Unix socket to the zygote)
@@ -151,7 +153,7 @@ class Worker:
 
     def ensure_started(self) -> Connection:
         if self.control is None:
-            self.proc = self.sandbox.start(self.submission)
+            self.proc = self.sandbox.start(self.submission, cuda=self.cuda)
             channel = getattr(self.proc, "channel", None)
             self.direct = channel is not None
             if self.direct:

@@ -20,8 +20,9 @@ class Sandbox(ABC):
         return None
 
     @abstractmethod
-    def start(self, submission: Path) -> subprocess.Popen:
-        """Start the worker on submission, speaking the protocol on its stdin/stdout.
+    def start(self, submission: Path, cuda: bool = False) -> subprocess.Popen:
+        """Start the worker on submission, speaking the protocol on its stdin/stdout. cuda: its
+        checks will use CUDA (a sandbox that hides the host's GPUs by default gives them then).
 
         The returned process has a `log` attribute (a file holding the worker's
         stderr) and either `channel`, a Unix socket that is the worker's stdin

@@ -10,8 +10,12 @@ submission that only that uid and root can read. The
 zygote relays the checks' frames over the pipes (there is no socket to hand
 over), and at every check's end kills the check's process group.
 
-The image must hold this checkout's worker: `build_command` labels it with a hash of
-the worker's modules, and `probe` refuses an image whose label is missing or differs.
+The image must hold this checkout's worker: `autograder build-image` (image.py) labels it
+with a hash of the worker's modules, and `probe` refuses an image whose label is missing or differs.
+
+GPUs: `--gpus all` is on a container's command line when its checks ask for CUDA (`start(cuda=True)`,
+where the host has a CUDA device and the assignment CUDA checks) and `gpus` is not False; `gpus=True`
+gives them to every container.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ class DockerSandbox(Sandbox):
         pids: int = 128,
         tmp_bytes: int = 64 << 20,
         cpus: float = 1.0,
-        gpus: bool = False,
+        gpus: bool | None = None,
     ):
         self.image = image or default_image()
         self.memory_bytes = memory_bytes
@@ -62,8 +66,9 @@ class DockerSandbox(Sandbox):
     def unavailable(self) -> str | None:
         return probe(self.image)
 
-    def command(self, submission: Path, name: str, uid: int = WORKER_UID) -> list[str]:
-        """The `docker run` command line for one worker: its container's name, the uid it runs as."""
+    def command(self, submission: Path, name: str, uid: int = WORKER_UID, cuda: bool = False) -> list[str]:
+        """The `docker run` command line for one worker: its container's name, the uid it runs as,
+        whether its checks ask for CUDA."""
         command = [
             "docker", "run", "-i", "--rm",
             "--init",  # a pid 1 that reaps orphans: unreaped zombies would use up --pids-limit
@@ -85,13 +90,13 @@ class DockerSandbox(Sandbox):
             "--workdir", "/submission",
             "--env", "HOME=/tmp",
         ]
-        if self.gpus:
+        if self.gpus or (cuda and self.gpus is None):
             command += ["--gpus", "all"]
         # -P: the working directory (the submission) is not on sys.path while the zygote starts,
         # so a student's copy.py or torch.py cannot stand in for the modules it imports.
         return command + [self.image, "python", "-P", "-m", "autograder.protocol.worker", "/submission"]
 
-    def start(self, submission: Path) -> subprocess.Popen:
+    def start(self, submission: Path, cuda: bool = False) -> subprocess.Popen:
         submission = Path(submission).resolve()
         if shutil.which("docker") is None:
             raise SandboxUnavailable("the docker command is not installed")
@@ -106,7 +111,7 @@ class DockerSandbox(Sandbox):
         # Not root, the staged copy is ours alone (0700, slots.stage): the container runs as our uid then.
         uid = slot.uids[1] if os.geteuid() == 0 else os.getuid()
         proc = subprocess.Popen(
-            self.command(staged, name, uid=uid),
+            self.command(staged, name, uid=uid, cuda=cuda),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -159,23 +164,14 @@ def dockerfile(root: Path = PACKAGE_PARENT) -> Path:
     return root / "docker" / "Dockerfile"
 
 
-def build_command(image: str, root: Path = PACKAGE_PARENT, build_args: tuple[str, ...] = ()) -> list[str]:
-    """The `docker build` command line that builds image from root's docker/Dockerfile, labelled with
-    root's worker modules; absolute paths, so it runs from any directory. build_args: NAME=VALUE each."""
-    command = ["docker", "build", "-t", image, "--label", f"{LABEL}={worker_modules_digest(root)}"]
-    for build_arg in build_args:
-        command += ["--build-arg", build_arg]
-    return command + ["-f", str(dockerfile(root)), str(root)]
-
-
 def build_advice(image: str, root: Path = PACKAGE_PARENT, verb: str = "build") -> str:
-    """How to build image with root's worker: the exact command, or where to run one."""
+    """How to build image with root's worker: the command, or where to run it."""
     if dockerfile(root).is_file():
-        return f"{verb} it with `{shlex.join(build_command(image, root))}`"
+        return f"{verb} it with `autograder build-image --image {shlex.quote(image)}` (image.py)"
     from autograder import __version__
 
     return (f"{root} has no docker/Dockerfile (an installed package): {verb} it in a checkout of autograder "
-            f"{__version__} with `autograder build-image --image {image}`")
+            f"{__version__} with `autograder build-image --image {shlex.quote(image)}`")
 
 
 def probe(image: str) -> str | None:

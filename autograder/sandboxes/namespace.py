@@ -141,7 +141,7 @@ class NamespaceSandbox(Sandbox):
     def unavailable(self) -> str | None:
         return probe()
 
-    def start(self, submission: Path):
+    def start(self, submission: Path, cuda: bool = False):
         submission = Path(submission).resolve()
         if not submission.is_dir():
             raise SandboxUnavailable(f"{submission} is not a directory")

@@ -113,7 +113,7 @@ class ProcessSandbox(Sandbox):
         self.python = python
         self.warnings: list[str] = []  # said once per sandbox, on stderr
 
-    def start(self, submission: Path):
+    def start(self, submission: Path, cuda: bool = False):
         submission = Path(submission).resolve()
         log = tempfile.TemporaryFile()
         if self.link == "pipes":  # no descriptors to pass: a worker of its own for this submission
