@@ -12,7 +12,11 @@ time per repetition; then whether any verdict flipped or went the wrong way.
 Loads: idle, and busy (--spinners processes spinning all along, by default 4
 per core). The grader's verdict is the same in both when timing works.
 
+--device cuda races the CUDA twins of the timed checks instead (on a host with a CUDA device; the
+workers are started asking for the GPUs, as the grader starts them for CUDA checks).
+
 Run: .venv/bin/python bench/hw2_timing.py [--reruns 10] [--load both|idle|busy] [--quick] [--only TEXT]
+     [--sandbox process|namespace|docker] [--device cpu|cuda]
 
 The figures behind THRESHOLD are in autograder/checks/timing.py.
 """
@@ -76,18 +80,19 @@ def median_or_nan(values) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def run_load(load, assignment, sandbox, styles, reruns, spinners) -> list[str]:
+def run_load(load, assignment, sandbox, styles, reruns, spinners, device) -> list[str]:
     """Print one table; return the problems found (flips, wrong verdicts)."""
-    timed = [spec for spec in assignment.checks if spec.timed and spec.device == "cpu"]
+    timed = [spec for spec in assignment.checks if spec.timed and spec.device == device]
+    cuda = device == "cuda"
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(spinners if load == "busy" else 0)]
     problems = []
     print(f"\n{load}: {len(busy)} spinning processes, threshold {THRESHOLD:g}x, {reruns} regrades each")
     print(f"{'style':36} {'check':34} {'verdicts':>19} {'ratio: median (range)':>23} {'CPU ratio':>9} "
           f"{'wall ratio':>10} {'ref ms/rep':>10} {'s/regrade':>9}")
     try:
-        with Worker(sandbox, assignment.reference_dir) as pacer:
+        with Worker(sandbox, assignment.reference_dir, cuda=cuda) as pacer:
             for name, (directory, expected) in styles.items():
-                with Worker(sandbox, directory) as worker:
+                with Worker(sandbox, directory, cuda=cuda) as worker:
                     for spec in timed:
                         start = time.monotonic()
                         runs = [regrade(assignment, spec, worker, pacer) for _ in range(reruns)]
@@ -125,7 +130,10 @@ def main() -> None:
     parser.add_argument("--spinners", type=int, default=4 * (os.cpu_count() or 1), help="busy processes under load")
     parser.add_argument("--only", help="styles whose name contains this")
     parser.add_argument("--sandbox", default="process", help="process (default), namespace or docker")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="the timed checks or their CUDA twins")
     options = parser.parse_args()
+    if options.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device on this host")
     reruns = 3 if options.quick else options.reruns
     torch.set_num_threads(1)
     assignment = load_reference("hw2", ROOT / "reference" / "hw2")
@@ -137,7 +145,7 @@ def main() -> None:
             if not options.only or options.only in name
         }
         loads = ["idle", "busy"] if options.load == "both" else [options.load]
-        problems = [p for load in loads for p in run_load(load, assignment, sandbox, styles, reruns, options.spinners)]
+        problems = [p for load in loads for p in run_load(load, assignment, sandbox, styles, reruns, options.spinners, options.device)]
     print()
     if problems:
         print("\n".join(problems))
