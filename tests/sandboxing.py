@@ -17,6 +17,8 @@ import pytest
 from autograder.sandboxes import SANDBOXES, get_sandbox
 
 CHOSEN = os.environ.get("AUTOGRADER_TEST_SANDBOX")
+# make test-docker sets it to docker: a test that needs that sandbox then fails where it would skip.
+REQUIRED = os.environ.get("AUTOGRADER_REQUIRE_SANDBOX")
 JAIL = "namespace" if SANDBOXES["namespace"]().unavailable() is None else "process"
 
 
@@ -28,6 +30,8 @@ def require(name: str):
     """The sandbox called name, or a skip that prints why it cannot run here."""
     sandbox = SANDBOXES[name]()
     reason = sandbox.unavailable()
+    if reason and name == REQUIRED:
+        pytest.fail(f"the {name} sandbox is required here (AUTOGRADER_REQUIRE_SANDBOX) but cannot run: {reason}")
     if reason:
         pytest.skip(f"the {name} sandbox cannot run here: {reason}")
     return sandbox

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 PROTOCOL = ROOT / "autograder" / "protocol"
 TEST_IMAGE = os.environ.get("AUTOGRADER_IMAGE", "autograder-worker:test")
-REQUIRED = os.environ.get("AUTOGRADER_REQUIRE_SANDBOX") == "docker"
+REQUIRED = os.environ.get("AUTOGRADER_REQUIRE_SANDBOX") == "docker"  # make test-docker: fail, never skip
 
 INSIDE = '''
 import os, socket
@@ -338,10 +338,12 @@ def image():
     return TEST_IMAGE
 
 
+@pytest.mark.slow  # builds the image where it is not current (a minute)
 def test_the_built_image_holds_this_checkouts_worker(image):
     assert DockerSandbox(image=image).unavailable() is None
 
 
+@pytest.mark.slow  # builds the image where it is not current (a minute)
 def test_reference_hw1_scores_full_marks_in_containers(image):
     reference = ROOT / "reference" / "hw1"
     result = grade(load_reference("hw1", reference), reference, DockerSandbox(image=image), "alice")
@@ -349,6 +351,7 @@ def test_reference_hw1_scores_full_marks_in_containers(image):
     assert (result.score, result.max_score) == (15, 15), [c for c in result.checks if c.status != "passed"]
 
 
+@pytest.mark.slow  # builds the image where it is not current (a minute)
 def test_container_has_no_network_no_root_and_no_grader(image, tmp_path):
     (tmp_path / "inside.py").write_text(INSIDE)
     with Worker(DockerSandbox(image=image), tmp_path) as worker:
@@ -364,6 +367,7 @@ def test_container_has_no_network_no_root_and_no_grader(image, tmp_path):
     assert not (tmp_path / "written.txt").exists()
 
 
+@pytest.mark.slow  # builds the image where it is not current (a minute)
 def test_a_submission_cannot_stand_in_for_the_workers_modules(image, tmp_path):
     """The submission is the working directory, but not on sys.path while the zygote imports."""
     (tmp_path / "copy.py").write_text('raise SystemExit("the submission\'s copy.py ran in the zygote")\n')
@@ -374,6 +378,7 @@ def test_a_submission_cannot_stand_in_for_the_workers_modules(image, tmp_path):
         session.end()
 
 
+@pytest.mark.slow  # builds the image where it is not current (a minute)
 def test_the_image_runs_the_hosts_torch_build_and_keeps_nothing_of_the_build(image):
     ran = subprocess.run(
         ["docker", "run", "--rm", "--network", "none", image, "python", "-c",
@@ -390,6 +395,7 @@ def checks_of(db: Path) -> dict[tuple[str, str, str], tuple[str, float]]:
     return {(a, student, check): (status, score) for a, student, check, status, score in rows}
 
 
+@pytest.mark.slow  # builds the image where it is not current (a minute)
 def test_the_example_class_grades_alike_in_containers_and_in_the_jail(image, tmp_path):
     """`autograder demo` (every homework of the example class: batch, gradebook, reports) with
     --sandbox docker gets, check by check, the gradebook the namespace (else process) sandbox gets."""

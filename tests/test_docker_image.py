@@ -1,11 +1,13 @@
-"""The grading image must hold this checkout's worker: the label that `autograder build-image` gives
-it (a hash of the worker's modules), and the docker sandbox's refusal of an image whose label is
-missing or differs, with the command that rebuilds it.
+"""The grading image must hold this checkout's worker: the labels that `autograder build-image` gives
+it (a hash of the worker's modules; a hash of all the build used, which keeps a current image), the
+base it picks where no registry answers, what its context carries from the host, and the docker
+sandbox's refusal of an image whose label is missing or differs, with the command that rebuilds it.
 
-No Docker engine runs on this machine, so the tests that need one talk to a fake `docker` executable
-put first on PATH (the `fake_docker` fixture): the sandbox reaches Docker only through that command, a
-subprocess, and the fake answers `info` and `image inspect` with the JSON a test chose, and records
-every command line it was given. Everything on our side of that boundary runs for real."""
+These run without an engine (`make test`; tests/test_docker.py builds a real image where one runs):
+they talk to a fake `docker` executable put first on PATH (the `fake_docker` fixture). Our side
+reaches Docker only through that command, a subprocess; the fake answers `info`, `image inspect`
+and `pull` from a state folder a test sets, lists the context each `build` was given, and records
+every command line. Everything on our side of that boundary runs for real."""
 
 import json
 import os
@@ -17,35 +19,51 @@ from pathlib import Path
 
 import pytest
 
+import importlib.metadata
+
 from autograder.sandboxes import SandboxUnavailable, choose
+from autograder.sandboxes import image as image_build
 from autograder.sandboxes.docker import (
     LABEL,
     DockerSandbox,
-    build_command,
     mismatch,
     worker_module_files,
     worker_modules_digest,
 )
+from autograder.sandboxes.image import BUILD_LABEL, DEBIAN_BASE, DEFAULT_BASE
 
 ROOT = Path(__file__).resolve().parent.parent
 CURRENT = worker_modules_digest(ROOT)
 OTHER = "0" * 64
 
 FAKE_DOCKER = '''#!{python}
-import json, sys
+import json, os, sys
 from pathlib import Path
 
 state = Path({state!r})
 with open(state / "calls", "a") as calls:
     calls.write(json.dumps(sys.argv[1:]) + "\\n")
+images = json.loads((state / "images.json").read_text())
 if sys.argv[1] == "info":
     print("28.2.2")
 elif sys.argv[1:3] == ["image", "inspect"]:
-    images = json.loads((state / "images.json").read_text())
-    if sys.argv[3] not in images:
+    name = sys.argv[-1]
+    if name not in images:
         print("[]")
-        sys.exit("Error response from daemon: No such image: " + sys.argv[3])
-    print(images[sys.argv[3]])
+        sys.exit("Error response from daemon: No such image: " + name)
+    if "--format" not in sys.argv:
+        print(images[name])
+    else:
+        found = json.loads(images[name])[0]
+        print(json.dumps(found["Config"]["Labels"]) if "Labels" in sys.argv[sys.argv.index("--format") + 1] else found["Id"])
+elif sys.argv[1] == "pull":
+    if sys.argv[2] not in (state / "pullable").read_text().split():
+        sys.exit('Error response from daemon: Get "https://registry-1.docker.io/v2/": no such host')
+elif sys.argv[1] == "build":
+    context = Path(sys.argv[-1])
+    files = sorted(str(p.relative_to(context)) for p in context.rglob("*") if p.is_file())
+    with open(state / "builds", "a") as builds:
+        builds.write(json.dumps(files) + "\\n")
 '''
 
 
@@ -59,6 +77,16 @@ class FakeDocker:
     def __init__(self, state: Path):
         self.state = state
         self.images({})
+        self.pullable()
+
+    def pullable(self, *names: str) -> None:
+        """Which images a `docker pull` gets (none: no registry answers)."""
+        (self.state / "pullable").write_text(" ".join(names))
+
+    def contexts(self) -> list[list[str]]:
+        """The files of each build's context, in order."""
+        log = self.state / "builds"
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
     def images(self, labels_by_name: dict[str, dict | None]) -> None:
         """Which images exist, and their labels."""
@@ -141,37 +169,101 @@ def test_digest_changes_when_a_worker_module_is_added_or_renamed(tmp_path):
     assert len({CURRENT, worker_modules_digest(added), worker_modules_digest(renamed)}) == 3
 
 
-# --- the build command ---------------------------------------------------------------------------------
+# --- the build ------------------------------------------------------------------------------------------
 
 
-def test_build_command_labels_the_image_with_the_digest(tmp_path):
-    command = build_command("course/grader:7", ROOT, ("BASE=python:3.12-slim",))
-    assert command[:2] == ["docker", "build"]
-    options = dict(zip(command[2:-1:2], command[3:-1:2]))
-    assert options == {
-        "-t": "course/grader:7",
-        "--label": f"{LABEL}={CURRENT}",
-        "--build-arg": "BASE=python:3.12-slim",
-        "-f": str(ROOT / "docker" / "Dockerfile"),
-    }
-    assert command[-1] == str(ROOT)  # absolute: the command runs from any directory
-    changed = copy_of_worker(tmp_path)
-    (changed / "autograder" / "protocol" / "worker.py").write_text("# changed\n")
-    assert f"{LABEL}={worker_modules_digest(changed)}" in build_command("course/grader:7", changed)
+def rebuild(image: str) -> list[str]:
+    return ["autograder", "build-image", "--image", image]
 
 
-def test_build_image_runs_docker_build_with_the_label(fake_docker):
+def built(fake_docker) -> list[list[str]]:
+    return [call for call in fake_docker.calls() if call[0] == "build"]
+
+
+def options_of(build: list[str]) -> dict[str, list[str]]:
+    """A `docker build` call's options, each flag's values in order; the context is the last word."""
+    options = {}
+    for flag, value in zip(build[1:-1:2], build[2:-1:2]):
+        options.setdefault(flag, []).append(value)
+    return options
+
+
+def labels_of(build: list[str]) -> dict[str, str]:
+    return dict(label.split("=", 1) for label in options_of(build)["--label"])
+
+
+def build_quietly(image: str, *build_args: str, force: bool = False) -> tuple[str, list[str]]:
+    said = []
+    return image_build.build(image, build_args, force=force, root=ROOT, say=said.append), said
+
+
+def test_build_image_labels_the_image_and_the_sandbox_accepts_it(fake_docker):
+    fake_docker.pullable(DEFAULT_BASE)
     run = subprocess.run(
         [sys.executable, "-m", "autograder", "build-image", "--image", "course/grader:7", "--build-arg", "TORCH_INDEX=https://x"],
         cwd="/", capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert run.returncode == 0, run.stderr
-    expected = build_command("course/grader:7", ROOT, ("TORCH_INDEX=https://x",))
-    assert fake_docker.calls() == [expected[1:]]
-    assert shlex.join(expected) in run.stderr
+    (build,) = built(fake_docker)
+    options = options_of(build)
+    assert options["-t"] == ["course/grader:7"]
+    assert options["--build-arg"] == ["TORCH_INDEX=https://x", f"BASE={DEFAULT_BASE}"]
+    assert labels_of(build)[LABEL] == CURRENT and len(labels_of(build)[BUILD_LABEL]) == 64
+    assert shlex.join(build) in run.stderr  # the command, as run
+    # The context: never the checkout, and no host wheel where TORCH_INDEX names the torch to take.
+    assert Path(build[-1]) != ROOT and not any("wheels" in f for f in fake_docker.contexts()[0])
+    assert {"Dockerfile", *worker_module_files(ROOT)} <= set(fake_docker.contexts()[0])
     # The image that command builds is the one the sandbox accepts.
-    label = expected[expected.index("--label") + 1].split("=", 1)
-    assert mismatch("course/grader:7", inspected("course/grader:7", dict([label])), ROOT) is None
+    assert mismatch("course/grader:7", inspected("course/grader:7", labels_of(build)), ROOT) is None
+
+
+def test_a_current_image_is_kept_and_anything_it_was_built_from_rebuilds_it(fake_docker):
+    fake_docker.images({DEFAULT_BASE: {}})
+    assert build_quietly("course/grader:7", "TORCH_INDEX=https://x")[0] == "built"
+    labels = labels_of(built(fake_docker)[-1])
+    fake_docker.images({"course/grader:7": labels, DEFAULT_BASE: {}})
+    done, said = build_quietly("course/grader:7", "TORCH_INDEX=https://x")
+    assert done == "current" and len(built(fake_docker)) == 1 and "is current" in said[-1]
+    assert build_quietly("course/grader:7", "TORCH_INDEX=https://x", force=True)[0] == "built"
+    assert build_quietly("course/grader:7", "TORCH_INDEX=https://y")[0] == "built"
+    assert labels_of(built(fake_docker)[-1])[BUILD_LABEL] != labels[BUILD_LABEL]
+    assert labels_of(built(fake_docker)[-1])[LABEL] == labels[LABEL]  # same worker, other torch
+
+
+def test_without_a_registry_the_debian_base_is_used(fake_docker):
+    """python:3.11-slim cannot be pulled: docker/debian-base.sh's image (here already there, so the
+    script keeps it) is the base."""
+    fake_docker.images({DEBIAN_BASE: {}})
+    done, said = build_quietly("course/grader:7", "TORCH_INDEX=https://x")
+    assert done == "built"
+    assert options_of(built(fake_docker)[0])["--build-arg"][-1] == f"BASE={DEBIAN_BASE}"
+    assert said[0].startswith(f"{DEFAULT_BASE} cannot be pulled (") and "no such host" in said[0] and DEBIAN_BASE in said[0]
+
+
+def test_a_given_base_is_neither_pulled_nor_replaced(fake_docker):
+    build_quietly("course/grader:cuda", "BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04", "TORCH_INDEX=https://x/cu128")
+    assert not any(call[0] == "pull" for call in fake_docker.calls())
+    assert options_of(built(fake_docker)[0])["--build-arg"] == [
+        "BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04", "TORCH_INDEX=https://x/cu128"]
+
+
+def test_the_hosts_ca_bundle_and_torch_wheel_are_carried(fake_docker, tmp_path, monkeypatch):
+    """Where pip's find-links hold the wheel of the torch installed here, the image gets that build."""
+    wheels, bundle = tmp_path / "wheels", tmp_path / "proxy-ca.pem"
+    wheels.mkdir()
+    wheel = wheels / f"torch-{importlib.metadata.version('torch')}-cp311-cp311-manylinux_2_28_x86_64.whl"
+    wheel.write_bytes(b"PK")
+    (wheels / "torch-1.0.0-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"PK")  # not the host's
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("PIP_FIND_LINKS", f"file://{wheels}")
+    monkeypatch.setenv("PIP_CERT", str(bundle))
+    fake_docker.pullable(DEFAULT_BASE)
+    build_quietly("course/grader:7")
+    (context,) = fake_docker.contexts()
+    assert {"host/ca-certificates.crt", f"host/wheels/{wheel.name}"} <= set(context)
+    assert not any("1.0.0" in f for f in context)
+    build_quietly("course/grader:cuda", "TORCH_INDEX=https://download.pytorch.org/whl/cu128")
+    assert not any("wheels" in f for f in fake_docker.contexts()[-1])  # a CUDA build takes its own torch
 
 
 # --- refusing an image that does not hold this checkout's worker ---------------------------------------
@@ -193,7 +285,7 @@ def test_a_stale_image_is_refused_with_the_command_that_rebuilds_it(fake_docker)
     assert "the grading image autograder-worker:latest is stale" in reason
     assert f"other worker modules than those of {ROOT} " in reason  # which checkout
     assert f"{LABEL} {OTHER[:12]}..., this checkout's {CURRENT[:12]}..." in reason
-    assert quoted_command(reason) == build_command("autograder-worker:latest", ROOT)
+    assert quoted_command(reason) == rebuild("autograder-worker:latest")
 
 
 @pytest.mark.parametrize("labels", [None, {}, {"org.opencontainers.image.title": "someone else's worker"}])
@@ -202,7 +294,7 @@ def test_an_unlabelled_image_is_refused_as_foreign(fake_docker, labels):
     reason = DockerSandbox().unavailable()
     assert reason.startswith(f"the grading image autograder-worker:latest has no {LABEL} label")
     assert f"holds the worker of {ROOT} " in reason and "foreign" in reason
-    assert quoted_command(reason) == build_command("autograder-worker:latest", ROOT)
+    assert quoted_command(reason) == rebuild("autograder-worker:latest")
 
 
 def test_auto_falls_back_from_a_stale_image_saying_why(fake_docker):
@@ -210,13 +302,13 @@ def test_auto_falls_back_from_a_stale_image_saying_why(fake_docker):
     sandbox, notes = choose("auto")
     assert sandbox.name in ("namespace", "process")
     assert notes[0].startswith(f"sandbox: {sandbox.name} (not docker: the grading image autograder-worker:latest is stale")
-    assert shlex.join(build_command("autograder-worker:latest", ROOT)) in notes[0]
+    assert shlex.join(rebuild("autograder-worker:latest")) in notes[0]
 
 
 def test_a_missing_image_gets_the_command_that_builds_it(fake_docker):
     reason = DockerSandbox(image="course/grader:7").unavailable()
-    assert reason.startswith("the grading image course/grader:7 is not built; build it with `docker build")
-    assert quoted_command(reason) == build_command("course/grader:7", ROOT)
+    assert reason.startswith("the grading image course/grader:7 is not built; build it with `autograder build-image")
+    assert quoted_command(reason) == rebuild("course/grader:7")
 
 
 def test_unreadable_inspect_output_is_shown(fake_docker):
@@ -263,4 +355,4 @@ def test_grade_with_a_stale_image_says_how_to_rebuild_it(fake_docker):
     )
     assert run.returncode == 2 and run.stdout == ""
     assert "the grading image course/grader:7 is stale" in run.stderr
-    assert shlex.join(build_command("course/grader:7", ROOT)) in run.stderr
+    assert shlex.join(rebuild("course/grader:7")) in run.stderr

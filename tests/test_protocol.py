@@ -326,6 +326,16 @@ def test_several_values_put_and_fetched_in_one_round_trip_each(worker):
     s.end()
 
 
+def test_a_cuda_checks_process_starts_before_its_limits_do(worker):
+    """device "cuda": the process starts CUDA (where there is one) before it serves, uncharged; then
+    it serves like any other, in every way of carrying frames."""
+    s = worker.session(seed=1, forbid=[], call_timeout=5.0, check_timeout=20.0, device="cuda")
+    assert s.limits.waited == 0.0
+    assert s.student.student.add(2, b=3) == 5
+    assert 0.0 < s.limits.waited < 5.0
+    s.end()
+
+
 def test_missing_module_and_bad_import(worker, tmp_path):
     s = session(worker)
     with pytest.raises(StudentError, match="nothere.py is missing"):

@@ -172,12 +172,14 @@ class Worker:
         return self.control
 
     def session(
-        self, *, seed: int, forbid: list[str], call_timeout: float, check_timeout: float, group=None, hidden: bool = False
+        self, *, seed: int, forbid: list[str], call_timeout: float, check_timeout: float, group=None, hidden: bool = False,
+        device: str = "cpu",
     ) -> "Session":
         """A check's process: the one the last check kept (Session.keep) when both are of the same
         group (not None) and, for a check that is not hidden, no hidden check ran in it; else a fresh
         one. Its limits (limits.py: seconds of CPU time where the kernel shows it, with a wall-clock
-        backstop) start now: starting the worker is never charged."""
+        backstop) start once it has started: starting the worker, or CUDA in a CUDA check's process
+        (device "cuda": never a kept process), is never charged."""
         kept, self.kept = self.kept, None
         if kept is not None and group is not None and kept.group == group and (hidden or not kept.saw_hidden):
             try:
@@ -186,13 +188,16 @@ class Worker:
                 kept = None  # ended by the failed request; a fresh process then
         if kept is not None:
             kept.end()
-        request = {"zygote": "fork", "seed": seed, "forbid": forbid}
+        request = {"zygote": "fork", "seed": seed, "forbid": forbid, "device": device}
         for attempt in (1, 2):  # a zygote that died since the last check is restarted once
             control = self.ensure_started()
             try:
                 control.send(request, [], WallLimit(END_TIMEOUT))
                 data, pid = self._data_channel(control)
-                return Session(self, control, data, call_timeout, check_timeout, pid, group, hidden)
+                session = Session(self, control, data, call_timeout, check_timeout, pid, group, hidden)
+                if device == "cuda":
+                    session.wait_started(START_TIMEOUT)
+                return session
             except WorkerFailure:
                 self.close()
                 if attempt == 2:
@@ -432,6 +437,18 @@ class Session:
             return self.end()
         self.worker.kept = self
         return {"status": "kept", "problem": None, "output": str(frame.header.get("output") or "")}
+
+    def wait_started(self, seconds: float) -> None:
+        """Wait up to seconds for the process to answer, uncharged: it starts CUDA before serving (worker.start_cuda)."""
+        try:
+            self.data.send({"op": "ready", "args": []}, [], WallLimit(seconds))
+            frame = self.data.receive(WallLimit(seconds))
+        except CallTimeout:
+            self.end()
+            raise WorkerDied(f"the check's process did not start CUDA within {seconds:g} s") from None
+        if "ok" not in frame.header:
+            raise WorkerDied(f"the check's process sent {str(frame.header)[:200]} instead of starting")
+        self.limits = CheckLimits(self.limits.call_seconds, self.limits.check_seconds, self.cpu_time)  # from now
 
     def next_check(self, seed: int, forbid: list[str], call_timeout: float, check_timeout: float, hidden: bool) -> "Session":
         """This process, begun anew for the next check of its group: reseeded, its guard's findings cleared."""

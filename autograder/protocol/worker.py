@@ -188,6 +188,20 @@ def restore_torch_settings() -> None:
         torch.use_deterministic_algorithms(False)
 
 
+def start_cuda() -> None:
+    """A CUDA check's process, before its check and guard: the CUDA context, cuBLAS and cuDNN, which a
+    fresh process loads on first use. That takes seconds (over the 3 s limit per call, on a GPU
+    virtual machine), and a check's time limits are for the student's code. Never in a zygote or
+    template: a process forked after CUDA started cannot use it."""
+    if not torch.cuda.is_available():
+        return  # the check says so itself, at its first CUDA tensor
+    x = torch.ones(1, 1, 8, 8, device="cuda")
+    w = torch.ones(1, 1, 3, 3, device="cuda", requires_grad=True)
+    torch.nn.functional.conv2d(x, w).sum().backward()
+    (x[0, 0] @ x[0, 0]).sum().item()
+    torch.cuda.synchronize()
+
+
 def seed_everything(seed: int) -> None:
     import random
 
@@ -620,6 +634,8 @@ def serve(sock: socket.socket, submission: str) -> None:
     if setup is None:
         return
     request = setup.header
+    if request.get("device") == "cuda":
+        start_cuda()
     seed_everything(int(request.get("seed", 0)) % (1 << 63))
     server.guard = guard.Guard([str(n) for n in request.get("forbid", [])], submission)
     server.guard.install()
@@ -704,6 +720,8 @@ class Server:
             return getattr(fixtures, header["name"])
         if op == "violations":
             return list(self.guard.violations)
+        if op == "ready":  # answered once the process has started (start_cuda)
+            return None
         if op == "begin":  # the next check of the same group in this process (engine/runner.py: check_group)
             forbid = [str(n) for n in header.get("forbid", [])]
             if forbid != self.guard.names:
