@@ -413,3 +413,24 @@ def test_the_example_class_grades_alike_in_containers_and_in_the_jail(image, tmp
     differing = {key: (graded["docker"].get(key), graded[other].get(key)) for key in graded["docker"].keys() | graded[other].keys()
                  if graded["docker"].get(key) != graded[other].get(key)}
     assert not differing, f"docker vs {other}: {differing}"
+
+
+@pytest.mark.slow  # builds the image where it is not current (a minute)
+def test_the_grader_reads_a_containers_cpu_time_from_its_cgroup(image, tmp_path):
+    """Timed checks and CPU limits count the container's CPU time, as in the namespace sandbox: a
+    second of busy work shows as about a second, a second of sleep as next to nothing."""
+    (tmp_path / "work.py").write_text(
+        "import time\n"
+        "def busy(seconds):\n    end = time.process_time() + seconds\n    while time.process_time() < end:\n        pass\n"
+        "def idle(seconds):\n    time.sleep(seconds)\n"
+    )
+    with Worker(DockerSandbox(image=image), tmp_path) as worker:
+        session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
+        spent = []
+        for call in (session.student.work.busy, session.student.work.idle):
+            before = session.cpu_time()
+            call(1.0)
+            spent.append(session.cpu_time() - before)
+        session.end()
+    busy, idle = spent
+    assert 0.9 < busy < 1.5 and idle < 0.2, spent

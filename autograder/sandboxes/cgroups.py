@@ -45,8 +45,7 @@ class Cgroup:
         self.groups = groups  # controller -> the group's directory in its hierarchy (v2: one for all)
         self.version = version
         self.unlimited: list[str] = []  # what this host's cgroups could not limit
-        # The CPU-time file, opened once: the grader reads it several times per request (limits.py).
-        self._cpu_file: int | None = None
+        self._cpu: CpuCounter | None = None
 
     @property
     def directories(self) -> list[Path]:
@@ -105,20 +104,10 @@ class Cgroup:
 
     def cpu_seconds(self) -> float | None:
         """CPU time used by every process of the group, from the kernel's accounting."""
-        try:
-            if self._cpu_file is None:
-                path = self.groups["memory"] / "cpu.stat" if self.version == 2 else self.groups["cpuacct"] / "cpuacct.usage"
-                self._cpu_file = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            text = os.pread(self._cpu_file, CPU_FILE_BYTES, 0)  # the kernel writes it anew for each read at 0
-            if self.version == 2:
-                for line in text.splitlines():
-                    key, _, value = line.partition(b" ")
-                    if key == b"usage_usec":
-                        return int(value) / 1e6
-                return None
-            return int(text) / 1e9
-        except (OSError, ValueError):
-            return None
+        if self._cpu is None:
+            directory = self.groups["memory"] if self.version == 2 else self.groups["cpuacct"]
+            self._cpu = CpuCounter(directory, self.version)
+        return self._cpu()
 
     def oom_kills(self) -> int:
         """How many of the group's processes the kernel's memory killer has killed (0 where the kernel does not say)."""
@@ -134,11 +123,57 @@ class Cgroup:
 
     def destroy(self) -> None:
         """Kill every process in the group, then remove it."""
-        if self._cpu_file is not None:
-            os.close(self._cpu_file)
-            self._cpu_file = None
+        if self._cpu is not None:
+            self._cpu.close()
         for directory in self.directories:
             _empty_and_remove(directory)
+
+
+class CpuCounter:
+    """The CPU time every process of one cgroup has used, from the kernel's accounting (v2: cpu.stat's
+    usage_usec; v1: cpuacct.usage); None once it cannot be read. Its file is opened once: the grader
+    reads it several times per request (limits.py)."""
+
+    def __init__(self, directory: Path, version: int):
+        self.path = directory / ("cpu.stat" if version == 2 else "cpuacct.usage")
+        self.version = version
+        self._file: int | None = None
+
+    def __call__(self) -> float | None:
+        try:
+            if self._file is None:
+                self._file = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            text = os.pread(self._file, CPU_FILE_BYTES, 0)  # the kernel writes it anew for each read at 0
+            if self.version == 2:
+                for line in text.splitlines():
+                    key, _, value = line.partition(b" ")
+                    if key == b"usage_usec":
+                        return int(value) / 1e6
+                return None
+            return int(text) / 1e9
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        if self._file is not None:
+            os.close(self._file)
+            self._file = None
+
+
+def cpu_counter_of(pid: int) -> CpuCounter | None:
+    """A CpuCounter of the cgroup pid is in (a container's, made by its engine), or None where this
+    host's cgroups do not show it to us."""
+    try:
+        paths = _paths_of(str(pid))
+    except (OSError, ValueError):
+        return None
+    if (ROOT / "cgroup.controllers").exists() and "" in paths:
+        counter = CpuCounter(ROOT / paths[""].lstrip("/"), 2)
+    elif "cpuacct" in paths and (ROOT / "cpuacct").exists():
+        counter = CpuCounter(Path(os.path.realpath(ROOT / "cpuacct")) / paths["cpuacct"].lstrip("/"), 1)
+    else:
+        return None
+    return counter if counter() is not None else None
 
 
 def _bases() -> tuple[int, dict[str, Path]]:
@@ -176,8 +211,13 @@ def sweep() -> None:
 
 def _own_paths() -> dict[str, str]:
     """controller -> this process's cgroup path in it ("" is the v2 hierarchy)."""
+    return _paths_of("self")
+
+
+def _paths_of(pid: str) -> dict[str, str]:
+    """controller -> pid's cgroup path in it ("" is the v2 hierarchy)."""
     paths = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
         for controller in controllers.split(",") if controllers else [""]:
             paths[controller] = path

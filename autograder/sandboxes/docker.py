@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from autograder.sandboxes import cgroups
 from autograder.sandboxes.base import Sandbox, SandboxUnavailable
 from autograder.sandboxes.slots import Slot, stage
 
@@ -119,8 +120,10 @@ class DockerSandbox(Sandbox):
             start_new_session=True,
         )
         proc.log = log
+        proc.cpu_seconds = ContainerCpu(name)
 
         def cleanup() -> None:
+            proc.cpu_seconds.close()
             try:  # killing the docker client does not stop its container
                 subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=60)
             finally:
@@ -129,6 +132,34 @@ class DockerSandbox(Sandbox):
 
         proc.cleanup = cleanup
         return proc
+
+
+class ContainerCpu:
+    """The CPU time of every process of a container (its cgroup, read by the grader), so that timed checks
+    and CPU limits count CPU time as in the namespace sandbox rather than wall-clock time; None where
+    this host's cgroups do not show the container's. Found on first use: the container has started by
+    then (its zygote said ready)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.counter = None
+        self.looked = False
+
+    def __call__(self) -> float | None:
+        if not self.looked:
+            self.looked = True
+            try:
+                found = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", self.name],
+                                       capture_output=True, text=True, timeout=30)
+                pid = int(found.stdout.strip()) if found.returncode == 0 else 0
+            except (OSError, subprocess.TimeoutExpired, ValueError):
+                pid = 0
+            self.counter = cgroups.cpu_counter_of(pid) if pid > 0 else None
+        return self.counter() if self.counter else None
+
+    def close(self) -> None:
+        if self.counter:
+            self.counter.close()
 
 
 def csv_field(text: str) -> str:
