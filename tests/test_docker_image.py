@@ -356,3 +356,47 @@ def test_grade_with_a_stale_image_says_how_to_rebuild_it(fake_docker):
     assert run.returncode == 2 and run.stdout == ""
     assert "the grading image course/grader:7 is stale" in run.stderr
     assert shlex.join(rebuild("course/grader:7")) in run.stderr
+
+
+# --- make test-docker where no engine can run ---------------------------------------------------------
+
+
+def test_make_test_docker_skips_saying_why_where_no_engine_can_start(tmp_path):
+    """Not root, and no engine answering (a socket nobody listens on): .ci/test-docker says why and
+    passes, as a skip does, without building or testing anything."""
+    command = [str(ROOT / ".ci" / "test-docker")]
+    if os.geteuid() == 0:  # as nobody, who may not start dockerd
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/docker.sock", "HOME": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == ("make test-docker: skipped: no Docker engine answers (`docker info`), "
+                                  "and starting one needs root")
+
+
+def test_workers_ask_for_the_gpus_only_where_cuda_checks_run(monkeypatch, tmp_path):
+    """The grader starts its workers with cuda=True (docker: --gpus all) on a host with CUDA, for an
+    assignment with CUDA checks; never for one without, nor on a host without CUDA."""
+    import torch
+
+    from autograder.engine.assignment import load_reference
+    from autograder.engine.runner import grade
+    from autograder.sandboxes.process import ProcessSandbox
+
+    asked = []
+
+    class Recording(ProcessSandbox):
+        def start(self, submission, cuda=False):
+            asked.append(cuda)
+            return super().start(submission, cuda)
+
+    hw2 = load_reference("hw2", ROOT / "reference" / "hw2")
+    cuda_twin = next(spec for spec in hw2.checks if spec.device == "cuda")
+    hw2.checks = [next(spec for spec in hw2.checks if spec.id == cuda_twin.twin), cuda_twin]
+    tiny = load_reference("tiny", ROOT / "tests" / "fixtures" / "tinycourse" / "reference" / "tiny")
+    for has_cuda in (False, True):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: has_cuda)
+        for assignment, expected in ((hw2, has_cuda), (tiny, False)):
+            asked.clear()
+            grade(assignment, assignment.reference_dir, Recording(), "alice")
+            assert asked and set(asked) == {expected}, (assignment.name, has_cuda, asked)
