@@ -87,7 +87,7 @@ def mount_fields(spec: str) -> dict[str, str]:
 def test_command_isolates_the_container():
     sandbox = DockerSandbox(image="some/image:tag", memory_bytes=3 << 30, pids=64, tmp_bytes=32 << 20, cpus=2)
     options = run_options(sandbox.command(Path("/srv/submissions/alice"), "worker-1"), "some/image:tag")
-    for flag in ("-i", "--rm", "--read-only", "--init"):
+    for flag in ("--rm", "--read-only", "--init"):
         assert flag in options
     assert value_of(options, "--network") == "none"
     assert value_of(options, "--cap-drop") == "ALL"
@@ -128,19 +128,29 @@ def test_the_dockerfiles_cuda_recipe_pairs_a_base_with_its_torch_build():
     assert args["TORCH_INDEX"] == f"https://download.pytorch.org/whl/cu{base.group(1)}{base.group(2)}"
 
 
-def test_submission_is_mounted_read_only_at_its_own_path():
-    options = run_options(DockerSandbox(image="img").command(Path("/srv/submissions/alice"), "w"), "img")
-    mount = mount_fields(value_of(options, "--mount"))
-    assert mount == {"type": "bind", "source": "/srv/submissions/alice", "target": "/submission", "readonly": "true"}
+def mounts(options: list[str]) -> dict[str, dict[str, str]]:
+    """Each --mount's fields, by its target."""
+    found = [mount_fields(value) for flag, value in zip(options, options[1:]) if flag == "--mount"]
+    return {mount["target"]: mount for mount in found}
+
+
+def test_submission_and_the_link_alone_are_mounted_read_only():
+    command = DockerSandbox(image="img").command(Path("/srv/submissions/alice"), "w", link=Path("/tmp/link"))
+    options = run_options(command, "img")
+    assert mounts(options) == {
+        "/submission": {"type": "bind", "source": "/srv/submissions/alice", "target": "/submission", "readonly": "true"},
+        "/run/autograder": {"type": "bind", "source": "/tmp/link", "target": "/run/autograder", "readonly": "true"},
+    }
     assert "--volume" not in options and "-v" not in options  # nothing else of the host
 
 
 def test_a_comma_in_the_submission_path_stays_in_the_source():
     """A path like `Smith, Jane` must neither break the mount nor add fields to it."""
     path = '/srv/submissions/Smith, Jane,target=/grader "x"'
-    options = run_options(DockerSandbox(image="img").command(Path(path), "w"), "img")
-    mount = mount_fields(value_of(options, "--mount"))
-    assert mount["source"] == path and mount["target"] == "/submission" and mount["readonly"] == "true"
+    options = run_options(DockerSandbox(image="img").command(Path(path), "w", link=Path(path + "-link")), "img")
+    found = mounts(options)
+    assert found["/submission"]["source"] == path and found["/submission"]["readonly"] == "true"
+    assert found["/run/autograder"]["source"] == path + "-link" and len(found) == 2
 
 
 def test_grader_environment_stays_outside(monkeypatch):
@@ -155,9 +165,14 @@ def test_grader_environment_stays_outside(monkeypatch):
     assert {value.split("=", 1)[0] for value in given} == {"HOME"}
 
 
-def test_container_runs_the_worker_with_a_safe_path():
-    command = DockerSandbox(image="img").command(Path("/srv/submissions/alice"), "w")
-    assert command[command.index("img") + 1 :] == ["python", "-P", "-m", "autograder.protocol.worker", "/submission"]
+def test_container_runs_the_worker_with_a_safe_path_linked_to_the_grader():
+    command = DockerSandbox(image="img").command(Path("/srv/submissions/alice"), "w", link=Path("/tmp/link,1"))
+    assert command[command.index("img") + 1 :] == [
+        "python", "-P", "-m", "autograder.protocol.worker", "/submission", "--connect", "/run/autograder/grader.sock"]
+    options = run_options(command, "img")
+    mounts = [mount_fields(value) for flag, value in zip(options, options[1:]) if flag == "--mount"]
+    assert {"type": "bind", "source": "/tmp/link,1", "target": "/run/autograder", "readonly": "true"} in mounts
+    assert "-i" not in options and "--interactive" not in options  # nothing on stdin: the socket is the link
 
 
 # --- the image ---------------------------------------------------------------------------------------
@@ -219,7 +234,7 @@ def test_image_runs_as_nobody_with_the_worker_on_its_path():
     assert not any(keyword == "ENTRYPOINT" for keyword, _ in steps)  # docker.py's command runs as given
     (cmd,) = [arguments(text) for keyword, text in steps if keyword == "CMD"]
     sandbox_command = DockerSandbox(image="img").command(Path("/s"), "w")
-    assert cmd == sandbox_command[sandbox_command.index("img") + 1 :]
+    assert sandbox_command[sandbox_command.index("img") + 1 :][: len(cmd)] == cmd  # the same worker, over stdin and stdout
 
 
 # --- the build context -------------------------------------------------------------------------------

@@ -19,9 +19,11 @@ Process model (the one place it is written down):
   submission alone, jail.py). Nothing of one submission reaches the next: each
   zygote is a fresh copy of a template that never saw a submission, and `close`
   kills it and its process group before the grader stages the next.
-* Where there is no socket to pass descriptors over (docker -i, plain pipes),
-  the worker is started with the submission directory as its argument and is
-  that submission's zygote itself.
+* A worker started with the submission directory as its argument is that
+  submission's zygote itself: over a socket on its stdin and stdout (the
+  process sandbox's link="socket"), a socket it connects to (`--connect PATH`:
+  the docker sandbox binds the grader's listening socket into the container),
+  or plain pipes (link="pipes").
 * For each check the grader sends the zygote a `fork` frame. The zygote forks a
   child in a process group of its own, connected by a fresh socketpair; the
   child's stdout/stderr go to a pipe the zygote reads and caps. The child
@@ -37,7 +39,7 @@ Process model (the one place it is written down):
 * Two ways to carry the child's frames. Direct, when the sandbox connects
   grader and zygote by a Unix socket (process, namespace): the zygote passes
   the child's end of the socketpair to the grader (SCM_RIGHTS) with a `forked`
-  frame and stays out of the data path. Relay, over plain pipes (docker -i):
+  frame and stays out of the data path. Relay, over plain pipes:
   the zygote relays frames both ways, parsing each with the protocol's caps, so
   a child that sends garbage or too much is killed without corrupting the
   stream. Either way the zygote's own frames carry a "zygote" key, and a child
@@ -85,7 +87,7 @@ os.environ.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS
 
 import torch  # noqa: E402
 
-from autograder.protocol import TEMPLATE_FLAG, guard, plan, wire  # noqa: E402
+from autograder.protocol import CONNECT_FLAG, TEMPLATE_FLAG, guard, plan, wire  # noqa: E402
 
 OUTPUT_CAP = 64 << 10
 EXIT_GRACE = 0.5  # for a child whose connection closed to finish exiting, so its real status is known
@@ -93,8 +95,9 @@ READ_CHUNK = 1 << 20
 
 
 def main(argv: list[str], confine=None, enter=None) -> None:
-    """argv: [SUBMISSION], one zygote for that submission; or [TEMPLATE_FLAG], a template that forks
-    a zygote per submission it is sent (a Unix socket on stdin and stdout).
+    """argv: [SUBMISSION], one zygote for that submission, or [SUBMISSION, CONNECT_FLAG, PATH], the same
+    over the Unix socket at PATH; or [TEMPLATE_FLAG], a template that forks a zygote per submission it
+    is sent (a Unix socket on stdin and stdout).
 
     confine: called in every check's process before it serves the check (a sandbox's last word).
     enter: called in each new zygote of a template with the submission it was sent and the
@@ -106,6 +109,13 @@ def main(argv: list[str], confine=None, enter=None) -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
+    if argv[1:2] == [CONNECT_FLAG]:  # the grader listens there, for this worker alone
+        os.close(to_grader)
+        os.close(from_grader)
+        link = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        link.connect(argv[2])
+        from_grader = link.detach()
+        to_grader = os.dup(from_grader)
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)

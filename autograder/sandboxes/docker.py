@@ -1,4 +1,4 @@
-"""The `docker` sandbox: one container per worker, speaking the protocol on stdin/stdout.
+"""The `docker` sandbox: one container per worker, linked to the grader by a Unix socket.
 
 The container holds the worker's modules and the Python runtime (the image
 built from docker/Dockerfile) and the submission, mounted read-only; the
@@ -6,9 +6,18 @@ grader, the reference and the checks stay outside. No network, a read-only
 root, a size-limited /tmp, no capability, no_new_privs, limits on memory
 (swap included), processes and CPUs, and the check uid of a slot (slots.py;
 the grader's own uid when it is not root), with a staged copy of the
-submission that only that uid and root can read. The
-zygote relays the checks' frames over the pipes (there is no socket to hand
-over), and at every check's end kills the check's process group.
+submission that only that uid and root can read.
+
+The link: the grader listens on a Unix socket in a folder of its own (0750,
+root and the slot's group), bound read-only into the container at
+/run/autograder; the worker connects to it (`--connect`), the grader accepts
+that one connection, then closes and removes the listening socket, so nothing
+else in the container can connect. A socket passes descriptors across the
+container's boundary: the zygote hands each check's socket to the grader, as
+in the process and namespace sandboxes, and stays out of the data path (no
+relay through the docker client's stdin and stdout: a request costs what it
+costs in the jail). The grader reads the container's CPU time from its cgroup
+(ContainerCpu).
 
 The image must hold this checkout's worker: `autograder build-image` (image.py) labels it
 with a hash of the worker's modules, and `probe` refuses an image whose label is missing or differs.
@@ -26,13 +35,17 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
+from autograder.protocol import CONNECT_FLAG
+from autograder.protocol.limits import START_TIMEOUT
 from autograder.sandboxes import cgroups
 from autograder.sandboxes.base import Sandbox, SandboxUnavailable
-from autograder.sandboxes.slots import Slot, stage
+from autograder.sandboxes.slots import Slot, stage, staging_folder
 
 DEFAULT_IMAGE = "autograder-worker:latest"
 # The checkout (or site-packages) holding the package: the worker's modules are hashed from here.
@@ -41,6 +54,8 @@ PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 WORKER_MODULES = ("autograder/__init__.py", "autograder/protocol")
 LABEL = "autograder.worker-modules"
 WORKER_UID = 65534  # without a slot: nobody. The image's files are world-readable, no worker owns any
+LINK_FOLDER = "/run/autograder"  # in the container: the grader's listening socket, read-only
+LINK_SOCKET = "grader.sock"
 GiB = 1 << 30
 _numbers = itertools.count()
 
@@ -67,11 +82,12 @@ class DockerSandbox(Sandbox):
     def unavailable(self) -> str | None:
         return probe(self.image)
 
-    def command(self, submission: Path, name: str, uid: int = WORKER_UID, cuda: bool = False) -> list[str]:
+    def command(self, submission: Path, name: str, uid: int = WORKER_UID, cuda: bool = False,
+                link: Path = Path("/run/autograder-link")) -> list[str]:
         """The `docker run` command line for one worker: its container's name, the uid it runs as,
-        whether its checks ask for CUDA."""
+        whether its checks ask for CUDA, the host folder holding the grader's socket (LINK_SOCKET)."""
         command = [
-            "docker", "run", "-i", "--rm",
+            "docker", "run", "--rm",
             "--init",  # a pid 1 that reaps orphans: unreaped zombies would use up --pids-limit
             "--name", name,
             "--label", "autograder.worker=1",
@@ -88,6 +104,7 @@ class DockerSandbox(Sandbox):
             "--ulimit", "nofile=256:256",
             "--user", f"{uid}:{uid}",
             "--mount", f"type=bind,{csv_field(f'source={submission}')},target=/submission,readonly",
+            "--mount", f"type=bind,{csv_field(f'source={link}')},target={LINK_FOLDER},readonly",
             "--workdir", "/submission",
             "--env", "HOME=/tmp",
         ]
@@ -95,7 +112,8 @@ class DockerSandbox(Sandbox):
             command += ["--gpus", "all"]
         # -P: the working directory (the submission) is not on sys.path while the zygote starts,
         # so a student's copy.py or torch.py cannot stand in for the modules it imports.
-        return command + [self.image, "python", "-P", "-m", "autograder.protocol.worker", "/submission"]
+        return command + [self.image, "python", "-P", "-m", "autograder.protocol.worker", "/submission",
+                          CONNECT_FLAG, f"{LINK_FOLDER}/{LINK_SOCKET}"]
 
     def start(self, submission: Path, cuda: bool = False) -> subprocess.Popen:
         submission = Path(submission).resolve()
@@ -104,34 +122,76 @@ class DockerSandbox(Sandbox):
         name = f"autograder-{os.getpid()}-{next(_numbers)}"
         log = tempfile.TemporaryFile()
         slot = Slot.take()
-        try:
-            staged = stage(submission, log, slot)
-        except BaseException:
-            slot.release()
-            raise
-        # Not root, the staged copy is ours alone (0700, slots.stage): the container runs as our uid then.
-        uid = slot.uids[1] if os.geteuid() == 0 else os.getuid()
-        proc = subprocess.Popen(
-            self.command(staged, name, uid=uid, cuda=cuda),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            bufsize=0,
-            start_new_session=True,
-        )
-        proc.log = log
-        proc.cpu_seconds = ContainerCpu(name)
+        staged = link = listener = proc = None
 
         def cleanup() -> None:
-            proc.cpu_seconds.close()
-            try:  # killing the docker client does not stop its container
-                subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=60)
+            try:
+                if proc is not None:
+                    proc.cpu_seconds.close()
+                    # killing the docker client does not stop its container
+                    subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=60)
             finally:
                 slot.release()
-                shutil.rmtree(staged, ignore_errors=True)
+                for folder in (staged, link):
+                    if folder:
+                        shutil.rmtree(folder, ignore_errors=True)
 
-        proc.cleanup = cleanup
+        try:
+            staged = stage(submission, log, slot)
+            link = staging_folder(slot)
+            listener = listen(link / LINK_SOCKET, slot)
+            # Not root, the staged copy is ours alone (0700, slots.stage): the container runs as our uid then.
+            uid = slot.uids[1] if os.geteuid() == 0 else os.getuid()
+            proc = subprocess.Popen(
+                self.command(staged, name, uid=uid, cuda=cuda, link=link),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )
+            proc.log, proc.cpu_seconds, proc.cleanup = log, ContainerCpu(name), cleanup
+            proc.channel = accept(listener, proc, START_TIMEOUT)
+        except BaseException as exc:
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+            cleanup()
+            if isinstance(exc, SandboxUnavailable):
+                log.seek(0)
+                tail = log.read()[-2000:].decode("utf-8", errors="replace").strip()
+                raise SandboxUnavailable(f"{exc}{f'; docker said: {tail}' if tail else ''}") from None
+            raise
+        finally:
+            if listener is not None:
+                listener.close()
+            if link is not None:
+                (link / LINK_SOCKET).unlink(missing_ok=True)
         return proc
+
+
+def listen(path: Path, slot: Slot) -> socket.socket:
+    """A socket listening at path for one connection, that the slot's check group may connect to."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    if os.geteuid() == 0:
+        os.chown(path, 0, slot.uids[1])
+    path.chmod(0o660)
+    listener.listen(1)
+    return listener
+
+
+def accept(listener: socket.socket, proc: subprocess.Popen, seconds: float) -> socket.socket:
+    """The container's connection, once its worker has started; SandboxUnavailable where the container
+    ends first or it does not connect within seconds."""
+    deadline = time.monotonic() + seconds
+    listener.settimeout(0.2)
+    while True:
+        try:
+            connection, _ = listener.accept()
+            connection.settimeout(None)
+            return connection
+        except TimeoutError:
+            if proc.poll() is not None:
+                raise SandboxUnavailable(f"the worker's container ended before its worker started (docker run: exit {proc.returncode})") from None
+            if time.monotonic() > deadline:
+                raise SandboxUnavailable(f"the worker's container did not connect within {seconds:g} s") from None
 
 
 class ContainerCpu:
