@@ -21,12 +21,12 @@ class Sandbox(ABC):
 
     @abstractmethod
     def start(self, submission: Path, cuda: bool = False) -> subprocess.Popen:
-        """Start the worker on submission, speaking the protocol on its stdin/stdout. cuda: its
+        """Start the worker on submission, speaking the protocol to the grader. cuda: its
         checks will use CUDA (a sandbox that hides the host's GPUs by default gives them then).
 
         The returned process has a `log` attribute (a file holding the worker's
-        stderr) and either `channel`, a Unix socket that is the worker's stdin
-        and stdout (checks' processes are then handed over directly), or
+        stderr) and either `channel`, a Unix socket connected to the worker
+        (checks' processes are then handed over directly), or
         binary, unbuffered `stdin`/`stdout` pipes (the worker relays). It may
         have `cleanup`, called once the worker is dead, and `cpu_seconds`, the
         kernel's count of the CPU time all the worker's processes used.
