@@ -257,13 +257,26 @@ def test_the_hosts_ca_bundle_and_torch_wheel_are_carried(fake_docker, tmp_path, 
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     monkeypatch.setenv("PIP_FIND_LINKS", f"file://{wheels}")
     monkeypatch.setenv("PIP_CERT", str(bundle))
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.example.edu/simple")
     fake_docker.pullable(DEFAULT_BASE)
     build_quietly("course/grader:7")
     (context,) = fake_docker.contexts()
-    assert {"host/ca-certificates.crt", f"host/wheels/{wheel.name}"} <= set(context)
+    assert {"host/ca-certificates.crt", "host/pip.conf", f"host/wheels/{wheel.name}"} <= set(context)
     assert not any("1.0.0" in f for f in context)
     build_quietly("course/grader:cuda", "TORCH_INDEX=https://download.pytorch.org/whl/cu128")
     assert not any("wheels" in f for f in fake_docker.contexts()[-1])  # a CUDA build takes its own torch
+
+
+def test_the_hosts_reachable_indexes_are_carried_as_a_pip_conf(monkeypatch):
+    """A mirror the host's pip uses is used in the build too; folders of this host (file://) are not."""
+    settings = {"index-url": "https://mirror.example.edu/simple", "trusted-host": "mirror.example.edu",
+                "extra-index-url": "file:///opt/pypi/simple https://extra.example.edu/simple", "find-links": "/opt/wheels"}
+    assert image_build.host_pip_conf(settings) == (
+        "[global]\nindex-url = https://mirror.example.edu/simple\nextra-index-url = https://extra.example.edu/simple\n"
+        "trusted-host = mirror.example.edu\n")
+    assert image_build.host_pip_conf({"extra-index-url": "file:///opt/pypi/simple", "find-links": "/opt/wheels"}) == ""
+    monkeypatch.setenv("PIP_INDEX_URL", "https://env-mirror.example.edu/simple")  # the environment wins, as in pip
+    assert "index-url = https://env-mirror.example.edu/simple\n" in image_build.host_pip_conf(image_build.pip_settings())
 
 
 # --- refusing an image that does not hold this checkout's worker ---------------------------------------

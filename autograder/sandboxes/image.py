@@ -6,6 +6,7 @@ which a docker client without buildx uses, or BuildKit) sends only what the imag
   Dockerfile                                   docker/Dockerfile
   autograder/__init__.py, autograder/protocol/  the worker's modules (docker.WORKER_MODULES)
   host/ca-certificates.crt                     the CA bundle the host's pip trusts
+  host/pip.conf                                the host pip's http(s) indexes (a mirror, a proxy), if any
   host/wheels/torch-<version>-*.whl            the host's own torch build, where pip's find-links hold it
 
 The base: the BASE build argument where one is given; else python:3.11-slim where it is present or
@@ -37,6 +38,7 @@ BUILD_LABEL = "autograder.build"
 DEFAULT_BASE = "python:3.11-slim"
 DEBIAN_BASE = "autograder-base:bookworm"
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+PIP_INDEXES = ("index-url", "extra-index-url", "trusted-host")  # of the host pip's settings, carried in
 
 
 class BuildError(RuntimeError):
@@ -55,11 +57,24 @@ def pip_settings() -> dict[str, str]:
     for line in lines:
         key, _, value = line.partition("=")
         settings[key.rsplit(".", 1)[-1]] = value.strip().strip("'\"")
-    for key in ("find-links", "cert"):
+    for key in ("find-links", "cert", *PIP_INDEXES):
         from_environment = os.environ.get("PIP_" + key.upper().replace("-", "_"))
         if from_environment:
             settings[key] = from_environment
     return settings
+
+
+def host_pip_conf(settings: dict[str, str]) -> str:
+    """The host pip's indexes that a build can reach too (http and https: a mirror, a proxy; not file://
+    folders of this host), as a pip.conf; "" where there are none."""
+    lines = []
+    for key in PIP_INDEXES:
+        words = settings.get(key, "").split()
+        if key != "trusted-host":
+            words = [url for url in words if url.startswith(("http://", "https://"))]
+        if words:
+            lines.append(f"{key} = {' '.join(words)}")
+    return "[global]\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def host_ca_bundle(settings: dict[str, str]) -> Path | None:
@@ -85,7 +100,8 @@ def host_torch_wheel(settings: dict[str, str]) -> Path | None:
     return None
 
 
-def assemble(context: Path, root: Path = PACKAGE_PARENT, ca_bundle: Path | None = None, torch_wheel: Path | None = None) -> None:
+def assemble(context: Path, root: Path = PACKAGE_PARENT, ca_bundle: Path | None = None, torch_wheel: Path | None = None,
+             pip_conf: str = "") -> None:
     """Fill the empty folder context with what docker/Dockerfile copies, and nothing else."""
     shutil.copyfile(dockerfile(root), context / "Dockerfile")
     for relative in worker_module_files(root):
@@ -95,6 +111,8 @@ def assemble(context: Path, root: Path = PACKAGE_PARENT, ca_bundle: Path | None 
     host.mkdir()
     if ca_bundle:
         shutil.copyfile(ca_bundle, host / "ca-certificates.crt")
+    if pip_conf:
+        (host / "pip.conf").write_text(pip_conf)
     if torch_wheel:
         (host / "wheels").mkdir()
         _link_or_copy(torch_wheel, host / "wheels" / torch_wheel.name)
@@ -182,7 +200,7 @@ def build(image: str, build_args: list[str] = (), force: bool = False, root: Pat
     wheel = None if any(arg.startswith("TORCH_INDEX=") for arg in build_args) else host_torch_wheel(settings)
     with tempfile.TemporaryDirectory(prefix="autograder-image-") as folder:
         context = Path(folder)
-        assemble(context, root, host_ca_bundle(settings), wheel)
+        assemble(context, root, host_ca_bundle(settings), wheel, host_pip_conf(settings))
         labels = {LABEL: worker_modules_digest(root), BUILD_LABEL: build_digest(context, build_args, image_id(base) or base)}
         if not force and (image_labels(image) or {}).get(BUILD_LABEL) == labels[BUILD_LABEL]:
             say(f"{image} is current (built from this checkout, base {base}): kept")
