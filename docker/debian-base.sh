@@ -22,7 +22,7 @@ mirror=$(grep -hvE '^\s*#' /etc/apt/sources.list.d/*.sources /etc/apt/sources.li
 mirror="${mirror:-http://deb.debian.org/debian}"
 
 root=$(mktemp -d /tmp/autograder-base.XXXXXX)
-trap 'rm -rf "$root"' EXIT
+trap 'rm -rf --one-file-system "$root"' EXIT
 echo "$image: debootstrap bookworm from $mirror (2-3 minutes)" >&2
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$root" "$mirror" >&2
 if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then

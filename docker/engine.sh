@@ -4,6 +4,7 @@
 # missing, then start `dockerd --storage-driver=overlay2` in the background (its log:
 # /var/log/autograder-dockerd.log) and wait for it to answer. Nothing is done where an engine answers.
 set -uo pipefail
+export DEBIAN_FRONTEND=noninteractive
 answers() { docker info >/dev/null 2>&1; }
 answers && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -51,6 +51,20 @@ def facts():
     except OSError as exc:
         write = type(exc).__name__
     status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    attached = libc.ptrace(16, os.getppid(), 0, 0)  # PTRACE_ATTACH to the zygote
+    ptrace = "attached" if attached == 0 else os.strerror(ctypes.get_errno())
+    try:
+        socket.socket(socket.AF_UNIX).connect("/run/autograder/grader.sock")
+        relink = "connected"
+    except OSError as exc:
+        relink = type(exc).__name__
+    try:
+        open("/run/autograder/x", "w").close()
+        link_write = "written"
+    except OSError as exc:
+        link_write = type(exc).__name__
     return {
         "uid": os.getuid(),
         "gid": os.getgid(),
@@ -60,6 +74,8 @@ def facts():
         "capabilities": status["CapEff"].strip(),
         "no_new_privs": status["NoNewPrivs"].strip(),
         "grader_files": sorted(os.listdir("/grader/autograder")),
+        "ptrace_zygote": ptrace,
+        "link": (os.listdir("/run/autograder") if os.path.isdir("/run/autograder") else None, relink, link_write),
     }
 '''
 
@@ -198,24 +214,48 @@ def arguments(text: str) -> list[str]:
     return json.loads(text) if text.startswith("[") else shlex.split(text)
 
 
-def test_image_holds_only_the_worker_modules():
-    """Into /grader: the worker's modules. Beside them only host/ (the CA bundle, torch's wheel), into
-    /tmp/host, which the step that installs from it removes."""
-    steps = instructions(DOCKERFILE)
-    copies = [(i, arguments(text)) for i, (keyword, text) in enumerate(steps) if keyword in ("COPY", "ADD")]
-    assert copies
-    for position, words in copies:
-        assert not any(w.startswith("--from") for w in words), f"copies from another stage or image: {words}"
-        *sources, destination = [w for w in words if not w.startswith("--")]
-        if sources == ["host/"]:
-            assert posixpath.normpath(destination) == "/tmp/host"
-            keyword, installs = steps[position + 1]
-            assert keyword == "RUN" and installs.rstrip().endswith("rm -rf /tmp/host")
+def stages(dockerfile: Path) -> dict[str, list[tuple[str, str]]]:
+    """Each build stage's instructions after its FROM, by name ("" for the last, the image)."""
+    found, name = {}, None
+    for keyword, text in instructions(dockerfile):
+        if keyword == "FROM":
+            words = text.split()
+            name = words[-1] if len(words) == 3 and words[1].upper() == "AS" else ""
+            found[name] = []
+        elif name is not None:
+            found[name].append((keyword, text))
+    return found
+
+
+def copies_of(steps) -> list[tuple[list[str], list[str], str]]:
+    """(--options, sources, destination) of each COPY or ADD."""
+    found = []
+    for keyword, text in steps:
+        if keyword in ("COPY", "ADD"):
+            words = arguments(text)
+            *sources, destination = [w for w in words if not w.startswith("--")]
+            found.append(([w for w in words if w.startswith("--")], sources, destination))
+    return found
+
+
+def test_image_holds_only_the_worker_modules_and_the_packages_venv():
+    """The image copies the worker's modules into /grader and the virtual environment of the packages
+    stage; host/ (CA bundle, indexes, wheel) enters that stage alone, whose layers the image does not keep."""
+    by_stage = stages(DOCKERFILE)
+    assert "" in by_stage and "packages" in by_stage
+    image = copies_of(by_stage[""])
+    assert image
+    for options, sources, destination in image:
+        if options:
+            assert (options, sources, destination) == (["--from=packages"], ["/opt/venv"], "/opt/venv")
             continue
         assert posixpath.normpath(destination).startswith("/grader/autograder")
         for source in sources:
             source = posixpath.normpath(source)
             assert source == "autograder/__init__.py" or source == "autograder/protocol" or source.startswith("autograder/protocol/"), source
+    for name, steps in by_stage.items():
+        if name != "":
+            assert all(sources == ["host/"] and name == "packages" for _, sources, _ in copies_of(steps)), name
 
 
 def test_image_pins_torch_like_the_project():
@@ -276,8 +316,8 @@ def test_build_context_carries_the_hosts_ca_bundle_and_torch_wheel(tmp_path):
 
 def test_the_image_label_hashes_what_the_image_copies(tmp_path):
     """The label's hash covers exactly the worker's files the context holds and the Dockerfile copies."""
-    copied = {posixpath.normpath(source) for keyword, text in instructions(DOCKERFILE) if keyword in ("COPY", "ADD")
-              for source in [w for w in arguments(text) if not w.startswith("--")][:-1]}
+    copied = {posixpath.normpath(source) for steps in stages(DOCKERFILE).values()
+              for options, sources, _ in copies_of(steps) if not options for source in sources}
     assert copied - {"host"} == set(docker.WORKER_MODULES)
     assert set(docker.worker_module_files(ROOT)) == assembled(tmp_path / "context") - {"Dockerfile"}
 
@@ -379,6 +419,9 @@ def test_container_has_no_network_no_root_and_no_grader(image, tmp_path):
     assert facts["write_submission"] in ("OSError", "PermissionError")
     assert int(facts["capabilities"], 16) == 0 and facts["no_new_privs"] == "1"
     assert facts["grader_files"] == ["__init__.py", "protocol"]
+    assert facts["ptrace_zygote"] != "attached"  # a check cannot take over its zygote
+    listed, relink, link_write = facts["link"]  # the grader's socket: gone once accepted; the folder read-only
+    assert list(listed) == [] and relink == "FileNotFoundError" and link_write == "OSError"
     assert not (tmp_path / "written.txt").exists()
 
 
@@ -402,6 +445,10 @@ def test_the_image_runs_the_hosts_torch_build_and_keeps_nothing_of_the_build(ima
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == [importlib.metadata.version("torch"), "True", "False"]
+    history = subprocess.run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image],
+                             capture_output=True, text=True, timeout=60)
+    assert history.returncode == 0 and "/opt/venv" in history.stdout
+    assert "/tmp/host" not in history.stdout, "a layer of the image holds the build's host/ folder"
 
 
 def checks_of(db: Path) -> dict[tuple[str, str, str], tuple[str, float]]:

@@ -279,6 +279,15 @@ def test_the_hosts_reachable_indexes_are_carried_as_a_pip_conf(monkeypatch):
     assert "index-url = https://env-mirror.example.edu/simple\n" in image_build.host_pip_conf(image_build.pip_settings())
 
 
+def test_indexes_written_on_several_lines_of_a_pip_conf_are_all_carried(tmp_path, monkeypatch):
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nextra-index-url =\n    https://a.example.edu/simple\n    https://b.example.edu/simple\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.delenv("PIP_EXTRA_INDEX_URL", raising=False)
+    carried = image_build.host_pip_conf(image_build.pip_settings())
+    assert "extra-index-url = https://a.example.edu/simple https://b.example.edu/simple\n" in carried
+
+
 # --- refusing an image that does not hold this checkout's worker ---------------------------------------
 
 

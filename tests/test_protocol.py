@@ -336,6 +336,38 @@ def test_a_cuda_checks_process_starts_before_its_limits_do(worker):
     s.end()
 
 
+def test_starting_cuda_is_charged_neither_to_the_checks_cpu_nor_to_its_wall_time():
+    """A fake check process that takes 3 s of CPU and 1 s of wall time to answer `ready`, against a
+    check's limits of 0.5 s: the check still has all of them."""
+    import socket
+    import threading
+    import types
+
+    from autograder.protocol.client import Connection, Session
+    from autograder.protocol.limits import WallLimit
+
+    clock = [100.0]  # the check's CPU clock, as the grader reads it
+    worker = types.SimpleNamespace(proc=types.SimpleNamespace(cpu_seconds=lambda: clock[0]))
+    ours, theirs = socket.socketpair()
+
+    def check_process():
+        link = Connection(theirs.fileno(), theirs.fileno(), theirs)
+        assert link.receive(WallLimit(5)).header["op"] == "ready"
+        clock[0] += 3.0
+        time.sleep(1.0)
+        link.send({"ok": None}, [], WallLimit(5))
+
+    thread = threading.Thread(target=check_process)
+    thread.start()
+    session = Session(worker, None, Connection(ours.fileno(), ours.fileno(), ours), 0.5, 0.5)
+    session.wait_started(5.0)
+    thread.join()
+    budget = session.limits.call()
+    assert budget.cpu.seconds == 0.5 and session.limits.waited == 0.0
+    ours.close()
+    theirs.close()
+
+
 def test_missing_module_and_bad_import(worker, tmp_path):
     s = session(worker)
     with pytest.raises(StudentError, match="nothere.py is missing"):

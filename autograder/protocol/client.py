@@ -440,9 +440,10 @@ class Session:
 
     def wait_started(self, seconds: float) -> None:
         """Wait up to seconds for the process to answer, uncharged: it starts CUDA before serving (worker.start_cuda)."""
+        limit = WallLimit(seconds)
         try:
-            self.data.send({"op": "ready", "args": []}, [], WallLimit(seconds))
-            frame = self.data.receive(WallLimit(seconds))
+            self.data.send({"op": "ready", "args": []}, [], limit)
+            frame = self.data.receive(limit)
         except CallTimeout:
             self.end()
             raise WorkerDied(f"the check's process did not start CUDA within {seconds:g} s") from None

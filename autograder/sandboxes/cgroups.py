@@ -160,13 +160,15 @@ class CpuCounter:
             self._file = None
 
 
-def cpu_counter_of(pid: int) -> CpuCounter | None:
+def cpu_counter_of(pid: int, naming: str = "") -> CpuCounter | None:
     """A CpuCounter of the cgroup pid is in (a container's, made by its engine), or None where this
-    host's cgroups do not show it to us."""
+    host's cgroups do not show it to us, or its path does not contain naming (a container's id)."""
     try:
         paths = _paths_of(str(pid))
     except (OSError, ValueError):
         return None
+    paths = {controller: path for controller, path in paths.items()
+             if naming in path and ".." not in path.split("/")}
     if (ROOT / "cgroup.controllers").exists() and "" in paths:
         counter = CpuCounter(ROOT / paths[""].lstrip("/"), 2)
     elif "cpuacct" in paths and (ROOT / "cpuacct").exists():

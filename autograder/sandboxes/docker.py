@@ -8,16 +8,19 @@ root, a size-limited /tmp, no capability, no_new_privs, limits on memory
 the grader's own uid when it is not root), with a staged copy of the
 submission that only that uid and root can read.
 
-The link: the grader listens on a Unix socket in a folder of its own (0750,
-root and the slot's group), bound read-only into the container at
+The link: the grader listens on a Unix socket in a folder of its own (as root
+0750, root's and the slot's group's; otherwise 0700, the grader's, whose uid
+the container runs as), bound read-only into the container at
 /run/autograder; the worker connects to it (`--connect`), the grader accepts
 that one connection, then closes and removes the listening socket, so nothing
 else in the container can connect. A socket passes descriptors across the
 container's boundary: the zygote hands each check's socket to the grader, as
 in the process and namespace sandboxes, and stays out of the data path (no
 relay through the docker client's stdin and stdout: a request costs what it
-costs in the jail). The grader reads the container's CPU time from its cgroup
-(ContainerCpu).
+costs in the jail). The zygote makes itself non-dumpable first (worker.main):
+its checks run as its uid in the container, where Docker's seccomp profile
+allows ptrace, and must not attach to it. The grader reads the container's CPU
+time from its cgroup (ContainerCpu).
 
 The image must hold this checkout's worker: `autograder build-image` (image.py) labels it
 with a hash of the worker's modules, and `probe` refuses an image whose label is missing or differs.
@@ -209,12 +212,15 @@ class ContainerCpu:
         if not self.looked:
             self.looked = True
             try:
-                found = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", self.name],
+                found = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}} {{.Id}}", self.name],
                                        capture_output=True, text=True, timeout=30)
-                pid = int(found.stdout.strip()) if found.returncode == 0 else 0
+                pid, container = found.stdout.split() if found.returncode == 0 else ("0", "")
+                pid = int(pid)
             except (OSError, subprocess.TimeoutExpired, ValueError):
-                pid = 0
-            self.counter = cgroups.cpu_counter_of(pid) if pid > 0 else None
+                pid, container = 0, ""
+            # The pid is the engine's: where the grader sees other pids (itself in a container), the group
+            # found is another's, and its path does not name the container.
+            self.counter = cgroups.cpu_counter_of(pid, naming=container) if pid > 0 and container else None
         return self.counter() if self.counter else None
 
     def close(self) -> None:

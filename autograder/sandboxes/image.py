@@ -21,6 +21,7 @@ nothing until something it was built from changes.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.metadata
 import json
@@ -56,7 +57,11 @@ def pip_settings() -> dict[str, str]:
         lines = []
     for line in lines:
         key, _, value = line.partition("=")
-        settings[key.rsplit(".", 1)[-1]] = value.strip().strip("'\"")
+        try:  # pip prints each value as a Python literal ('https://a\nhttps://b' for several lines)
+            value = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            value = value.strip()
+        settings[key.rsplit(".", 1)[-1]] = str(value)
     for key in ("find-links", "cert", *PIP_INDEXES):
         from_environment = os.environ.get("PIP_" + key.upper().replace("-", "_"))
         if from_environment:
@@ -176,12 +181,18 @@ def choose_base(build_args: list[str], root: Path, say) -> list[str]:
     if any(arg.startswith("BASE=") for arg in build_args):
         return build_args
     if image_id(DEFAULT_BASE) is None:
-        pulled = docker("pull", DEFAULT_BASE, timeout=900)
-        if pulled.returncode != 0:
-            why = (pulled.stderr or pulled.stdout).strip().splitlines()[-1:] or ["no reason given"]
-            say(f"{DEFAULT_BASE} cannot be pulled ({why[0]}); using {DEBIAN_BASE}, built with debootstrap")
-            made = subprocess.run([str(root / "docker" / "debian-base.sh"), DEBIAN_BASE])
-            if made.returncode != 0:
+        try:
+            pulled = docker("pull", DEFAULT_BASE, timeout=900)
+            why = None if pulled.returncode == 0 else ((pulled.stderr or pulled.stdout).strip().splitlines()[-1:] or ["no reason given"])[0]
+        except BuildError as exc:  # a registry that does not answer in time
+            why = str(exc)
+        if why is not None:
+            say(f"{DEFAULT_BASE} cannot be pulled ({why}); using {DEBIAN_BASE}, built with debootstrap")
+            try:
+                made = subprocess.run(["bash", str(root / "docker" / "debian-base.sh"), DEBIAN_BASE]).returncode
+            except OSError:
+                made = 1
+            if made != 0:
                 raise BuildError(f"no base image: {DEFAULT_BASE} cannot be pulled and docker/debian-base.sh failed "
                                  f"(it needs root and debootstrap); or give one with --build-arg BASE=<image>")
             return [*build_args, f"BASE={DEBIAN_BASE}"]
