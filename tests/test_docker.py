@@ -102,7 +102,7 @@ def mount_fields(spec: str) -> dict[str, str]:
 
 def test_command_isolates_the_container():
     sandbox = DockerSandbox(image="some/image:tag", memory_bytes=3 << 30, pids=64, tmp_bytes=32 << 20, cpus=2)
-    options = run_options(sandbox.command(Path("/srv/submissions/alice"), "worker-1"), "some/image:tag")
+    options = run_options(sandbox.command(Path("/srv/submissions/alice"), "worker-1", link=Path("/srv/link")), "some/image:tag")
     for flag in ("--rm", "--read-only", "--init"):
         assert flag in options
     assert value_of(options, "--network") == "none"
@@ -124,7 +124,7 @@ def test_command_isolates_the_container():
 )
 def test_gpus_are_given_when_the_checks_ask_for_cuda(gpus, cuda, given):
     """By default a container gets the GPUs only when its checks use CUDA; gpus=False never, True always."""
-    options = run_options(DockerSandbox(image="img", gpus=gpus).command(Path("/s"), "w", cuda=cuda), "img")
+    options = run_options(DockerSandbox(image="img", gpus=gpus).command(Path("/s"), "w", link=Path("/l"), cuda=cuda), "img")
     if given:
         assert value_of(options, "--gpus") == "all"
     else:
@@ -171,7 +171,7 @@ def test_a_comma_in_the_submission_path_stays_in_the_source():
 
 def test_grader_environment_stays_outside(monkeypatch):
     monkeypatch.setenv("AUTOGRADER_TEST_SECRET", "s3cr3t-token-9f2c")
-    command = DockerSandbox(image="img").command(Path("/srv/submissions/alice"), "w")
+    command = DockerSandbox(image="img").command(Path("/srv/submissions/alice"), "w", link=Path("/srv/link"))
     assert not any("AUTOGRADER_TEST_SECRET" in part or "s3cr3t-token-9f2c" in part for part in command)
     options = run_options(command, "img")
     assert "--env-file" not in options
@@ -273,7 +273,7 @@ def test_image_runs_as_nobody_with_the_worker_on_its_path():
     assert environment["PYTHONPATH"] == "/grader"
     assert not any(keyword == "ENTRYPOINT" for keyword, _ in steps)  # docker.py's command runs as given
     (cmd,) = [arguments(text) for keyword, text in steps if keyword == "CMD"]
-    sandbox_command = DockerSandbox(image="img").command(Path("/s"), "w")
+    sandbox_command = DockerSandbox(image="img").command(Path("/s"), "w", link=Path("/l"))
     assert sandbox_command[sandbox_command.index("img") + 1 :][: len(cmd)] == cmd  # the same worker, over stdin and stdout
 
 

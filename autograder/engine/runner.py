@@ -211,8 +211,9 @@ def run_check(
     hidden = spec.visibility == "hidden"
     seed = check_seed(student if hidden else PUBLIC_STUDENT, assignment.name, spec.id, assignment.secret if hidden else None)
     forbid = assignment.forbidden_for(spec.unit)
-    limits = dict(seed=process_seed(seed), forbid=forbid, call_timeout=spec.call_timeout, check_timeout=spec.timeout)
-    limits["device"] = spec.device  # a CUDA check's process starts CUDA before its limits start
+    # device: a CUDA check's process starts CUDA before its limits start
+    limits = dict(seed=process_seed(seed), forbid=forbid, call_timeout=spec.call_timeout, check_timeout=spec.timeout,
+                  device=spec.device)
     session = worker.session(**limits, group=check_group(spec, forbid), hidden=hidden)
     session.show_scalars = spec.visibility == "public"
     # The reference's process for a race: the same seed, guard and limits as the student's.

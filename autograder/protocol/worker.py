@@ -109,17 +109,10 @@ def main(argv: list[str], confine=None, enter=None) -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    if argv[1:2] == [CONNECT_FLAG]:  # the grader listens there, for this worker alone (docker)
-        # Its checks run as its uid, and Docker's seccomp allows ptrace: not dumpable, nothing of
-        # the same uid may attach to it or read its memory (its children inherit this until exec).
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    if argv[1:2] == [CONNECT_FLAG]:
         os.close(to_grader)
         os.close(from_grader)
-        link = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        link.connect(argv[2])
-        from_grader = link.detach()
+        from_grader = connect_to_grader(argv[2])
         to_grader = os.dup(from_grader)
 
     torch.set_num_threads(1)
@@ -133,6 +126,19 @@ def main(argv: list[str], confine=None, enter=None) -> None:
     else:
         direct = stat.S_ISSOCK(os.fstat(to_grader).st_mode)
         serve_submission(os.path.realpath(argv[0]), from_grader, to_grader, direct, confine)
+
+
+def connect_to_grader(path: str) -> int:
+    """The socket the grader listens on at path, for this worker alone (the docker sandbox), as a descriptor.
+    First the worker stops being dumpable: its checks run as its uid, and Docker's seccomp allows
+    ptrace; so nothing of that uid may attach to it or read its memory (its children inherit this)."""
+    import ctypes
+
+    PR_SET_DUMPABLE = 4
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    link = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    link.connect(path)
+    return link.detach()
 
 
 def serve_submission(submission: str, from_grader: int, to_grader: int, direct: bool, confine) -> None:

@@ -85,8 +85,7 @@ class DockerSandbox(Sandbox):
     def unavailable(self) -> str | None:
         return probe(self.image)
 
-    def command(self, submission: Path, name: str, uid: int = WORKER_UID, cuda: bool = False,
-                link: Path = Path("/run/autograder-link")) -> list[str]:
+    def command(self, submission: Path, name: str, *, link: Path, uid: int = WORKER_UID, cuda: bool = False) -> list[str]:
         """The `docker run` command line for one worker: its container's name, the uid it runs as,
         whether its checks ask for CUDA, the host folder holding the grader's socket (LINK_SOCKET)."""
         command = [
@@ -264,7 +263,7 @@ def dockerfile(root: Path = PACKAGE_PARENT) -> Path:
 def build_advice(image: str, root: Path = PACKAGE_PARENT, verb: str = "build") -> str:
     """How to build image with root's worker: the command, or where to run it."""
     if dockerfile(root).is_file():
-        return f"{verb} it with `autograder build-image --image {shlex.quote(image)}` (image.py)"
+        return f"{verb} it with `autograder build-image --image {shlex.quote(image)}`"
     from autograder import __version__
 
     return (f"{root} has no docker/Dockerfile (an installed package): {verb} it in a checkout of autograder "

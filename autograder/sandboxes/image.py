@@ -183,7 +183,8 @@ def choose_base(build_args: list[str], root: Path, say) -> list[str]:
     if image_id(DEFAULT_BASE) is None:
         try:
             pulled = docker("pull", DEFAULT_BASE, timeout=900)
-            why = None if pulled.returncode == 0 else ((pulled.stderr or pulled.stdout).strip().splitlines()[-1:] or ["no reason given"])[0]
+            said = (pulled.stderr or pulled.stdout).strip().splitlines()
+            why = None if pulled.returncode == 0 else (said[-1] if said else "no reason given")
         except BuildError as exc:  # a registry that does not answer in time
             why = str(exc)
         if why is not None:
