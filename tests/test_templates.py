@@ -2,9 +2,10 @@
 
 A template imports torch once and forks a zygote per submission: nothing of one
 submission may reach the next, and a template that dies is replaced. The checks
-of one unit and visibility share a process while each ends cleanly; a unit, a
-hidden check or a check that errs never passes its process on to another unit,
-a public check or the next check.
+of one unit share a process while each ends cleanly, stopped (parked) between
+its public and its hidden checks where it has no process of its own left; a
+unit, a hidden check or a check that errs never passes its process on to
+another unit, a public check or the next check.
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ def test_checks_of_a_unit_share_a_process_until_one_errs(tmp_path, monkeypatch):
         "count.third": 3,  # after a failed assertion: still the same
         "count.fourth": 1,  # after an error: a fresh one
         "other.first": 1,  # another unit: a fresh one
-        "count.hidden": 1,  # hidden, after every public check: a fresh one
+        "count.hidden": 2,  # hidden, after every public check: the unit's process, parked meanwhile
     }, calls
 
 
@@ -336,3 +337,89 @@ def test_names_wrapped_by_the_zygote_for_one_check_are_refused_only_where_a_chec
     assert outcomes[2:4] == [[0.5, 0.5, 0.5], []], f"wrapped for the first check, it refused the second's call: {outcomes}"
     assert outcomes[4] == refused and outcomes[5], f"the third check forbids it again: {outcomes}"
     assert outcomes[6:8] == [[0.5, 0.5, 0.5], []], outcomes
+
+
+# `start` counts its calls and, on its first, sets a timer that ticks every 5 ms in its process;
+# `spawn` leaves a process of its own behind; `wait` takes a second while the others are parked.
+PARKED = """\
+import os, signal, time
+
+calls, ticks = [], []
+
+def start(first):
+    calls.append(first)
+    if first:
+        signal.signal(signal.SIGALRM, lambda *_: ticks.append(1))
+        signal.setitimer(signal.ITIMER_REAL, 0.005, 0.005)
+    return [len(calls), len(ticks)]
+
+def spawn(x):
+    calls.append(x)
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+    return len(calls)
+
+def wait(seconds):
+    time.sleep(seconds)
+    return 0
+"""
+PARKED_CHECKS = {
+    "public_checks.py": '''
+        import os
+
+        from autograder.checks import CheckList
+
+        checks = CheckList()
+
+
+        @checks.public("parked.start.public", points=1)
+        def _(t):
+            os.environ["TINY_PARKED start.public"] = repr(t.student.parked.start(True))
+
+
+        @checks.public("parked.spawn.public", points=1)
+        def _(t):
+            os.environ["TINY_PARKED spawn.public"] = repr(t.student.parked.spawn(1))
+
+
+        @checks.public("parked.wait.public", points=1)
+        def _(t):
+            t.student.parked.wait(1.0)
+        ''',
+    "hidden_checks.py": '''
+        import os
+
+        from autograder.checks import CheckList
+
+        checks = CheckList()
+
+
+        @checks.hidden("parked.start.hidden", points=1)
+        def _(t):
+            os.environ["TINY_PARKED start.hidden"] = repr(t.student.parked.start(False))
+
+
+        @checks.hidden("parked.spawn.hidden", points=1)
+        def _(t):
+            os.environ["TINY_PARKED spawn.hidden"] = repr(t.student.parked.spawn(1))
+        ''',
+}
+
+
+@pytest.mark.parametrize("name", SANDBOXES)
+def test_a_parked_process_runs_nothing_and_one_with_a_process_of_its_own_is_not_parked(tmp_path, name, monkeypatch):
+    assignment = tiny_assignment(tmp_path, {"parked.py": PARKED}, PARKED_CHECKS)
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "parked.py").write_text(PARKED)
+    result = grade(assignment, student, sandbox_called(name), "alice")
+    assert {check.status for check in result.checks} == {"passed"}, [(c.id, c.message) for c in result.checks]
+    seen = {key.split(" ", 1)[1]: eval(value) for key, value in os.environ.items() if key.startswith("TINY_PARKED ")}
+    for key in [key for key in os.environ if key.startswith("TINY_PARKED ")]:
+        monkeypatch.delenv(key)
+    (calls_before, ticks_before), (calls_after, ticks_after) = seen["start.public"], seen["start.hidden"]
+    assert (calls_before, calls_after) == (1, 2), "the unit's hidden check ran in its parked process"
+    # Running, its timer would have ticked ~200 times while `wait` took a second; stopped, it did not.
+    assert ticks_after - ticks_before < 40, (ticks_before, ticks_after)
+    assert (seen["spawn.public"], seen["spawn.hidden"]) == (1, 1), "a process that left one behind is not parked"

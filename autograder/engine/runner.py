@@ -7,7 +7,9 @@ thing that went wrong: the file did not import, the unit uses a forbidden API,
 the check's assertions failed, the student's code raised, hung, or killed its
 process. The checks of one unit run one after the other in one child
 (`check_group`) as long as each ends cleanly; after anything else the next
-check gets a fresh child. Nothing a check does can touch another unit's result.
+check gets a fresh child. Between its public and its hidden checks, the unit's
+child waits stopped (parked, protocol/worker.py). Nothing a check does can
+touch another unit's result.
 
 Timed checks race the student's process against one of the reference
 solution, started by the same sandbox (a second worker, started on first use).
@@ -83,14 +85,16 @@ def grade(
         broken_files = {m: probe_import(worker, m) for m in assignment.modules if any(s.module == m for s in specs)}
         banned = scan_forbidden(assignment, submission, specs)
         graded: dict[str, CheckResult] = {}
-        for spec in execution_order(specs):
+        order = execution_order(specs)
+        later = runs_again(assignment, order)
+        for spec in order:
             if spec.device == "cuda" and not cuda:
                 check = cuda_skipped(spec, graded.get(spec.twin), course)
             else:
                 verdict = (
                     broken_files.get(spec.module)
                     or banned.get(spec.unit)
-                    or run_check(assignment, spec, worker, student, pacer=pacer)
+                    or run_check(assignment, spec, worker, student, pacer=pacer, again=later[spec.id])
                 )
                 shown = verdict.message if spec.visibility == "public" or reveal_hidden else verdict.summary
                 check = CheckResult(
@@ -118,6 +122,15 @@ def execution_order(specs: list[CheckSpec]) -> list[CheckSpec]:
     for position, spec in enumerate(specs):
         first.setdefault(spec.unit, position)
     return sorted(specs, key=lambda spec: (spec.visibility != "public", first[spec.unit]))
+
+
+def runs_again(assignment: Assignment, order: list[CheckSpec]) -> dict[str, bool]:
+    """check id -> whether a check of its group (check_group) runs later, after checks of other groups."""
+    groups = [check_group(spec, assignment.forbidden_for(spec.unit)) for spec in order]
+    return {
+        spec.id: group is not None and group in groups[position + 1:] and groups[position + 1:][0] != group
+        for position, (spec, group) in enumerate(zip(order, groups))
+    }
 
 
 def solutions_only(assignment: Assignment, stack: contextlib.ExitStack) -> Path:
@@ -206,8 +219,10 @@ def read_student_file(path: Path | str, limit: int) -> bytes:
 
 
 def run_check(
-    assignment: Assignment, spec: CheckSpec, worker: Worker, student: str, tape=None, pacer: Worker | None = None
+    assignment: Assignment, spec: CheckSpec, worker: Worker, student: str, tape=None, pacer: Worker | None = None,
+    again: bool = False,
 ) -> Verdict:
+    """again: a check of the same group runs later, after others (its process is then parked)."""
     hidden = spec.visibility == "hidden"
     seed = check_seed(student if hidden else PUBLIC_STUDENT, assignment.name, spec.id, assignment.secret if hidden else None)
     forbid = assignment.forbidden_for(spec.unit)
@@ -235,7 +250,7 @@ def run_check(
     verdict.races = trial.races if trial else []
     # Only a process whose check ended as checks should (passed, or failed an assertion) serves the next.
     clean = forbidden_use is None and verdict.status in ("passed", "failed") and session.exit is None
-    report = session.keep() if clean and session.group else session.end()
+    report = session.keep(again) if clean and session.group else session.end()
     if reference_session:
         reference_session.end()
     if verdict.status != "passed":
@@ -246,14 +261,14 @@ def run_check(
 def check_group(spec: CheckSpec, forbid: list[str]):
     """Which checks may share one process, one after the other; None: this one runs in a fresh one.
 
-    The checks of one unit, visibility and forbidden APIs do, so a process never holds two units
-    (one unit's state or crash never reaches another's checks) nor a hidden check and a public one
-    (nothing a hidden check saw can come back in a public check's message; Worker.session refuses
-    it too). Timed and CUDA checks always get a fresh process: a race measures a process nothing
-    else ran in."""
+    The checks of one unit and forbidden APIs do, so a process never holds two units (one unit's
+    state or crash never reaches another's checks). Its hidden checks run in it after its public
+    ones, never the other way round (nothing a hidden check saw can come back in a public check's
+    message; Worker.session refuses it). Timed and CUDA checks always get a fresh process: a race
+    measures a process nothing else ran in."""
     if spec.timed or spec.device != "cpu":
         return None
-    return (spec.unit, spec.visibility, tuple(forbid))
+    return (spec.unit, tuple(forbid))
 
 
 def forbidden_at_runtime(session, spec: CheckSpec) -> Verdict | None:

@@ -116,16 +116,20 @@ class Connection:
         self.passed = []
 
     def close(self) -> None:
+        """Close both ends, once: a descriptor number closed twice may by then be another file's."""
         self.close_passed()
-        for fd in {self.read_fd, self.write_fd}:
+        for fd in {self.read_fd, self.write_fd} - {-1}:
             try:
                 os.close(fd)
             except OSError:
                 pass
+        self.read_fd = self.write_fd = -1
 
 
 def _ready(fd: int, limit, writing: bool) -> bool:
     """Wait until fd can be read (or written); False once the limit is reached first."""
+    if fd < 0:
+        raise WorkerDied("the connection is closed")
     while (wait := limit.next_wait()) is not None:
         if any(select.select([] if writing else [fd], [fd] if writing else [], [], wait)[:2]):
             return True
@@ -144,6 +148,7 @@ class Worker:
         self.control: Connection | None = None
         self.direct = False  # children's sockets are handed to us (a Unix socket to the zygote)
         self.kept: Session | None = None  # the last check's process, kept for the next check of its group
+        self.parked: dict = {}  # group -> a stopped process kept for that group's next run (Session.keep(again=True))
 
     def __enter__(self) -> "Worker":
         return self
@@ -175,13 +180,21 @@ class Worker:
         self, *, seed: int, forbid: list[str], call_timeout: float, check_timeout: float, group=None, hidden: bool = False,
         device: str = "cpu",
     ) -> "Session":
-        """A check's process: the one the last check kept (Session.keep) when both are of the same
-        group (not None) and, for a check that is not hidden, no hidden check ran in it; else a fresh
-        one. Its limits (limits.py: seconds of CPU time where the kernel shows it, with a wall-clock
+        """A check's process: the one the last check kept (Session.keep), or one parked since,
+        when both are of the same group (not None) and, for a check that is not hidden, no hidden
+        check ran in it; else a fresh one. Its limits (limits.py: seconds of CPU time where the kernel shows it, with a wall-clock
         backstop) start once it has started: starting the worker, or CUDA in a CUDA check's process
         (device "cuda": never a kept process), is never charged."""
         kept, self.kept = self.kept, None
-        if kept is not None and group is not None and kept.group == group and (hidden or not kept.saw_hidden):
+        if kept is not None and kept.group != group:
+            if kept.again and kept.group not in self.parked:
+                kept.park()
+            else:
+                kept.end()
+            kept = None
+        if kept is None and group is not None and group in self.parked:
+            kept = self.parked.pop(group).resume()
+        if kept is not None and group is not None and (hidden or not kept.saw_hidden):
             try:
                 return kept.next_check(seed, forbid, call_timeout, check_timeout, hidden)
             except WorkerFailure:
@@ -228,9 +241,10 @@ class Worker:
 
     def close(self, grace: float = 0.0) -> None:
         """Stop the worker: after grace seconds to clean up on its own (it sees its input close), by force."""
-        if self.kept is not None and not self.kept.relayed:
-            self.kept.data.close()
-        self.kept = None
+        for session in [self.kept, *self.parked.values()]:
+            if session is not None and not session.relayed:
+                session.data.close()
+        self.kept, self.parked = None, {}
         if self.proc is not None:
             if hasattr(self.proc, "stop"):  # a zygote of a warm template (sandboxes/template.py)
                 self.proc.stop(grace)
@@ -271,6 +285,8 @@ class Session:
         self.worker = worker
         self.pid, self.group = pid, group
         self.saw_hidden = saw_hidden  # a hidden check ran in this process (this one, or one before it)
+        self.again = False  # kept, and its group runs again later: parked in between (Worker.session)
+        self.parked_pid: int | None = None  # the zygote's name for it while parked
         self.control = control  # to the zygote
         self.data = data  # to the child: its own socket (direct), or the zygote's relay
         self.exit: dict | None = None  # the zygote's `exited` report, once the child is gone
@@ -424,9 +440,11 @@ class Session:
         found = self.request("violations", describe="violations")
         return [str(v) for v in found] if isinstance(found, list) else []
 
-    def keep(self) -> dict:
-        """The check is over; its process stays for the worker's next check of the same group.
+    def keep(self, again: bool = False) -> dict:
+        """The check is over; its process stays for the worker's next check of the same group, and
+        is parked meanwhile if that check comes later (again), after checks of other groups.
         The zygote's report: status "kept", and what the check printed."""
+        self.again = again
         try:
             self.control.send({"zygote": "output"}, [], WallLimit(END_TIMEOUT))
             while True:  # in relay mode, nothing else is in flight: the check is over
@@ -437,6 +455,43 @@ class Session:
             return self.end()
         self.worker.kept = self
         return {"status": "kept", "problem": None, "output": str(frame.header.get("output") or "")}
+
+    def park(self) -> None:
+        """Have the zygote stop this process until its group's next check (Worker.parked); where it
+        cannot be kept, it is ended."""
+        frame = self._to_zygote({"zygote": "park"}, ("parked", "exited"))
+        if frame is not None and frame.header.get("zygote") == "parked" and type(frame.header.get("pid")) is int:
+            self.parked_pid = frame.header["pid"]
+            self.worker.parked[self.group] = self
+            return
+        if frame is not None:
+            self.exit = _report(frame.header)
+        if not self.relayed:
+            self.data.close()
+
+    def resume(self) -> "Session | None":
+        """This parked process, continued; None where it is gone (the zygote ends what is left of it)."""
+        frame = self._to_zygote({"zygote": "resume", "pid": self.parked_pid}, ("resumed", "exited"))
+        if frame is not None and frame.header.get("zygote") == "resumed":
+            return self
+        self.exit = _report(frame.header) if frame is not None else self.exit
+        if not self.relayed:
+            self.data.close()
+        return None
+
+    def _to_zygote(self, command: dict, answers: tuple[str, ...]) -> wire.Frame | None:
+        """Send the zygote a command about this process and return its answer; None (the worker is
+        restarted) where it stops answering."""
+        limit = WallLimit(END_TIMEOUT)
+        try:
+            self.control.send(command, [], limit)
+            while True:  # nothing else is in flight between checks
+                frame = self.control.receive(limit)
+                if frame.header.get("zygote") in answers:
+                    return frame
+        except WorkerFailure:
+            self.worker.close()
+            return None
 
     def wait_started(self, seconds: float) -> None:
         """Wait up to seconds for the process to answer, uncharged: it starts CUDA before serving (worker.start_cuda)."""

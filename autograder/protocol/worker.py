@@ -51,7 +51,11 @@ Process model (the one place it is written down):
 * A child may serve several checks of one group in turn (engine/runner.py
   says which): the grader asks the zygote for the `output` of the check that
   ended, then sends the child `begin` with the next check's seed, which
-  reseeds its RNGs and clears what the guard saw.
+  reseeds its RNGs and clears what the guard saw. Between two runs of its
+  group (a unit's public checks, other units' public checks, then its hidden
+  ones) a child is `park`ed: stopped (SIGSTOP: none of its threads runs,
+  whatever it had set up), and kept only where it is alone, no process of
+  its own left (`alone`); else it is killed. `resume` continues it.
 * `end` makes the zygote kill the child's whole process group and report
   `exited` with the captured output: at once with status `ended`, reaping
   later, or, when the grader says the child died on its own (`wait`), after
@@ -90,6 +94,7 @@ import torch  # noqa: E402
 from autograder.protocol import CONNECT_FLAG, TEMPLATE_FLAG, guard, plan, wire  # noqa: E402
 
 OUTPUT_CAP = 64 << 10
+PARKED_CAP = 64  # stopped children a zygote keeps at most
 EXIT_GRACE = 0.5  # for a child whose connection closed to finish exiting, so its real status is known
 READ_CHUNK = 1 << 20
 
@@ -228,7 +233,11 @@ def seed_everything(seed: int) -> None:
 
     import numpy
 
-    torch.manual_seed(seed)
+    # torch.manual_seed's own path (every backend it knows, each looked up anew) costs 2 ms in a fresh
+    # process; the CPU generator, and CUDA's where there is CUDA, are all a check can draw from here.
+    torch.default_generator.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
     # Full float32 precision on CUDA (TF32 is ~1e-3 off): a flag, it does not initialize CUDA.
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -385,6 +394,7 @@ class Zygote:
         self.child: Child | None = None  # serving the current check
         self.spare: Child | None = None  # forked ahead of time, waiting for the next check
         self.dying: list[Child] = []  # killed after a normal end, reaped when the kernel is done
+        self.parked: dict[int, Child] = {}  # stopped between two runs of their group, by pid
 
     def run(self) -> None:
         self.spare = self.fork()
@@ -404,7 +414,7 @@ class Zygote:
             if self.from_grader in ready_r:
                 data = os.read(self.from_grader, READ_CHUNK)
                 if not data:  # the grader is gone
-                    for child in (self.child, self.spare):
+                    for child in (self.child, self.spare, *self.parked.values()):
                         if child:
                             child.kill()
                     return
@@ -447,12 +457,57 @@ class Zygote:
                 self.child.output.clear()
                 self.child.output_dropped = 0
             self.say("output", output=output)
+        elif command == "park":
+            self.park()
+        elif command == "resume":
+            self.resume(frame.header.get("pid"))
         elif command is None and self.child:
             self.child.send(frame.raw)
         elif command is None:
             self.say("error", message="no check is running")
         else:
             self.say("error", message=f"unknown command {command!r:.40}")
+
+    def park(self) -> None:
+        """Stop the current child until its group's next check; kill it where it cannot be kept."""
+        child, self.child = self.child, None
+        if child is None:
+            self.say("exited", status="none", problem=None, output="")
+            return
+        output = child.collect_output()
+        os.kill(child.pid, signal.SIGSTOP)
+        _, raw_status = os.waitpid(child.pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(raw_status):  # it died meanwhile
+            child.close()
+            self.say("exited", status=describe_status(raw_status), problem=None, output=output)
+        elif len(self.parked) < PARKED_CAP and alone(child.pid):
+            child.output.clear()
+            child.output_dropped = 0
+            self.parked[child.pid] = child
+            self.say("parked", pid=child.pid, output=output)
+        else:  # a process it started would run on while it waits, in other checks' time
+            status, more = child.kill()
+            self.say("exited", status="ended", problem=None, output=output + more)
+        if self.spare is None:
+            self.spare = self.fork()
+
+    def resume(self, pid) -> None:
+        """Continue a parked child as the current one."""
+        if self.child:
+            self.reap("a parked check resumed")
+        child = self.parked.pop(pid, None) if type(pid) is int else None
+        if child is None:
+            self.say("exited", status="none", problem="no such parked check", output="")
+            return
+        found, raw_status = os.waitpid(child.pid, os.WNOHANG)
+        if found:  # killed while it waited (the memory killer)
+            output = child.collect_output()
+            child.close()
+            self.say("exited", status=describe_status(raw_status), problem="it died while parked", output=output)
+            return
+        os.kill(child.pid, signal.SIGCONT)
+        self.child = child
+        self.say("resumed", pid=child.pid)
 
     def hand_over(self, child: "Child", setup: bytes) -> None:
         """Give the grader the child's socket, its setup frame already queued on it."""
@@ -623,6 +678,37 @@ class Child:
         output = self.collect_output()
         self.close()
         return describe_status(raw_status), output
+
+
+def alone(pid: int) -> bool:
+    """Whether our (stopped) child pid has no child process: none of its descendants then runs, since
+    orphans go to the pid 1 of the check's pid namespace, the child itself, or leave the check's
+    process group (the process sandbox) as they would at its end. False where /proc cannot say."""
+    try:
+        level = len(_nspids("self")) - 1
+        for task in os.listdir("/proc/self/task"):  # our children, numbered as this /proc numbers them
+            with open(f"/proc/self/task/{task}/children") as listed:
+                for number in listed.read().split():
+                    nspids = _nspids(number)
+                    if len(nspids) > level and nspids[level] == pid:
+                        return not any(_children_of(number, thread) for thread in os.listdir(f"/proc/{number}/task"))
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def _nspids(number: str) -> list[int]:
+    """A process's pid in each pid namespace it is in, outermost first (as /proc's namespace sees it)."""
+    with open(f"/proc/{number}/status") as status:
+        for line in status:
+            if line.startswith("NSpid:"):
+                return [int(field) for field in line.split()[1:]]
+    raise ValueError("no NSpid line")
+
+
+def _children_of(number: str, thread: str) -> str:
+    with open(f"/proc/{number}/task/{thread}/children") as listed:
+        return listed.read().strip()
 
 
 def die_with_parent(parent: int) -> None:
