@@ -385,6 +385,28 @@ def test_forbidden_api_guard_runs_in_the_child(tmp_path):
         s.end()
 
 
+def test_every_reply_after_a_refusal_carries_the_guards_first_findings(tmp_path):
+    (tmp_path / "student.py").write_text(
+        "import torch\n"
+        "def quiet(x):\n    return x + 1\n"
+        "def hidden_use(x, times):\n"
+        "    for _ in range(times):\n"
+        "        try:\n            torch.sigmoid(x)\n        except Exception:\n            pass\n"
+        "    return x\n"
+    )
+    with Worker(get_sandbox("process"), tmp_path) as w:
+        s = session(w, forbid=["torch.sigmoid"])
+        s.student.student.quiet(torch.zeros(2))
+        assert s.found_violations == []
+        s.student.student.hidden_use(torch.zeros(2), 1000)  # refused and caught: the reply is a success
+        assert len(s.found_violations) == wire.MAX_VIOLATIONS
+        assert all("torch.sigmoid" in v for v in s.found_violations)
+        s.student.student.quiet(torch.zeros(2))  # and later replies still say so
+        assert len(s.found_violations) == wire.MAX_VIOLATIONS
+        assert len(s.violations()) == 1000  # the request still answers the whole list
+        s.end()
+
+
 @pytest.mark.parametrize("link", ["socket", "pipes", "namespace"])
 def test_a_dead_zygote_is_restarted_for_the_next_check(tmp_path, link):
     (tmp_path / "student.py").write_text(STUDENT)

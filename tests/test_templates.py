@@ -423,3 +423,23 @@ def test_a_parked_process_runs_nothing_and_one_with_a_process_of_its_own_is_not_
     # Running, its timer would have ticked ~200 times while `wait` took a second; stopped, it did not.
     assert ticks_after - ticks_before < 40, (ticks_before, ticks_after)
     assert (seen["spawn.public"], seen["spawn.hidden"]) == (1, 1), "a process that left one behind is not parked"
+
+
+def test_the_next_check_of_a_process_keeps_the_modules_and_definitions_not_the_objects(tmp_path):
+    (tmp_path / "counter.py").write_text(COUNTER + "\nclass Box:\n    def __init__(self, x):\n        self.x = x\n")
+    with Worker(ProcessSandbox(), tmp_path) as worker:
+        first = worker.session(seed=0, forbid=[], call_timeout=20, check_timeout=20, group="counter")
+        assert first.student.counter.count(1) == 1
+        box = first.student.counter.Box(5)
+        first.keep()
+        second = worker.session(seed=0, forbid=[], call_timeout=20, check_timeout=20, group="counter")
+        sent = []
+        request = second.request
+        second.request = lambda op, **fields: sent.append(op) or request(op, **fields)
+        assert second.student.counter.count(1) == 2  # the same process
+        assert second.student.counter.Box(6).x == 6
+        assert sent == ["call", "call", "get"], "the module and its functions and classes are carried over"
+        with pytest.raises(StudentError, match="unknown object handle"):
+            object.__setattr__(box, "_session", second)
+            box.x  # the last check's objects are gone
+        second.end()

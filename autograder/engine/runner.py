@@ -272,13 +272,8 @@ def check_group(spec: CheckSpec, forbid: list[str]):
 
 
 def forbidden_at_runtime(session, spec: CheckSpec) -> Verdict | None:
-    if session.exit is not None:
-        return None
-    try:
-        found = session.violations()
-    except WorkerFailure:
-        return None
-    if not found:
+    found = session.found_violations  # every reply carries them, once there are any
+    if session.exit is not None or not found:
         return None
     text = f"{spec.unit} called a forbidden API: {'; '.join(found[:3])}"
     return Verdict("failed", text, f"{spec.unit} called a forbidden API")

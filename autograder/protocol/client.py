@@ -287,6 +287,7 @@ class Session:
         self.saw_hidden = saw_hidden  # a hidden check ran in this process (this one, or one before it)
         self.again = False  # kept, and its group runs again later: parked in between (Worker.session)
         self.parked_pid: int | None = None  # the zygote's name for it while parked
+        self.found_violations: list[str] = []  # what the guard refused in this check, as its last reply said
         self.control = control  # to the zygote
         self.data = data  # to the child: its own socket (direct), or the zygote's relay
         self.exit: dict | None = None  # the zygote's `exited` report, once the child is gone
@@ -346,6 +347,9 @@ class Session:
                 self.exit = _report(frame.header)
                 raise WorkerDied(f"{what}: {_death(self.exit)}")
             raise WorkerDied(f"{what}: {self._died('protocol error: the check process forged a control frame')}")
+        found = frame.header.get("violations")
+        if isinstance(found, list):
+            self.found_violations = [str(v)[: wire.MAX_VIOLATION_CHARS] for v in found[: wire.MAX_VIOLATIONS]]
         if "error" in frame.header:
             error = frame.header["error"]
             raise StudentError(error if isinstance(error, dict) else {}, what)
@@ -512,6 +516,7 @@ class Session:
             self.worker, self.control, self.data, call_timeout, check_timeout, self.pid, self.group, self.saw_hidden or hidden
         )
         session.request("begin", seed=seed, forbid=forbid, describe="the next check")
+        session.student = self.student.carried_to(session)
         return session
 
     def end(self) -> dict:

@@ -84,6 +84,17 @@ class StudentModules:
             self._modules[name] = module
         return self._modules[name]
 
+    def carried_to(self, session) -> "StudentModules":
+        """These modules, and the functions and classes looked up in them, for the next check of the
+        same process (the worker keeps their handles across `begin`): no import or lookup again."""
+        carried = StudentModules(session)
+        for name, module in self._modules.items():
+            for remote in (module, *module._callables.values()):
+                if isinstance(remote, Remote):
+                    object.__setattr__(remote, "_session", session)
+            carried._modules[name] = module
+        return carried
+
 
 def describe_call(path: str, args, kwargs, shapes: bool = True, scalars: bool = True) -> str:
     parts = [describe_value(a, shapes, scalars) for a in args]

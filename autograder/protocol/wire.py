@@ -39,6 +39,7 @@ MAX_NESTING = 32  # levels of lists, tuples and dicts in one value
 MAX_HEADER_DEPTH = 2 * MAX_NESTING + 8  # JSON levels of a header: a tagged tuple or dict takes two per level
 MAX_NDIM = 16
 MAX_METHODS = 256
+MAX_VIOLATIONS, MAX_VIOLATION_CHARS = 10, 500  # the guard's findings a reply carries (worker.py), each cut
 
 DTYPES: dict[str, torch.dtype] = {
     "float64": torch.float64,

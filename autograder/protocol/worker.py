@@ -30,7 +30,8 @@ Process model (the one place it is written down):
   installs the run-time guard for the check's forbidden APIs, seeds its RNGs,
   then serves requests (import, get, set, call, put, fetch, fixture,
   violations, repeat: a timed race's program, plan.py), importing student
-  modules on demand. The zygote, which never runs student code, wraps the
+  modules on demand. Once the guard has refused something, every reply
+  carries its first findings (`violations`). The zygote, which never runs student code, wraps the
   forbidden APIs each `fork` names (guard.cover), so that the children it
   forks next only turn on their own; the worker has built the guard's
   caches (guard.warm), and a template has collapsed its heap into 2 MB
@@ -97,6 +98,7 @@ OUTPUT_CAP = 64 << 10
 PARKED_CAP = 64  # stopped children a zygote keeps at most
 EXIT_GRACE = 0.5  # for a child whose connection closed to finish exiting, so its real status is known
 READ_CHUNK = 1 << 20
+DEFINITIONS = (types.ModuleType, type, types.FunctionType)  # what a check's `begin` leaves handles to
 
 
 def main(argv: list[str], confine=None, enter=None) -> None:
@@ -758,6 +760,7 @@ class Server:
         self.pending: list[wire.Frame] = []
         self.objects: dict[int, object] = {}
         self.ids: dict[int, int] = {}  # id(object) -> ref id, so one object keeps one handle
+        self.last_ref = 0
         sys.path.insert(0, submission)
 
     def loop(self) -> None:
@@ -772,6 +775,8 @@ class Server:
                 body, buffers = {"error": self.describe_error(exc)}, []
             self.after_request()
             flush_student_output()
+            if self.guard and self.guard.violations:  # so the grader's verdict needs no request of its own
+                body["violations"] = [str(v)[: wire.MAX_VIOLATION_CHARS] for v in self.guard.violations[: wire.MAX_VIOLATIONS]]
             self.sock.sendall(wire.encode_frame(body, buffers))
 
     def after_request(self) -> None:
@@ -838,8 +843,10 @@ class Server:
             restore_torch_settings()
             seed_everything(int(header.get("seed", 0)) % (1 << 63))
             self.guard.violations.clear()
-            self.objects.clear()
-            self.ids.clear()
+            # The check's objects go; the student's modules, functions and classes keep their handles,
+            # which the grader carries to the next check (proxy.StudentModules.carried_to).
+            self.objects = {ref: value for ref, value in self.objects.items() if isinstance(value, DEFINITIONS)}
+            self.ids = {id(value): ref for ref, value in self.objects.items()}
             return None
         raise ValueError(f"unknown op {op!r:.40}")
 
@@ -868,7 +875,7 @@ class Server:
     def handle_for(self, value) -> wire.Ref:
         key = id(value)
         if key not in self.ids:
-            ref = len(self.objects) + 1
+            self.last_ref = ref = self.last_ref + 1  # never a kept handle's number (begin)
             self.objects[ref] = value
             self.ids[key] = ref
         ref, kind = self.ids[key], kind_of(value)
