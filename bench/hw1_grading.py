@@ -16,9 +16,11 @@ Run: make bench   (or .venv/bin/python bench/hw1_grading.py [--starts N] [--sand
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -56,6 +58,9 @@ class InProcess:
 
     def fetch_all(self, values):
         return list(values)
+
+    def fetching(self, handles):
+        return contextlib.nullcontext(types.SimpleNamespace(values=None))  # no round trip to save: fetch_all
 
     def fixture(self, name):
         return ReferenceProxy(getattr(fixtures, name), name, Tape())

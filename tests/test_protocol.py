@@ -326,6 +326,27 @@ def test_several_values_put_and_fetched_in_one_round_trip_each(worker):
     s.end()
 
 
+def test_a_calls_answer_brings_back_the_values_asked_for_and_only_the_last_requests_count(worker):
+    s = session(worker)
+    kept, changed = s.put_all([torch.zeros(3), torch.zeros(2, 2)])
+    mutate = s.student.student.mutate
+    sent = []
+    request = s.request
+    s.request = lambda op, **fields: sent.append(op) or request(op, **fields)
+    with s.fetching([kept, changed]) as after:
+        mutate(changed)
+    assert sent == ["call"], "the values came with the call's answer"
+    assert [value.tolist() for value in after.values] == [[0.0, 0.0, 0.0], [[1.0, 1.0], [1.0, 1.0]]]
+    with s.fetching([kept]) as after:
+        mutate(changed)
+        s.put(torch.zeros(1))  # another request last: no call answered after it, so nothing is kept
+    assert after.values is None
+    with s.fetching([kept]) as after:
+        pass
+    assert after.values is None and s.fetch_along is None
+    s.end()
+
+
 def test_a_cuda_checks_process_starts_before_its_limits_do(worker):
     """device "cuda": the process starts CUDA (where there is one) before it serves, uncharged; then
     it serves like any other, in every way of carrying frames."""

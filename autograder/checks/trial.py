@@ -74,6 +74,11 @@ class Trial:
         """fetch each handle, in one round trip."""
         return self.session.fetch_all(handles)
 
+    def fetching(self, handles: list):
+        """`with t.fetching(handles) as after:` the calls inside bring the handles' values back with
+        their answers; pass `after` to expect_unchanged (no fetch of its own)."""
+        return self.session.fetching(handles)
+
     # --- assertions ---
 
     def expect_close(self, actual, expected, *, what: str | None = None, dtype=None, rtol=None, atol=None, hint=None, sources=None):
@@ -244,14 +249,19 @@ class Trial:
     def expect_inputs_kept(self, method, *inputs: torch.Tensor, what: str | None = None):
         """Call method(*inputs) with the inputs living in the student's process; they must not change."""
         handles = self.put_all(list(inputs))
-        result = method(*handles)
+        with self.fetching(handles) as after:
+            result = method(*handles)
         names = [f"input #{position}" for position in range(1, len(inputs) + 1)]
-        self.expect_unchanged(handles, inputs, names, what=what or self.last_call, rule="units must not change their inputs")
+        self.expect_unchanged(
+            handles, inputs, names, what=what or self.last_call, rule="units must not change their inputs", after=after
+        )
         return result
 
-    def expect_unchanged(self, handles, originals, names, *, what: str, rule: str):
-        """Each tensor put into the student's process (handles) must still equal its original."""
-        for after, original, name in zip(self.fetch_all(list(handles)), originals, names):
+    def expect_unchanged(self, handles, originals, names, *, what: str, rule: str, after=None):
+        """Each tensor put into the student's process (handles) must still equal its original.
+        after: what fetching() yielded around the calls, whose answers carried the values back."""
+        values = after.values if after is not None and after.values is not None else self.fetch_all(list(handles))
+        for after, original, name in zip(values, originals, names):
             changed = ""
             if after.shape == original.shape:
                 differing = after != original

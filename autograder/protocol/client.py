@@ -5,6 +5,7 @@ worker is trusted."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -288,6 +289,7 @@ class Session:
         self.again = False  # kept, and its group runs again later: parked in between (Worker.session)
         self.parked_pid: int | None = None  # the zygote's name for it while parked
         self.found_violations: list[str] = []  # what the guard refused in this check, as its last reply said
+        self.fetch_along: Fetched | None = None  # handles whose values each call's reply carries (fetching)
         self.control = control  # to the zygote
         self.data = data  # to the child: its own socket (direct), or the zygote's relay
         self.exit: dict | None = None  # the zygote's `exited` report, once the child is gone
@@ -331,6 +333,13 @@ class Session:
         header = {"op": op, **fields, "args": wire.encode_value(list(args), buffers, _handle)}
         if kwargs:
             header["kwargs"] = wire.encode_value(dict(kwargs), buffers, _handle)
+        along = self.fetch_along
+        if along is not None:
+            along.values = None  # only the last request's reply counts, and only a call's
+            if op in ("call", "callmethod"):
+                header["fetch"] = along.refs
+            else:
+                along = None
         budget = self.limits.call(as_calls)
         try:
             self.data.send(header, buffers, budget)
@@ -354,7 +363,12 @@ class Session:
             error = frame.header["error"]
             raise StudentError(error if isinstance(error, dict) else {}, what)
         try:
-            return wire.decode_value(frame.header.get("ok"), frame.buffers, lambda ref: Remote(self, ref, describe))
+            value = wire.decode_value(frame.header.get("ok"), frame.buffers, lambda ref: Remote(self, ref, describe))
+            if along is not None:
+                along.values = wire.decode_value(frame.header.get("fetched"), frame.buffers)
+                if not (isinstance(along.values, list) and len(along.values) == len(along.refs)):
+                    raise wire.ProtocolError(f"{len(along.refs)} values asked back, the reply carried {str(along.values):.80}")
+            return value
         except wire.ProtocolError as exc:
             # What the student's process sent is refused: its check fails, and only that check (a fresh process per check).
             raise WorkerDied(f"{what}: {self._died(f'protocol error in the reply of the check process: {exc}')}") from None
@@ -400,6 +414,18 @@ class Session:
         if not (isinstance(values, list) and len(values) == len(handles)):
             raise WorkerDied(f"fetch {paths}: {self._died('protocol error: fetch did not answer a value per handle')}")
         return values
+
+    @contextlib.contextmanager
+    def fetching(self, handles: list[Remote]):
+        """Have the calls made inside bring back the values of handles (put_all's) as they are after
+        each call: `.values` of what this yields, from the last request made inside where it was a
+        call, else None (then fetch_all). One round trip instead of a call and a fetch."""
+        along = Fetched([_handle(h).id for h in handles])
+        self.fetch_along = along
+        try:
+            yield along
+        finally:
+            self.fetch_along = None
 
     def fixture(self, name: str) -> Remote:
         return self.request("fixture", name=name, describe=name)
@@ -538,6 +564,14 @@ class Session:
         except WorkerFailure as exc:
             self.worker.close()
             return {"status": "unknown", "problem": f"the worker stopped answering ({exc}); restarted", "output": ""}
+
+
+class Fetched:
+    """What Session.fetching yields: the handles asked back, and their values once a call answered."""
+
+    def __init__(self, refs: list[int]):
+        self.refs = refs
+        self.values: list | None = None
 
 
 def _process_cpu_clock(pid: int | None) -> int | None:

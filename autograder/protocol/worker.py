@@ -771,6 +771,8 @@ class Server:
             try:
                 reply, buffers = self.handle(frame), []
                 body = {"ok": wire.encode_value(reply, buffers, self.handle_for)}
+                if "fetch" in frame.header:  # values the grader wants back after this call (Session.fetching)
+                    body["fetched"] = wire.encode_value(self.fetch(frame.header["fetch"]), buffers)
             except BaseException as exc:  # student code may raise anything, SystemExit included
                 body, buffers = {"error": self.describe_error(exc)}, []
             self.after_request()
@@ -822,10 +824,7 @@ class Server:
         if op == "put":  # a handle for each value: several in one round trip
             return [self.handle_for(value) for value in args]
         if op == "fetch":
-            refs = header.get("refs")
-            if not isinstance(refs, list):
-                raise ValueError("fetch needs 'refs', a list of handles")
-            return [self.resolve_id(ref) for ref in refs]
+            return self.fetch(header.get("refs"))
         if op == "fixture":
             from autograder.protocol import fixtures
 
@@ -849,6 +848,11 @@ class Server:
             self.ids = {id(value): ref for ref, value in self.objects.items()}
             return None
         raise ValueError(f"unknown op {op!r:.40}")
+
+    def fetch(self, refs) -> list:
+        if not isinstance(refs, list):
+            raise ValueError("fetch needs 'refs', a list of handles")
+        return [self.resolve_id(ref) for ref in refs]
 
     def import_module(self, name: str) -> types.ModuleType:
         if not (isinstance(name, str) and name.isidentifier()):

@@ -27,7 +27,9 @@ as we judge it. What it may skip: processes, pipes, jails and per-call time limi
 
 from __future__ import annotations
 
+import contextlib
 import random
+import types
 from pathlib import Path
 
 import numpy
@@ -200,6 +202,9 @@ class Boundary:
 
     def fetch_all(self, handles: list[Student]) -> list:
         return [self.fetch(handle) for handle in handles]
+
+    def fetching(self, handles):
+        return contextlib.nullcontext(types.SimpleNamespace(values=None))  # no round trip to save: fetch_all
 
     def fixture(self, name: str) -> Student:
         return Student(self, getattr(fixtures, name), name)

@@ -388,10 +388,11 @@ def optimizer_steps(t, name, steps=5, **hyper):
     setting = ", ".join(f"{k}={v}" for k, v in hyper.items())
     for step, step_grads in enumerate(grads, start=1):
         handles = t.put_all(step_grads)
-        mine.step(handles)
+        with t.fetching(handles) as after:
+            mine.step(handles)
         t.expect_unchanged(
             handles, step_grads, [f"grads[{i}]" for i in range(len(handles))],
-            what=f"{name}.step(grads) at step {step}", rule="a caller may still need its gradients after step",
+            what=f"{name}.step(grads) at step {step}", rule="a caller may still need its gradients after step", after=after,
         )
         for p, g in zip(torch_params, step_grads):
             p.grad = g.clone()
