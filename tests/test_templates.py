@@ -443,3 +443,47 @@ def test_the_next_check_of_a_process_keeps_the_modules_and_definitions_not_the_o
             object.__setattr__(box, "_session", second)
             box.x  # the last check's objects are gone
         second.end()
+
+
+# Computes with torch.sigmoid as it is imported: forbidden to `first`, allowed to `second`.
+PROBED = "import torch\n\nHALF = float(torch.sigmoid(torch.zeros(1)))\n\ndef first(x):\n    return x\n\ndef second(x):\n    return HALF + x\n"
+PROBED_CHECKS = {
+    "public_checks.py": '''
+        from autograder.checks import CheckList
+
+        checks = CheckList()
+        FORBIDDEN = {"probed.first": {forbidden}}
+
+
+        @checks.public("probed.first.check", points=1)
+        def _(t):
+            t.expect(t.student.probed.first(1.0) == 1.0, "first(1.0) is 1.0")
+
+
+        @checks.public("probed.second.check", points=1)
+        def _(t):
+            t.expect(t.student.probed.second(1.0) == 1.5, "second(1.0) is 1.5")
+        ''',
+}
+
+
+@pytest.mark.parametrize("forbidden", [[], ["torch.sigmoid"]])
+def test_the_import_probes_process_serves_the_first_unit_and_its_guard_never_breaks_the_file(tmp_path, forbidden, monkeypatch):
+    checks = {"public_checks.py": PROBED_CHECKS["public_checks.py"].replace("{forbidden}", repr(forbidden))}
+    assignment = tiny_assignment(tmp_path, {"probed.py": PROBED}, checks)
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "probed.py").write_text(PROBED)
+    forks = []
+    data_channel = Worker._data_channel
+    monkeypatch.setattr(Worker, "_data_channel", lambda self, control: forks.append(1) or data_channel(self, control))
+    result = grade(assignment, student, ProcessSandbox(), "alice")
+    checks = {check.id: check for check in result.checks}
+    assert checks["probed.second.check"].status == "passed", checks["probed.second.check"].message
+    if forbidden:  # imported under first's guard, the file fails there alone, as in a process of its own
+        assert checks["probed.first.check"].status == "failed"
+        assert "called a forbidden API: torch.sigmoid" in checks["probed.first.check"].message
+        assert "could not be imported" not in checks["probed.second.check"].message
+    else:  # the probe's process ran `first`: one process per unit
+        assert checks["probed.first.check"].status == "passed"
+        assert len(forks) == 2, forks

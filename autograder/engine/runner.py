@@ -82,11 +82,14 @@ def grade(
         # Started on first use only: the reference, for timed checks to race against.
         racing = assignment.reference_dir and any(spec.timed for spec in specs)
         pacer = stack.enter_context(Worker(sandbox, solutions_only(assignment, stack), cuda=uses_cuda)) if racing else None
-        broken_files = {m: probe_import(worker, m) for m in assignment.modules if any(s.module == m for s in specs)}
-        banned = scan_forbidden(assignment, submission, specs)
-        graded: dict[str, CheckResult] = {}
         order = execution_order(specs)
         later = runs_again(assignment, order)
+        first_checks = {}
+        for spec in order:
+            first_checks.setdefault(spec.module, spec)
+        broken_files = {m: probe_import(worker, m, assignment, first_checks[m]) for m in assignment.modules if m in first_checks}
+        banned = scan_forbidden(assignment, submission, specs)
+        graded: dict[str, CheckResult] = {}
         for spec in order:
             if spec.device == "cuda" and not cuda:
                 check = cuda_skipped(spec, graded.get(spec.twin), course)
@@ -158,9 +161,14 @@ def cuda_skipped(spec: CheckSpec, twin: CheckResult | None, course: Course) -> C
     return CheckResult(spec.id, score, max_score, "skipped", reason, spec.visibility)
 
 
-def probe_import(worker: Worker, module: str) -> Verdict | None:
-    """Import module alone in a fresh child; a Verdict for its checks if that fails."""
-    failed = import_failure(worker, module)
+def probe_import(worker: Worker, module: str, assignment: Assignment, first: CheckSpec) -> Verdict | None:
+    """Import module alone in a fresh child; a Verdict for its checks if that fails. Where it imports,
+    the child is kept for the module's first check (under that check's guard, parked meanwhile)."""
+    forbid = assignment.forbidden_for(first.unit)
+    group = check_group(first, forbid)
+    failed = import_failure(worker, module, forbid, group)
+    if failed is not None and group is not None and isinstance(failed[0], StudentError):
+        failed = import_failure(worker, module)  # raised under that check's guard alone? Its checks say so, not the file's
     if failed is None:
         return None
     failure, report = failed
@@ -169,16 +177,21 @@ def probe_import(worker: Worker, module: str) -> Verdict | None:
     return Verdict(verdict.status, with_output(message, report), f"{module}.py could not be imported: {verdict.summary}")
 
 
-def import_failure(worker: Worker, module: str) -> tuple[WorkerFailure | ProtocolError, dict] | None:
-    """Import module alone in a fresh child: None when it imports, else what went wrong and the child's report."""
-    session = worker.session(seed=0, forbid=[], call_timeout=IMPORT_TIMEOUT, check_timeout=IMPORT_TIMEOUT)
+def import_failure(
+    worker: Worker, module: str, forbid: list[str] = (), group=None
+) -> tuple[WorkerFailure | ProtocolError, dict] | None:
+    """Import module alone in a fresh child: None when it imports, else what went wrong and the child's report.
+    forbid, group: those of the check to keep the child for, where it imports."""
+    session = worker.session(seed=0, forbid=list(forbid), call_timeout=IMPORT_TIMEOUT, check_timeout=IMPORT_TIMEOUT, group=group)
     failure = None
     try:
         getattr(session.student, module)
     except (WorkerFailure, ProtocolError) as exc:  # a forged answer to the import is the file's failure too
         failure = exc
-    finally:
-        report = session.end()
+    if failure is None and group is not None and session.exit is None and not session.found_violations:
+        session.keep(again=True)
+        return None
+    report = session.end()
     return None if failure is None else (failure, report)
 
 
