@@ -326,6 +326,21 @@ def test_several_values_put_and_fetched_in_one_round_trip_each(worker):
     s.end()
 
 
+def test_put_values_travel_with_the_next_request_and_keep_one_handle_each(worker):
+    s = session(worker)
+    sent = []
+    request = s.request
+    s.request = lambda op, **fields: sent.append(op) or request(op, **fields)
+    first, second = s.put_all([torch.zeros(2), torch.ones(3)])
+    assert sent == [] and first._ref.id != second._ref.id
+    s.student.student.mutate(first)  # the import, carrying both values, then the lookup and the call
+    assert [value.tolist() for value in s.fetch_all([first, second])] == [[1.0, 1.0], [1.0, 1.0, 1.0]]
+    assert sent == ["import", "get", "call", "fetch"]
+    with pytest.raises(StudentError, match="new negative handle numbers"):
+        s.request("fetch", refs=[], put={"refs": [first._ref.id], "values": [1]})  # a number already in use
+    s.end()
+
+
 def test_a_calls_answer_brings_back_the_values_asked_for_and_only_the_last_requests_count(worker):
     s = session(worker)
     kept, changed = s.put_all([torch.zeros(3), torch.zeros(2, 2)])
@@ -335,11 +350,11 @@ def test_a_calls_answer_brings_back_the_values_asked_for_and_only_the_last_reque
     s.request = lambda op, **fields: sent.append(op) or request(op, **fields)
     with s.fetching([kept, changed]) as after:
         mutate(changed)
-    assert sent == ["call"], "the values came with the call's answer"
+    assert sent == ["call"], "the values came back with the call's answer"
     assert [value.tolist() for value in after.values] == [[0.0, 0.0, 0.0], [[1.0, 1.0], [1.0, 1.0]]]
     with s.fetching([kept]) as after:
         mutate(changed)
-        s.put(torch.zeros(1))  # another request last: no call answered after it, so nothing is kept
+        s.student.student.add  # a lookup last: no call answered after it, so nothing is kept
     assert after.values is None
     with s.fetching([kept]) as after:
         pass

@@ -290,6 +290,8 @@ class Session:
         self.parked_pid: int | None = None  # the zygote's name for it while parked
         self.found_violations: list[str] = []  # what the guard refused in this check, as its last reply said
         self.fetch_along: Fetched | None = None  # handles whose values each call's reply carries (fetching)
+        self.unsent_puts: list[tuple[int, object]] = []  # put_all's values, sent with the next request
+        self.last_put = 0  # put handles are numbered -1, -2, ...: the worker numbers its own from 1
         self.control = control  # to the zygote
         self.data = data  # to the child: its own socket (direct), or the zygote's relay
         self.exit: dict | None = None  # the zygote's `exited` report, once the child is gone
@@ -333,6 +335,10 @@ class Session:
         header = {"op": op, **fields, "args": wire.encode_value(list(args), buffers, _handle)}
         if kwargs:
             header["kwargs"] = wire.encode_value(dict(kwargs), buffers, _handle)
+        if self.unsent_puts:  # placed before the request is handled
+            refs, values = zip(*self.unsent_puts)
+            header["put"] = {"refs": list(refs), "values": wire.encode_value(list(values), buffers)}
+            self.unsent_puts = []
         along = self.fetch_along
         if along is not None:
             along.values = None  # only the last request's reply counts, and only a call's
@@ -395,8 +401,16 @@ class Session:
         return self.put_all([value])[0]
 
     def put_all(self, values: list) -> list[Remote]:
-        """A handle to each value, placed in the check's process in one round trip."""
+        """A handle to each value, placed in the check's process with the next request (no round trip
+        of its own); only plain data (wire.is_plain) can be placed."""
         paths = [describe_value(value, scalars=self.show_scalars) for value in values]
+        if self.recording is None and all(wire.is_plain(value) for value in values):
+            handles = []
+            for value, path in zip(values, paths):
+                self.last_put -= 1
+                self.unsent_puts.append((self.last_put, value))
+                handles.append(Remote(self, wire.Ref(self.last_put, "object", wire.type_name(value)), path))
+            return handles
         handles = self.request("put", args=list(values), describe=", ".join(paths))
         if not (isinstance(handles, list) and len(handles) == len(values) and all(isinstance(h, Remote) for h in handles)):
             raise WorkerDied(f"put {', '.join(paths)}: {self._died('protocol error: put did not answer a handle per value')}")

@@ -231,7 +231,7 @@ def encode_value(value, buffers: list, objects=None, depth: int = 0):
         return {"$dict": {k: encode_value(v, buffers, objects, depth + 1) for k, v in value.items()}}
     if objects is not None:
         return encode_value(objects(value), buffers)
-    raise NotPlainData(f"an object of type {_type_name(value)!r} is not plain data")
+    raise NotPlainData(f"an object of type {type_name(value)!r} is not plain data")
 
 
 def is_plain(value, depth: int = 0) -> bool:
@@ -353,7 +353,7 @@ def _expect(obj: dict, key: str, kind: type):
     return value
 
 
-def _type_name(value) -> str:
+def type_name(value) -> str:
     kind = type(value)
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
