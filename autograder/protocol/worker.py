@@ -31,7 +31,9 @@ Process model (the one place it is written down):
   then serves requests (import, get, set, call, put, fetch, fixture,
   violations, repeat: a timed race's program, plan.py), importing student
   modules on demand. Once the guard has refused something, every reply
-  carries its first findings (`violations`). The zygote, which never runs student code, wraps the
+  carries its first findings (`violations`). A request may carry `put`
+  (values to hold under handle numbers the grader chose, placed before it
+  is handled) and `fetch` (handles whose values its answer brings back). The zygote, which never runs student code, wraps the
   forbidden APIs each `fork` names (guard.cover), so that the children it
   forks next only turn on their own; the worker has built the guard's
   caches (guard.warm), and a template has collapsed its heap into 2 MB
