@@ -49,7 +49,8 @@ SANDBOXES = ["process", "namespace"]
 
 
 def sandbox_called(name: str):
-    return ProcessSandbox() if name == "process" else require("namespace")
+    """process, pipes (the process sandbox, the zygote relaying every frame) or namespace."""
+    return ProcessSandbox() if name == "process" else ProcessSandbox(link="pipes") if name == "pipes" else require("namespace")
 
 
 def submission(folder, mark: str, extra: str):
@@ -407,7 +408,7 @@ PARKED_CHECKS = {
 }
 
 
-@pytest.mark.parametrize("name", SANDBOXES)
+@pytest.mark.parametrize("name", [*SANDBOXES, "pipes"])
 def test_a_parked_process_runs_nothing_and_one_with_a_process_of_its_own_is_not_parked(tmp_path, name, monkeypatch):
     assignment = tiny_assignment(tmp_path, {"parked.py": PARKED}, PARKED_CHECKS)
     student = tmp_path / "student"
@@ -426,19 +427,22 @@ def test_a_parked_process_runs_nothing_and_one_with_a_process_of_its_own_is_not_
 
 
 def test_the_next_check_of_a_process_keeps_the_modules_and_definitions_not_the_objects(tmp_path):
-    (tmp_path / "counter.py").write_text(COUNTER + "\nclass Box:\n    def __init__(self, x):\n        self.x = x\n")
+    box_class = "\nclass Box:\n    def __init__(self, x):\n        self.x = x\n\n    @staticmethod\n    def double(x):\n        return 2 * x\n"
+    (tmp_path / "counter.py").write_text(COUNTER + box_class)
     with Worker(ProcessSandbox(), tmp_path) as worker:
         first = worker.session(seed=0, forbid=[], call_timeout=20, check_timeout=20, group="counter")
         assert first.student.counter.count(1) == 1
         box = first.student.counter.Box(5)
+        assert first.student.counter.Box.double(2) == 4
         first.keep()
         second = worker.session(seed=0, forbid=[], call_timeout=20, check_timeout=20, group="counter")
         sent = []
         request = second.request
         second.request = lambda op, **fields: sent.append(op) or request(op, **fields)
         assert second.student.counter.count(1) == 2  # the same process
+        assert second.student.counter.Box.double(3) == 6  # looked up on a class: carried too
         assert second.student.counter.Box(6).x == 6
-        assert sent == ["call", "call", "get"], "the module and its functions and classes are carried over"
+        assert sent == ["call", "call", "call", "get"], "the module and its functions and classes are carried over"
         with pytest.raises(StudentError, match="unknown object handle"):
             object.__setattr__(box, "_session", second)
             box.x  # the last check's objects are gone
@@ -487,3 +491,19 @@ def test_the_import_probes_process_serves_the_first_unit_and_its_guard_never_bre
     else:  # the probe's process ran `first`: one process per unit
         assert checks["probed.first.check"].status == "passed"
         assert len(forks) == 2, forks
+
+
+def test_a_process_that_will_not_begin_the_next_check_is_ended_and_the_worker_goes_on(tmp_path):
+    (tmp_path / "counter.py").write_text(COUNTER + "\nimport threading, time\n\ndef linger(x):\n    threading.Thread(target=time.sleep, args=(5,)).start()\n    return x\n")
+    with Worker(ProcessSandbox(), tmp_path) as worker:
+        first = worker.session(seed=0, forbid=[], call_timeout=20, check_timeout=20, group="counter")
+        first.student.counter.linger(1)  # a thread still runs when the check ends: `begin` refuses
+        first.keep()
+        zygote = worker.proc
+        counts = []
+        for _ in range(2):
+            session = worker.session(seed=0, forbid=[], call_timeout=20, check_timeout=20, group="counter")
+            counts.append(session.student.counter.count(1))
+            session.keep()
+        assert counts == [1, 2], "a fresh process, then kept"
+        assert worker.proc is zygote, "the zygote was restarted"

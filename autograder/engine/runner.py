@@ -117,8 +117,8 @@ def grade(
 
 def execution_order(specs: list[CheckSpec]) -> list[CheckSpec]:
     """The order checks run in: every public check before every hidden one, each side unit by unit
-    (as the units first appear), otherwise as listed. A unit's checks of one visibility can then share
-    a process (check_group). No public check runs after a hidden one in a submission's zygote: what a
+    (as the units first appear), otherwise as listed. A unit's checks can then share a process
+    (check_group), parked between its public and its hidden ones. No public check runs after a hidden one in a submission's zygote: what a
     hidden check printed passes through the zygote's memory, which every later check's process is a
     copy of. Results keep the listed order."""
     first = {}
@@ -167,8 +167,8 @@ def probe_import(worker: Worker, module: str, assignment: Assignment, first: Che
     forbid = assignment.forbidden_for(first.unit)
     group = check_group(first, forbid)
     failed = import_failure(worker, module, forbid, group)
-    if failed is not None and group is not None and isinstance(failed[0], StudentError):
-        failed = import_failure(worker, module)  # raised under that check's guard alone? Its checks say so, not the file's
+    if failed is not None and group is not None and not isinstance(failed[0], CallTimeout):
+        failed = import_failure(worker, module)  # failed under that check's guard alone? Its checks say so, not the file's
     if failed is None:
         return None
     failure, report = failed

@@ -198,8 +198,9 @@ class Worker:
         if kept is not None and group is not None and (hidden or not kept.saw_hidden):
             try:
                 return kept.next_check(seed, forbid, call_timeout, check_timeout, hidden)
-            except WorkerFailure:
-                kept = None  # ended by the failed request; a fresh process then
+            except WorkerFailure:  # it would not begin (a thread still runs, ...): a fresh process then
+                kept.end()
+                kept = None
         if kept is not None:
             kept.end()
         request = {"zygote": "fork", "seed": seed, "forbid": forbid, "device": device}

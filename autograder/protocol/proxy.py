@@ -88,11 +88,14 @@ class StudentModules:
         """These modules, and the functions and classes looked up in them, for the next check of the
         same process (the worker keeps their handles across `begin`): no import or lookup again."""
         carried = StudentModules(session)
-        for name, module in self._modules.items():
-            for remote in (module, *module._callables.values()):
-                if isinstance(remote, Remote):
-                    object.__setattr__(remote, "_session", session)
-            carried._modules[name] = module
+        carried._modules = dict(self._modules)
+        waiting, seen = list(self._modules.values()), set()
+        while waiting:  # every handle looked up from them, however deep (a class's own functions too)
+            remote = waiting.pop()
+            if isinstance(remote, Remote) and id(remote) not in seen:
+                seen.add(id(remote))
+                object.__setattr__(remote, "_session", session)
+                waiting += remote._callables.values()
         return carried
 
 

@@ -98,6 +98,8 @@ from autograder.protocol import CONNECT_FLAG, TEMPLATE_FLAG, guard, plan, wire  
 
 OUTPUT_CAP = 64 << 10
 PARKED_CAP = 64  # stopped children a zygote keeps at most
+PARKED_BYTES = 512 << 20  # and their own memory (not what they share with the zygote), together
+STOP_WAIT = 1.0  # seconds for a child to stop before it is killed instead of parked
 EXIT_GRACE = 0.5  # for a child whose connection closed to finish exiting, so its real status is known
 READ_CHUNK = 1 << 20
 DEFINITIONS = (types.ModuleType, type, types.FunctionType)  # what a check's `begin` leaves handles to
@@ -238,9 +240,9 @@ def seed_everything(seed: int) -> None:
     import numpy
 
     # torch.manual_seed's own path (every backend it knows, each looked up anew) costs 2 ms in a fresh
-    # process; the CPU generator, and CUDA's where there is CUDA, are all a check can draw from here.
+    # process; the CPU generator, and CUDA's once a CUDA check's process has started it (start_cuda).
     torch.default_generator.manual_seed(seed)
-    if torch.cuda.is_available():
+    if torch.cuda.is_initialized():  # never is_available(): it starts the driver, and a fork then loses CUDA
         torch.cuda.manual_seed_all(seed)
     # Full float32 precision on CUDA (TF32 is ~1e-3 off): a flag, it does not initialize CUDA.
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -379,9 +381,14 @@ def enter_folder(submission: str, uid) -> str:
 
 
 def kill_group(pid: int) -> None:
-    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+    signal_group(pid, signal.SIGKILL)
+
+
+def signal_group(pid: int, number: int) -> None:
+    """number to pid's process group, and to pid itself (should it have left the group)."""
+    for send in (lambda: os.killpg(pid, number), lambda: os.kill(pid, number)):
         try:
-            kill()
+            send()
         except OSError:
             pass
 
@@ -399,6 +406,7 @@ class Zygote:
         self.spare: Child | None = None  # forked ahead of time, waiting for the next check
         self.dying: list[Child] = []  # killed after a normal end, reaped when the kernel is done
         self.parked: dict[int, Child] = {}  # stopped between two runs of their group, by pid
+        self.parked_bytes: dict[int, int] = {}  # the memory each holds alone (room_for)
 
     def run(self) -> None:
         self.spare = self.fork()
@@ -479,12 +487,12 @@ class Zygote:
             self.say("exited", status="none", problem=None, output="")
             return
         output = child.collect_output()
-        os.kill(child.pid, signal.SIGSTOP)
-        _, raw_status = os.waitpid(child.pid, os.WUNTRACED)
-        if not os.WIFSTOPPED(raw_status):  # it died meanwhile
+        signal_group(child.pid, signal.SIGSTOP)  # its group: what it started stops too, where it is still there
+        raw_status = wait_stopped(child.pid, STOP_WAIT)
+        if raw_status is not None and not os.WIFSTOPPED(raw_status):  # it died meanwhile
             child.close()
             self.say("exited", status=describe_status(raw_status), problem=None, output=output)
-        elif len(self.parked) < PARKED_CAP and alone(child.pid):
+        elif raw_status is not None and len(self.parked) < PARKED_CAP and alone(child.pid) and self.room_for(child.pid):
             child.output.clear()
             child.output_dropped = 0
             self.parked[child.pid] = child
@@ -495,11 +503,22 @@ class Zygote:
         if self.spare is None:
             self.spare = self.fork()
 
+    def room_for(self, pid: int) -> bool:
+        """Whether the parked children's own memory stays within PARKED_BYTES with pid's: every process of
+        the worker shares one memory limit, and what waits must not crowd out the check that runs.
+        (A stopped child's memory stays as it was when parked.)"""
+        size = private_bytes(pid)
+        if size is None or size + sum(self.parked_bytes.values()) > PARKED_BYTES:
+            return False
+        self.parked_bytes[pid] = size
+        return True
+
     def resume(self, pid) -> None:
         """Continue a parked child as the current one."""
         if self.child:
             self.reap("a parked check resumed")
         child = self.parked.pop(pid, None) if type(pid) is int else None
+        self.parked_bytes.pop(pid, None)
         if child is None:
             self.say("exited", status="none", problem="no such parked check", output="")
             return
@@ -509,7 +528,7 @@ class Zygote:
             child.close()
             self.say("exited", status=describe_status(raw_status), problem="it died while parked", output=output)
             return
-        os.kill(child.pid, signal.SIGCONT)
+        signal_group(child.pid, signal.SIGCONT)
         self.child = child
         self.say("resumed", pid=child.pid)
 
@@ -685,20 +704,50 @@ class Child:
 
 
 def alone(pid: int) -> bool:
-    """Whether our (stopped) child pid has no child process: none of its descendants then runs, since
-    orphans go to the pid 1 of the check's pid namespace, the child itself, or leave the check's
-    process group (the process sandbox) as they would at its end. False where /proc cannot say."""
+    """Whether our (stopped) child pid has no child process. In a check's own pid namespace (the
+    namespace sandbox) nothing of it then runs: orphans go to its pid 1, the child itself. Elsewhere
+    an orphan goes to the sandbox's init; stopped with the child's process group, it waits too, unless
+    it left the group, as it would outlive the check's end. False where /proc cannot say."""
+    number = _proc_number(pid)
+    try:
+        return number is not None and not any(_children_of(number, thread) for thread in os.listdir(f"/proc/{number}/task"))
+    except OSError:
+        return False
+
+
+def wait_stopped(pid: int, seconds: float) -> int | None:
+    """pid's status once it has stopped or ended; None if neither within seconds (a vfork'd parent)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found, raw_status = os.waitpid(pid, os.WNOHANG | os.WUNTRACED)
+        if found or time.monotonic() >= deadline:
+            return raw_status if found else None
+        time.sleep(0.0005)
+
+
+def private_bytes(pid: int) -> int | None:
+    """The memory our child pid holds alone (private pages), by /proc's count; None where unknown."""
+    number = _proc_number(pid)
+    try:
+        with open(f"/proc/{number}/smaps_rollup") as rollup:
+            return 1024 * sum(int(line.split()[1]) for line in rollup if line.startswith(("Private_Clean:", "Private_Dirty:")))
+    except (OSError, ValueError, TypeError, IndexError):
+        return None
+
+
+def _proc_number(pid: int) -> str | None:
+    """Our child pid as this /proc numbers it (the jail's /proc may belong to an outer pid namespace)."""
     try:
         level = len(_nspids("self")) - 1
-        for task in os.listdir("/proc/self/task"):  # our children, numbered as this /proc numbers them
+        for task in os.listdir("/proc/self/task"):
             with open(f"/proc/self/task/{task}/children") as listed:
                 for number in listed.read().split():
                     nspids = _nspids(number)
                     if len(nspids) > level and nspids[level] == pid:
-                        return not any(_children_of(number, thread) for thread in os.listdir(f"/proc/{number}/task"))
+                        return number
     except (OSError, ValueError):
         pass
-    return False
+    return None
 
 
 def _nspids(number: str) -> list[int]:
