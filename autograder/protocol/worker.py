@@ -56,9 +56,11 @@ Process model (the one place it is written down):
   ended, then sends the child `begin` with the next check's seed, which
   reseeds its RNGs and clears what the guard saw. Between two runs of its
   group (a unit's public checks, other units' public checks, then its hidden
-  ones) a child is `park`ed: stopped (SIGSTOP: none of its threads runs,
-  whatever it had set up), and kept only where it is alone, no process of
-  its own left (`alone`); else it is killed. `resume` continues it.
+  ones) a child is `park`ed: its process group stopped (SIGSTOP: none of its
+  threads runs, whatever it had set up), and kept only where it stopped
+  within STOP_WAIT, is alone, no process of its own left (`alone`), and the
+  parked children's own memory stays within PARKED_BYTES; else it is killed.
+  `resume` continues it.
 * `end` makes the zygote kill the child's whole process group and report
   `exited` with the captured output: at once with status `ended`, reaping
   later, or, when the grader says the child died on its own (`wait`), after
