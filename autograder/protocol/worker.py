@@ -33,7 +33,8 @@ Process model (the one place it is written down):
   modules on demand. Once the guard has refused something, every reply
   carries its first findings (`violations`). A request may carry `put`
   (values to hold under handle numbers the grader chose, placed before it
-  is handled) and `fetch` (handles whose values its answer brings back). The zygote, which never runs student code, wraps the
+  is handled) and `fetch` (handles whose values its answer brings back).
+  The zygote, which never runs student code, wraps the
   forbidden APIs each `fork` names (guard.cover), so that the children it
   forks next only turn on their own; the worker has built the guard's
   caches (guard.warm), and a template has collapsed its heap into 2 MB
@@ -408,7 +409,7 @@ class Zygote:
         self.spare: Child | None = None  # forked ahead of time, waiting for the next check
         self.dying: list[Child] = []  # killed after a normal end, reaped when the kernel is done
         self.parked: dict[int, Child] = {}  # stopped between two runs of their group, by pid
-        self.parked_bytes: dict[int, int] = {}  # the memory each holds alone (room_for)
+        self.parked_bytes: dict[int, int] = {}  # the memory each holds alone (keeps)
 
     def run(self) -> None:
         self.spare = self.fork()
@@ -494,7 +495,7 @@ class Zygote:
         if raw_status is not None and not os.WIFSTOPPED(raw_status):  # it died meanwhile
             child.close()
             self.say("exited", status=describe_status(raw_status), problem=None, output=output)
-        elif raw_status is not None and len(self.parked) < PARKED_CAP and alone(child.pid) and self.room_for(child.pid):
+        elif raw_status is not None and len(self.parked) < PARKED_CAP and self.keeps(child.pid):
             child.output.clear()
             child.output_dropped = 0
             self.parked[child.pid] = child
@@ -505,11 +506,14 @@ class Zygote:
         if self.spare is None:
             self.spare = self.fork()
 
-    def room_for(self, pid: int) -> bool:
-        """Whether the parked children's own memory stays within PARKED_BYTES with pid's: every process of
-        the worker shares one memory limit, and what waits must not crowd out the check that runs.
-        (A stopped child's memory stays as it was when parked.)"""
-        size = private_bytes(pid)
+    def keeps(self, pid: int) -> bool:
+        """Whether the stopped child pid can wait parked: it is alone, and the parked children's own memory
+        stays within PARKED_BYTES with its (every process of the worker shares one memory limit, and what
+        waits must not crowd out the check that runs; a stopped child's memory stays as it was)."""
+        number = _proc_number(pid)
+        if number is None or not alone(number):
+            return False
+        size = private_bytes(number)
         if size is None or size + sum(self.parked_bytes.values()) > PARKED_BYTES:
             return False
         self.parked_bytes[pid] = size
@@ -705,14 +709,13 @@ class Child:
         return describe_status(raw_status), output
 
 
-def alone(pid: int) -> bool:
-    """Whether our (stopped) child pid has no child process. In a check's own pid namespace (the
+def alone(number: str) -> bool:
+    """Whether our (stopped) child, `number` in /proc (_proc_number), has no child process. In a check's own pid namespace (the
     namespace sandbox) nothing of it then runs: orphans go to its pid 1, the child itself. Elsewhere
     an orphan goes to the sandbox's init; stopped with the child's process group, it waits too, unless
     it left the group, as it would outlive the check's end. False where /proc cannot say."""
-    number = _proc_number(pid)
     try:
-        return number is not None and not any(_children_of(number, thread) for thread in os.listdir(f"/proc/{number}/task"))
+        return not any(_children_of(number, thread) for thread in os.listdir(f"/proc/{number}/task"))
     except OSError:
         return False
 
@@ -727,13 +730,12 @@ def wait_stopped(pid: int, seconds: float) -> int | None:
         time.sleep(0.0005)
 
 
-def private_bytes(pid: int) -> int | None:
-    """The memory our child pid holds alone (private pages), by /proc's count; None where unknown."""
-    number = _proc_number(pid)
+def private_bytes(number: str) -> int | None:
+    """The memory our child (`number` in /proc) holds alone, its private pages; None where unknown."""
     try:
         with open(f"/proc/{number}/smaps_rollup") as rollup:
             return 1024 * sum(int(line.split()[1]) for line in rollup if line.startswith(("Private_Clean:", "Private_Dirty:")))
-    except (OSError, ValueError, TypeError, IndexError):
+    except (OSError, ValueError, IndexError):
         return None
 
 
