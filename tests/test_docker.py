@@ -103,8 +103,9 @@ def mount_fields(spec: str) -> dict[str, str]:
 def test_command_isolates_the_container():
     sandbox = DockerSandbox(image="some/image:tag", memory_bytes=3 << 30, pids=64, tmp_bytes=32 << 20, cpus=2)
     options = run_options(sandbox.command(Path("/srv/submissions/alice"), "worker-1", link=Path("/srv/link")), "some/image:tag")
-    for flag in ("--rm", "--read-only", "--init"):
+    for flag in ("--rm", "--read-only"):
         assert flag in options
+    assert "--init" not in options  # the template is pid 1: it kills every process between submissions
     assert value_of(options, "--network") == "none"
     assert value_of(options, "--cap-drop") == "ALL"
     assert value_of(options, "--security-opt") == "no-new-privileges"
@@ -181,10 +182,10 @@ def test_grader_environment_stays_outside(monkeypatch):
     assert {value.split("=", 1)[0] for value in given} == {"HOME"}
 
 
-def test_container_runs_the_worker_with_a_safe_path_linked_to_the_grader():
+def test_container_runs_the_template_with_a_safe_path_linked_to_the_grader():
     command = DockerSandbox(image="img").command(Path("/srv/submissions/alice"), "w", link=Path("/tmp/link,1"))
     assert command[command.index("img") + 1 :] == [
-        "python", "-P", "-m", "autograder.protocol.worker", "/submission", "--connect", "/run/autograder/grader.sock"]
+        "python", "-P", "-m", "autograder.protocol.container", "--connect", "/run/autograder/grader.sock"]
     options = run_options(command, "img")
     mounts = [mount_fields(value) for flag, value in zip(options, options[1:]) if flag == "--mount"]
     assert {"type": "bind", "source": "/tmp/link,1", "target": "/run/autograder", "readonly": "true"} in mounts
@@ -274,7 +275,9 @@ def test_image_runs_as_nobody_with_the_worker_on_its_path():
     assert not any(keyword == "ENTRYPOINT" for keyword, _ in steps)  # docker.py's command runs as given
     (cmd,) = [arguments(text) for keyword, text in steps if keyword == "CMD"]
     sandbox_command = DockerSandbox(image="img").command(Path("/s"), "w", link=Path("/l"))
-    assert sandbox_command[sandbox_command.index("img") + 1 :][: len(cmd)] == cmd  # the same worker, over stdin and stdout
+    # The same interpreter and flags as the sandbox's template; a worker for /submission over stdin and stdout.
+    assert sandbox_command[sandbox_command.index("img") + 1 :][:3] == cmd[:3] == ["python", "-P", "-m"]
+    assert cmd[3:] == ["autograder.protocol.worker", "/submission"]
 
 
 # --- the build context -------------------------------------------------------------------------------
@@ -434,6 +437,90 @@ def test_a_submission_cannot_stand_in_for_the_workers_modules(image, tmp_path):
         session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
         assert session.student.inside.facts()["uid"] != 0
         session.end()
+
+
+LEAVE_BEHIND = '''
+import ctypes, os, signal, socket, subprocess, sys
+
+MARKER = "left-behind-by-the-last-submission"
+KEY = 0x5EC
+
+def leave():
+    """Everything a check's uid can leave in its container, and a try at ending the template."""
+    with open("/tmp/left.txt", "w") as f:
+        f.write(MARKER)
+    os.makedirs("/tmp/closed/inner")
+    open("/tmp/closed/inner/f", "w").close()
+    os.chmod("/tmp/closed/inner", 0)
+    os.chmod("/tmp/closed", 0)
+    with open("/dev/shm/left", "w") as f:
+        f.write(MARKER)
+    os.close(os.open("/dev/mqueue/left", os.O_CREAT | os.O_RDWR, 0o600))
+    libc = ctypes.CDLL(None, use_errno=True)
+    made = [libc.shmget(KEY, 4096, 0o1666), libc.semget(KEY, 1, 0o1666), libc.msgget(KEY, 0o1666)]
+    subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(600)  # {MARKER}"], start_new_session=True)
+    os.kill(1, signal.SIGINT)
+    return socket.gethostname(), made
+
+def find():
+    """What this check finds of a former submission in its container."""
+    processes = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if MARKER.encode() in f.read() and int(pid) != os.getpid():
+                    processes.append(pid)
+        except OSError:
+            pass
+    ipc = {kind: open(f"/proc/sysvipc/{kind}").read().splitlines()[1:] for kind in ("shm", "msg", "sem")}
+    tmp = [name for name in os.listdir("/tmp") if not name.startswith("autograder-pycache-")]  # its zygote's own
+    return socket.gethostname(), {"tmp": tmp, "shm": os.listdir("/dev/shm"), "mqueue": os.listdir("/dev/mqueue"),
+                                  "ipc": {kind: rows for kind, rows in ipc.items() if rows}, "processes": processes}
+'''
+
+
+@pytest.mark.slow  # builds the image where it is not current (a minute)
+def test_the_next_submission_in_a_container_finds_nothing_of_the_last(image, tmp_path):
+    """One container serves a slot's submissions in turn: what a check leaves in /tmp, /dev/shm,
+    /dev/mqueue, System V IPC or a process of its own is gone when the next submission starts, and a
+    SIGINT to pid 1 does not end the template."""
+    sandbox = DockerSandbox(image=image)
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "inside.py").write_text(LEAVE_BEHIND)
+    with Worker(sandbox, tmp_path / "first") as worker:
+        session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
+        left_in, made = session.student.inside.leave()
+        assert all(ident >= 0 for ident in made), made
+        assert session.student.inside.find()[1]["processes"]  # the check's own leftovers, seen while it runs
+        session.end()
+    with Worker(sandbox, tmp_path / "second") as worker:
+        session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
+        found_in, found = session.student.inside.find()
+        session.end()
+    assert found_in == left_in  # the same container
+    assert found == {"tmp": [], "shm": [], "mqueue": [], "ipc": {}, "processes": []}
+
+
+@pytest.mark.slow  # builds the image where it is not current (a minute)
+def test_a_container_serves_one_submission_after_another_from_its_own_folder(image, tmp_path):
+    """Each submission's checks see that submission alone at /submission, in the same container."""
+    sandbox = DockerSandbox(image=image)
+    seen = []
+    for name in ("alice", "bob"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "inside.py").write_text(
+            "import os, socket\n"
+            f"def look():\n    return socket.gethostname(), os.getcwd(), sorted(os.listdir('/submission')), {name!r}\n")
+        (tmp_path / name / f"{name}.txt").write_text(name)
+        with Worker(sandbox, tmp_path / name) as worker:
+            session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
+            seen.append(session.student.inside.look())
+            session.end()
+    (alice_host, alice_cwd, alice_files, alice), (bob_host, bob_cwd, bob_files, bob) = seen
+    assert alice_host == bob_host and alice_cwd == bob_cwd == "/submission"
+    assert (alice_files, alice) == (["alice.txt", "inside.py"], "alice")
+    assert (bob_files, bob) == (["bob.txt", "inside.py"], "bob")
 
 
 @pytest.mark.slow  # builds the image where it is not current (a minute)

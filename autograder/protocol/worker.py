@@ -10,20 +10,24 @@ Process model (the one place it is written down):
     ╚═══════ direct: the child's socket, handed to the grader ═══╝
 
 * The template is started by a sandbox (`--template`), once for many
-  submissions one after the other. It imports torch (one thread, so forked
+  submissions one after the other, on a socket on its stdin and stdout or one
+  it connects to (`--connect PATH`: the docker sandbox binds the grader's
+  listening socket into the container). It imports torch (one thread, so forked
   children don't hang) and the worker's own modules, then only forks: for each
   `open` it makes a zygote in a session of its own, with the socket and log the
   grader passed along. The sandbox's `enter` then gives the zygote its
   submission (the process sandbox: the folder, and the slot's uid when the
   template is root's; the namespace sandbox: a mount namespace holding that
-  submission alone, jail.py). Nothing of one submission reaches the next: each
-  zygote is a fresh copy of a template that never saw a submission, and `close`
-  kills it and its process group before the grader stages the next.
+  submission alone, jail.py; docker: the folder bound at /submission).
+  Nothing of one submission reaches the next: each zygote is a fresh copy of
+  a template that never saw a submission, and `close` kills it and its
+  process group before the grader stages the next. A template that is pid 1
+  (a jail's, a container's) then kills every other process in its pid
+  namespace, and runs its sandbox's `scrub` (docker: what checks could leave
+  in the container, protocol/container.py).
 * A worker started with the submission directory as its argument is that
   submission's zygote itself: over a socket on its stdin and stdout (the
-  process sandbox's link="socket"), a socket it connects to (`--connect PATH`:
-  the docker sandbox binds the grader's listening socket into the container),
-  or plain pipes (link="pipes").
+  process sandbox's link="socket"), or plain pipes (link="pipes").
 * For each check the grader sends the zygote a `fork` frame. The zygote forks a
   child in a process group of its own, connected by a fresh socketpair; the
   child's stdout/stderr go to a pipe the zygote reads and caps. The child
@@ -108,14 +112,16 @@ READ_CHUNK = 1 << 20
 DEFINITIONS = (types.ModuleType, type, types.FunctionType)  # what a check's `begin` leaves handles to
 
 
-def main(argv: list[str], confine=None, enter=None) -> None:
-    """argv: [SUBMISSION], one zygote for that submission, or [SUBMISSION, CONNECT_FLAG, PATH], the same
-    over the Unix socket at PATH; or [TEMPLATE_FLAG], a template that forks a zygote per submission it
-    is sent (a Unix socket on stdin and stdout).
+def main(argv: list[str], confine=None, enter=None, scrub=None) -> None:
+    """argv: [SUBMISSION], one zygote for that submission; or [TEMPLATE_FLAG], a template that forks a
+    zygote per submission it is sent (a Unix socket on stdin and stdout), or [TEMPLATE_FLAG,
+    CONNECT_FLAG, PATH], the same over the Unix socket at PATH.
 
     confine: called in every check's process before it serves the check (a sandbox's last word).
     enter: called in each new zygote of a template with the submission it was sent and the
-    identity the grader asked for; returns the submission's path as the zygote sees it."""
+    identity the grader asked for; returns the submission's path as the zygote sees it.
+    scrub: called by a template that is pid 1 once a submission's processes are all dead, before
+    it answers that the submission is closed (what its checks could have left elsewhere)."""
     # Keep the protocol pipes on private fds; stray prints go to stderr.
     to_grader = os.dup(1)
     from_grader = os.dup(0)
@@ -136,7 +142,7 @@ def main(argv: list[str], confine=None, enter=None) -> None:
         back_with_huge_pages()  # ~0.5 s, once a slot: not for a worker that serves one submission
         die_with_parent(os.getppid())  # its zygotes die with it in turn
         os.close(from_grader)  # one socket both ways: its other descriptor must not reach a zygote
-        Template(socket.socket(fileno=to_grader), enter or enter_folder, confine).run()
+        Template(socket.socket(fileno=to_grader), enter or enter_folder, confine, scrub).run()
     else:
         direct = stat.S_ISSOCK(os.fstat(to_grader).st_mode)
         serve_submission(os.path.realpath(argv[0]), from_grader, to_grader, direct, confine)
@@ -264,15 +270,20 @@ class Template:
     group are killed and reaped), answered `closed`. When the grader's socket
     closes, every zygote is killed and the template exits."""
 
-    def __init__(self, control: socket.socket, enter, confine=None):
+    def __init__(self, control: socket.socket, enter, confine=None, scrub=None):
         self.control = control
         self.enter = enter
         self.confine = confine
+        self.scrub = scrub
         self.frames = wire.FrameReader()
         self.passed: list[int] = []  # descriptors received, in order, not yet given to a zygote
         self.zygotes: set[int] = set()
 
     def run(self) -> None:
+        if os.getpid() == 1:
+            # pid 1 gets only the signals it handles, and Python handles SIGINT: where checks share its
+            # pid namespace (a container), one could otherwise end it.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.say("ready", pid=os.getpid())
         while True:
             readable, _, _ = select.select([self.control], [], [], 1.0)
@@ -307,6 +318,8 @@ class Template:
                 time.sleep(0.002)
             if os.getpid() == 1 and not self.zygotes:
                 self.kill_the_rest()
+                if self.scrub:
+                    self.scrub()  # raising, it ends the template: the grader then starts a fresh one
             self.say("closed", pid=pid)
         else:
             self.say("error", message=f"cannot {command!r:.40} (pid {header.get('pid')!r:.20})")
@@ -320,6 +333,7 @@ class Template:
             code = 1
             try:
                 die_with_parent(template)
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # as in any Python process
                 os.setsid()  # a process group of its own: what close kills
                 self.control.close()  # the grader's line to the template is never a zygote's (nor its checks')
                 os.close(entered_r)

@@ -1,26 +1,53 @@
-"""The `docker` sandbox: one container per worker, linked to the grader by a Unix socket.
+"""The `docker` sandbox: one container per slot, serving one submission after another.
 
-The container holds the worker's modules and the Python runtime (the image
-built from docker/Dockerfile) and the submission, mounted read-only; the
-grader, the reference and the checks stay outside. No network, a read-only
-root, a size-limited /tmp, no capability, no_new_privs, limits on memory
-(swap included), processes and CPUs, and the check uid of a slot (slots.py;
-the grader's own uid when it is not root), with a staged copy of the
-submission that only that uid and root can read.
+Process model (the one place it is written down for docker; protocol/worker.py has the worker's):
 
-The link: the grader listens on a Unix socket in a folder of its own (as root
-0750, root's and the slot's group's; otherwise 0700, the grader's, whose uid
-the container runs as), bound read-only into the container at
-/run/autograder; the worker connects to it (`--connect`), the grader accepts
-that one connection, then closes and removes the listening socket, so nothing
-else in the container can connect. A socket passes descriptors across the
-container's boundary: the zygote hands each check's socket to the grader, as
-in the process and namespace sandboxes, and stays out of the data path (no
-relay through the docker client's stdin and stdout: a request costs what it
-costs in the jail). The zygote makes itself non-dumpable first (worker.main):
-its checks run as its uid in the container, where Docker's seccomp profile
-allows ptrace, and must not attach to it. The grader reads the container's CPU
-time from its cgroup (ContainerCpu).
+  grader (host) ══Unix socket══> template   pid 1 of the container (protocol/container.py): torch
+    ║                              │        imported once, student code never; non-dumpable
+    ║                              └─ zygote   one per submission, forked, on /submission
+    ║                                   └─ check   one per check (or per unit), forked
+    ╚══ each check's socket, handed over by its zygote ══╝
+
+* The container holds the worker's modules and the Python runtime (the image
+  built from docker/Dockerfile); the grader, the reference and the checks stay
+  outside. No network, a read-only root, a size-limited /tmp, no capability,
+  no_new_privs, limits on memory (swap included), processes and CPUs, and the
+  check uid of its slot (slots.py; the grader's own uid when it is not root).
+  Template, zygotes and checks all run as that uid, in the container's one pid
+  namespace: no capability means no namespaces of their own.
+* /submission is the slot's staging folder, bound read-only, which only that
+  uid and root can read. The grader stages a submission into it
+  (slots.stage(fill=...)) only while no zygote runs, and empties it once that
+  submission's zygote is closed.
+* Nothing of one submission reaches the next. Each zygote is a fresh fork of a
+  template that never ran student code. When the grader closes a zygote, the
+  template (pid 1) kills every other process in the container and reaps them,
+  then scrubs what their uid could write: /tmp, /dev/shm, /dev/mqueue and the
+  System V IPC objects (container.scrub). Only then does it answer, and only
+  then is the next submission staged. A template that cannot scrub ends, and
+  the grader starts a fresh container. Docker's seccomp profile refuses
+  keyrings. Left shared between the submissions of a slot: the container's
+  cgroup counters (a check can read how much CPU and memory the container has
+  used so far) and its pid numbers.
+* A check cannot take over the template or its zygote: they are non-dumpable
+  (worker.connect_to_grader), so a check of their uid may neither ptrace them
+  (which Docker's seccomp profile allows) nor read their memory; as pid 1 the
+  template gets only the signals it handles, and it ignores SIGINT.
+* The link: the grader listens on a Unix socket in a folder of its own (as
+  root 0750, root's and the slot's group's; otherwise 0700, the grader's,
+  whose uid the container runs as), bound read-only into the container at
+  /run/autograder; the template connects to it (`--connect`), the grader
+  accepts that one connection, then closes and removes the listening socket,
+  so nothing else in the container can connect. A socket passes descriptors
+  across the container's boundary: the grader passes each zygote's socket and
+  log to the template, and the zygote hands each check's socket to the grader,
+  as in the process and namespace sandboxes (no relay through the docker
+  client's stdin and stdout: a request costs what it costs in the jail).
+* The grader reads the container's CPU time from its cgroup (ContainerCpu): a
+  check's time is the difference between two readings, and one submission runs
+  in a container at a time.
+* The containers of one configuration wait in a pool (template.py) and end
+  when the grader closes their socket (at its exit), or dies.
 
 The image must hold this checkout's worker: `autograder build-image` (image.py) labels it
 with a hash of the worker's modules, and `probe` refuses an image whose label is missing or differs.
@@ -46,9 +73,9 @@ from pathlib import Path
 
 from autograder.protocol import CONNECT_FLAG
 from autograder.protocol.limits import START_TIMEOUT
-from autograder.sandboxes import cgroups
+from autograder.sandboxes import cgroups, template
 from autograder.sandboxes.base import Sandbox, SandboxUnavailable
-from autograder.sandboxes.slots import Slot, stage, staging_folder
+from autograder.sandboxes.slots import Slot, empty, stage, staging_folder
 
 DEFAULT_IMAGE = "autograder-worker:latest"
 # The checkout (or site-packages) holding the package: the worker's modules are hashed from here.
@@ -85,12 +112,12 @@ class DockerSandbox(Sandbox):
     def unavailable(self) -> str | None:
         return probe(self.image)
 
-    def command(self, submission: Path, name: str, *, link: Path, uid: int = WORKER_UID, cuda: bool = False) -> list[str]:
-        """The `docker run` command line for one worker: its container's name, the uid it runs as,
-        whether its checks ask for CUDA, the host folder holding the grader's socket (LINK_SOCKET)."""
+    def command(self, staging: Path, name: str, *, link: Path, uid: int = WORKER_UID, cuda: bool = False) -> list[str]:
+        """The `docker run` command line for one slot's container: its name, the host folders bound at
+        /submission (the staging folder) and LINK_FOLDER (holding the grader's socket, LINK_SOCKET), the
+        uid it runs as, whether its checks ask for CUDA."""
         command = [
             "docker", "run", "--rm",
-            "--init",  # a pid 1 that reaps orphans: unreaped zombies would use up --pids-limit
             "--name", name,
             "--label", "autograder.worker=1",
             "--network", "none",
@@ -105,51 +132,70 @@ class DockerSandbox(Sandbox):
             "--ulimit", "core=0",
             "--ulimit", "nofile=256:256",
             "--user", f"{uid}:{uid}",
-            "--mount", f"type=bind,{csv_field(f'source={submission}')},target=/submission,readonly",
+            "--mount", f"type=bind,{csv_field(f'source={staging}')},target=/submission,readonly",
             "--mount", f"type=bind,{csv_field(f'source={link}')},target={LINK_FOLDER},readonly",
-            "--workdir", "/submission",
+            "--workdir", "/",
             "--env", "HOME=/tmp",
         ]
         if self.gpus or (cuda and self.gpus is None):
             command += ["--gpus", "all"]
-        # -P: the working directory (the submission) is not on sys.path while the zygote starts,
-        # so a student's copy.py or torch.py cannot stand in for the modules it imports.
-        return command + [self.image, "python", "-P", "-m", "autograder.protocol.worker", "/submission",
+        # No --init: the template is pid 1 (it reaps orphans, and kills every process between submissions).
+        # -P: the working directory is not on sys.path while the template starts.
+        return command + [self.image, "python", "-P", "-m", "autograder.protocol.container",
                           CONNECT_FLAG, f"{LINK_FOLDER}/{LINK_SOCKET}"]
 
-    def start(self, submission: Path, cuda: bool = False) -> subprocess.Popen:
+    def start(self, submission: Path, cuda: bool = False) -> template.Zygote:
         submission = Path(submission).resolve()
+        if not submission.is_dir():
+            raise SandboxUnavailable(f"{submission} is not a directory")
+        log = tempfile.TemporaryFile()
+        gpus = bool(self.gpus or (cuda and self.gpus is None))
+        return self._templates(gpus).open(lambda warm: self._prepare(warm, submission, log), log)
+
+    def _templates(self, gpus: bool) -> template.Pool:
+        """The pool of this configuration's containers, with or without the GPUs."""
+        key = (type(self), self.image, self.memory_bytes, self.pids, self.tmp_bytes, self.cpus, gpus)
+        return template.pool(key, lambda: self._launch(gpus))
+
+    @staticmethod
+    def _prepare(warm: template.TemplateProcess, submission: Path, log):
+        """The submission staged into warm's staging folder itself, which its container sees as /submission."""
+        stage(submission, log, warm.slot, fill=warm.staging)
+        return warm.staging, "/submission", None, lambda: empty(warm.staging)
+
+    def _launch(self, gpus: bool) -> template.TemplateProcess:
+        """A container for one slot, its template connected (see the process model)."""
         if shutil.which("docker") is None:
             raise SandboxUnavailable("the docker command is not installed")
         name = f"autograder-{os.getpid()}-{next(_numbers)}"
         log = tempfile.TemporaryFile()
         slot = Slot.take()
-        staged = link = listener = proc = None
+        staging = link = listener = proc = cpu = None
 
         def cleanup() -> None:
             try:
-                if proc is not None:
-                    proc.cpu_seconds.close()
-                    # killing the docker client does not stop its container
+                if cpu is not None:
+                    cpu.close()
+                if proc is not None:  # killing the docker client does not stop its container
                     subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=60)
             finally:
                 slot.release()
-                for folder in (staged, link):
+                for folder in (staging, link):
                     if folder:
                         shutil.rmtree(folder, ignore_errors=True)
 
         try:
-            staged = stage(submission, log, slot)
+            staging = staging_folder(slot)
             link = staging_folder(slot)
             listener = listen(link / LINK_SOCKET, slot)
-            # Not root, the staged copy is ours alone (0700, slots.stage): the container runs as our uid then.
+            # Not root, the staging folder is ours alone (0700, slots.staging_folder): the container runs as our uid then.
             uid = slot.uids[1] if os.geteuid() == 0 else os.getuid()
             proc = subprocess.Popen(
-                self.command(staged, name, uid=uid, cuda=cuda, link=link),
+                self.command(staging, name, uid=uid, cuda=gpus, link=link),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             )
-            proc.log, proc.cpu_seconds, proc.cleanup = log, ContainerCpu(name), cleanup
-            proc.channel = accept(listener, proc, START_TIMEOUT)
+            channel = accept(listener, proc, START_TIMEOUT)
+            cpu = ContainerCpu(name)
         except BaseException as exc:
             if proc is not None:
                 proc.kill()
@@ -165,7 +211,7 @@ class DockerSandbox(Sandbox):
                 listener.close()
             if link is not None:
                 (link / LINK_SOCKET).unlink(missing_ok=True)
-        return proc
+        return template.TemplateProcess(proc, channel, log, cleanup, cpu, slot=slot, staging=staging)
 
 
 def listen(path: Path, slot: Slot) -> socket.socket:

@@ -54,7 +54,7 @@ def staging_folder(slot: Slot | None) -> Path:
     return folder
 
 
-def stage(submission: Path, log, slot: Slot | None, into: Path | None = None) -> Path:
+def stage(submission: Path, log, slot: Slot | None, into: Path | None = None, fill: Path | None = None) -> Path:
     """A copy of the submission that only root and the slot's uids can read, whatever its owner and modes.
 
     Its top folder is the lock on it: as root, owned by root and the slot's
@@ -66,11 +66,16 @@ def stage(submission: Path, log, slot: Slot | None, into: Path | None = None) ->
     it, modes are 0755/0644 (the top folder alone keeps others out).
 
     With into (a staging_folder), the copy is a folder inside it, 0755: the
-    staging folder keeps others out.
+    staging folder keeps others out. With fill (an empty staging_folder), the
+    copy is that folder itself.
 
     Symbolic links are copied as links, never followed (inside the jail they
     point into the jail); files over the caps are left out, and the log says so."""
-    if into is None:
+    if fill is not None:
+        if any(os.scandir(fill)):
+            raise SandboxUnavailable(f"{fill} still holds a staged submission")
+        staged = fill
+    elif into is None:
         staged = staging_folder(slot)
     else:
         staged = Path(tempfile.mkdtemp(dir=into))
@@ -99,9 +104,18 @@ def stage(submission: Path, log, slot: Slot | None, into: Path | None = None) ->
     try:
         copy(submission, staged, 0)
     except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
+        empty(staged) if fill is not None else shutil.rmtree(staged, ignore_errors=True)
         raise
     return staged
+
+
+def empty(folder: Path) -> None:
+    """Remove what folder holds (a staged copy), keeping folder itself."""
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
 
 
 def _no_follow(path: str, flags: int) -> int:
