@@ -19,6 +19,7 @@ import torch
 
 from autograder.engine.runner import grade
 from autograder.protocol.client import StudentError, Worker
+from autograder.protocol.worker import PARKED_BYTES
 from autograder.sandboxes import template
 from autograder.sandboxes.process import ProcessSandbox
 from reference_helpers import tiny_assignment
@@ -341,11 +342,16 @@ def test_names_wrapped_by_the_zygote_for_one_check_are_refused_only_where_a_chec
 
 
 # `start` counts its calls and, on its first, sets a timer that ticks every 5 ms in its process;
-# `spawn` leaves a process of its own behind; `wait` takes a second while the others are parked.
+# `spawn` leaves a process of its own behind; `wait` takes a second while the others are parked;
+# `hold` keeps mb megabytes.
 PARKED = """\
 import os, signal, time
 
-calls, ticks = [], []
+calls, ticks, held = [], [], []
+
+def hold(mb):
+    held.append(b"x" * (mb << 20))
+    return len(held)
 
 def start(first):
     calls.append(first)
@@ -387,6 +393,11 @@ PARKED_CHECKS = {
         @checks.public("parked.wait.public", points=1)
         def _(t):
             t.student.parked.wait(1.0)
+
+
+        @checks.public("parked.hold.public", points=1)
+        def _(t):
+            os.environ["TINY_PARKED hold.public"] = repr(t.student.parked.hold(PARKED_MB))
         ''',
     "hidden_checks.py": '''
         import os
@@ -404,8 +415,14 @@ PARKED_CHECKS = {
         @checks.hidden("parked.spawn.hidden", points=1)
         def _(t):
             os.environ["TINY_PARKED spawn.hidden"] = repr(t.student.parked.spawn(1))
+
+
+        @checks.hidden("parked.hold.hidden", points=1)
+        def _(t):
+            os.environ["TINY_PARKED hold.hidden"] = repr(t.student.parked.hold(1))
         ''',
 }
+PARKED_CHECKS["public_checks.py"] = PARKED_CHECKS["public_checks.py"].replace("PARKED_MB", str((PARKED_BYTES >> 20) + 64))
 
 
 @pytest.mark.parametrize("name", [*SANDBOXES, "pipes"])
@@ -424,6 +441,7 @@ def test_a_parked_process_runs_nothing_and_one_with_a_process_of_its_own_is_not_
     # Running, its timer would have ticked ~200 times while `wait` took a second; stopped, it did not.
     assert ticks_after - ticks_before < 40, (ticks_before, ticks_after)
     assert (seen["spawn.public"], seen["spawn.hidden"]) == (1, 1), "a process that left one behind is not parked"
+    assert (seen["hold.public"], seen["hold.hidden"]) == (1, 1), "a process holding over PARKED_BYTES is not parked"
 
 
 def test_the_next_check_of_a_process_keeps_the_modules_and_definitions_not_the_objects(tmp_path):
