@@ -108,14 +108,17 @@ def test_command_isolates_the_container():
     assert "--init" not in options  # the template is pid 1: it kills every process between submissions
     assert value_of(options, "--network") == "none"
     assert value_of(options, "--cap-drop") == "ALL"
+    # The template, the container's root, may make its zygotes the check uid and kill its processes; no more.
+    assert value_of(options, "--user") == "0:0"
+    added = {value for flag, value in zip(options, options[1:]) if flag == "--cap-add"}
+    assert {"SETUID", "SETGID", "KILL"} <= added <= {"SETUID", "SETGID", "KILL", "DAC_READ_SEARCH"}
     assert value_of(options, "--security-opt") == "no-new-privileges"
     assert value_of(options, "--pids-limit") == "64"
     assert value_of(options, "--memory") == value_of(options, "--memory-swap") == str(3 << 30)  # no swap
     assert float(value_of(options, "--cpus")) == 2
-    tmp, _, tmp_options = value_of(options, "--tmpfs").partition(":")
-    assert tmp == "/tmp" and f"size={32 << 20}" in tmp_options.split(",")
-    uid, gid = value_of(options, "--user").split(":")
-    assert int(uid) > 0 and int(gid) > 0
+    tmpfs = dict(value.partition(":")[::2] for flag, value in zip(options, options[1:]) if flag == "--tmpfs")
+    assert f"size={32 << 20}" in tmpfs["/tmp"].split(",")
+    assert "ro" in tmpfs["/sys/fs/cgroup"].split(",")  # the container's counters, hidden
     assert "--privileged" not in options and "--gpus" not in options
 
 
@@ -440,7 +443,7 @@ def test_a_submission_cannot_stand_in_for_the_workers_modules(image, tmp_path):
 
 
 LEAVE_BEHIND = '''
-import ctypes, os, signal, socket, subprocess, sys
+import ctypes, os, resource, signal, socket, subprocess, sys
 
 MARKER = "left-behind-by-the-last-submission"
 KEY = 0x5EC
@@ -459,8 +462,31 @@ def leave():
     libc = ctypes.CDLL(None, use_errno=True)
     made = [libc.shmget(KEY, 4096, 0o1666), libc.semget(KEY, 1, 0o1666), libc.msgget(KEY, 0o1666)]
     subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(600)  # {MARKER}"], start_new_session=True)
-    os.kill(1, signal.SIGINT)
-    return socket.gethostname(), made
+    try:
+        os.kill(1, signal.SIGINT)
+    except PermissionError:
+        pass  # another uid's
+    import fcntl
+    fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_NONBLOCK)
+    changed = []  # what of pid 1, whose forks the next submission's processes are, this check could change
+    for name, change in [
+        ("prlimit", lambda: resource.prlimit(1, resource.RLIMIT_NOFILE, (20, 20))),
+        ("priority", lambda: os.setpriority(os.PRIO_PROCESS, 1, 17)),
+        ("scheduler", lambda: os.sched_setscheduler(1, os.SCHED_IDLE, os.sched_param(0))),
+        ("affinity", lambda: os.sched_setaffinity(1, {min(os.sched_getaffinity(0))})),
+    ]:
+        try:
+            change()
+            changed.append(name)
+        except OSError:
+            pass
+    return socket.gethostname(), made, changed, state()
+
+def state():
+    """What a process inherits from pid 1."""
+    import fcntl
+    return {"nofile": resource.getrlimit(resource.RLIMIT_NOFILE), "nice": os.getpriority(os.PRIO_PROCESS, 0),
+            "scheduler": os.sched_getscheduler(0), "stdin": fcntl.fcntl(0, fcntl.F_GETFL)}
 
 def find():
     """What this check finds of a former submission in its container."""
@@ -475,31 +501,70 @@ def find():
     ipc = {kind: open(f"/proc/sysvipc/{kind}").read().splitlines()[1:] for kind in ("shm", "msg", "sem")}
     tmp = [name for name in os.listdir("/tmp") if not name.startswith("autograder-pycache-")]  # its zygote's own
     return socket.gethostname(), {"tmp": tmp, "shm": os.listdir("/dev/shm"), "mqueue": os.listdir("/dev/mqueue"),
-                                  "ipc": {kind: rows for kind, rows in ipc.items() if rows}, "processes": processes}
+                                  "ipc": {kind: rows for kind, rows in ipc.items() if rows}, "processes": processes,
+                                  "cgroup": os.listdir("/sys/fs/cgroup")}, state()
+
+def loopback():
+    """A TCP connection on the loopback, closed: it waits a minute in TIME_WAIT, in the container's table."""
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    accepted, _ = server.accept()
+    client.close()
+    accepted.close()
+    server.close()
+    return socket.gethostname(), len(open("/proc/net/tcp").read().splitlines()) - 1
+
+def tcp_rows():
+    return socket.gethostname(), open("/proc/net/tcp").read().splitlines()[1:]
 '''
 
 
 @pytest.mark.slow  # builds the image where it is not current (a minute)
 def test_the_next_submission_in_a_container_finds_nothing_of_the_last(image, tmp_path):
     """One container serves a slot's submissions in turn: what a check leaves in /tmp, /dev/shm,
-    /dev/mqueue, System V IPC or a process of its own is gone when the next submission starts, and a
-    SIGINT to pid 1 does not end the template."""
+    /dev/mqueue, System V IPC or a process of its own is gone when the next submission starts; it
+    can change neither pid 1 (limits, priority, scheduling, affinity; a SIGINT does not end it) nor
+    the next one's stdin, and it sees no cgroup counter."""
     sandbox = DockerSandbox(image=image)
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "inside.py").write_text(LEAVE_BEHIND)
     with Worker(sandbox, tmp_path / "first") as worker:
         session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
-        left_in, made = session.student.inside.leave()
+        before = session.student.inside.state()
+        left_in, made, changed, after = session.student.inside.leave()
         assert all(ident >= 0 for ident in made), made
+        assert after["stdin"] != before["stdin"]  # its own stdin's flags, changed
         assert session.student.inside.find()[1]["processes"]  # the check's own leftovers, seen while it runs
         session.end()
+    assert changed == [], f"a check changed pid 1's {changed}"
     with Worker(sandbox, tmp_path / "second") as worker:
         session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
-        found_in, found = session.student.inside.find()
+        found_in, found, inherited = session.student.inside.find()
         session.end()
     assert found_in == left_in  # the same container
-    assert found == {"tmp": [], "shm": [], "mqueue": [], "ipc": {}, "processes": []}
+    assert found == {"tmp": [], "shm": [], "mqueue": [], "ipc": {}, "processes": [], "cgroup": []}
+    assert inherited == before
+
+
+@pytest.mark.slow  # builds the image where it is not current (a minute)
+def test_a_container_whose_loopback_was_used_is_not_used_again(image, tmp_path):
+    """A closed TCP connection stays in the container's table for a minute (TIME_WAIT): its ports are
+    the last submission's, so the next one gets a fresh container."""
+    sandbox = DockerSandbox(image=image)
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "inside.py").write_text(LEAVE_BEHIND)
+    with Worker(sandbox, tmp_path / "first") as worker:
+        session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
+        used_in, rows = session.student.inside.loopback()
+        session.end()
+    assert rows >= 1
+    with Worker(sandbox, tmp_path / "second") as worker:
+        session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
+        found_in, found = session.student.inside.tcp_rows()
+        session.end()
+    assert found_in != used_in and found == []
 
 
 @pytest.mark.slow  # builds the image where it is not current (a minute)

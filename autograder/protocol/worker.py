@@ -120,8 +120,9 @@ def main(argv: list[str], confine=None, enter=None, scrub=None) -> None:
     confine: called in every check's process before it serves the check (a sandbox's last word).
     enter: called in each new zygote of a template with the submission it was sent and the
     identity the grader asked for; returns the submission's path as the zygote sees it.
-    scrub: called by a template that is pid 1 once a submission's processes are all dead, before
-    it answers that the submission is closed (what its checks could have left elsewhere)."""
+    scrub: called by a template that is pid 1 with the uid its last zygote was given, once a
+    submission's processes are all dead, before it answers that the submission is closed (what its
+    checks could have left elsewhere)."""
     # Keep the protocol pipes on private fds; stray prints go to stderr.
     to_grader = os.dup(1)
     from_grader = os.dup(0)
@@ -275,6 +276,7 @@ class Template:
         self.enter = enter
         self.confine = confine
         self.scrub = scrub
+        self.uid = None  # the identity the last zygote was given
         self.frames = wire.FrameReader()
         self.passed: list[int] = []  # descriptors received, in order, not yet given to a zygote
         self.zygotes: set[int] = set()
@@ -301,10 +303,16 @@ class Template:
 
     def on_frame(self, header: dict) -> None:
         command = header.get("template")
-        if command == "open" and len(self.passed) >= 2:
+        if command == "open" and len(self.passed) >= 2 and self.zygotes:  # one submission at a time
+            for fd in self.passed[:2]:
+                os.close(fd)
+            del self.passed[:2]
+            self.say("error", message="a submission is still open")
+        elif command == "open" and len(self.passed) >= 2:
             sock, log = self.passed[:2]
             del self.passed[:2]
-            pid = self.fork_zygote(str(header.get("submission")), header.get("uid"), sock, log)
+            self.uid = header.get("uid")
+            pid = self.fork_zygote(str(header.get("submission")), self.uid, sock, log)
             self.say("opened", pid=pid)
         elif command == "close" and header.get("pid") in self.zygotes:
             pid = header["pid"]
@@ -319,7 +327,7 @@ class Template:
             if os.getpid() == 1 and not self.zygotes:
                 self.kill_the_rest()
                 if self.scrub:
-                    self.scrub()  # raising, it ends the template: the grader then starts a fresh one
+                    self.scrub(self.uid)  # raising, it ends the template: the grader then starts a fresh one
             self.say("closed", pid=pid)
         else:
             self.say("error", message=f"cannot {command!r:.40} (pid {header.get('pid')!r:.20})")
@@ -334,6 +342,9 @@ class Template:
             try:
                 die_with_parent(template)
                 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in any Python process
+                devnull = os.open(os.devnull, os.O_RDONLY)  # a stdin of its own: its flags are not the template's
+                os.dup2(devnull, 0)
+                os.close(devnull)
                 os.setsid()  # a process group of its own: what close kills
                 self.control.close()  # the grader's line to the template is never a zygote's (nor its checks')
                 os.close(entered_r)

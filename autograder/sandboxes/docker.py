@@ -2,37 +2,44 @@
 
 Process model (the one place it is written down for docker; protocol/worker.py has the worker's):
 
-  grader (host) ══Unix socket══> template   pid 1 of the container (protocol/container.py): torch
+  grader (host) ══Unix socket══> template   pid 1 of the container (protocol/container.py): root of
+    ║                              │        the container with setuid, setgid and kill alone; torch
     ║                              │        imported once, student code never; non-dumpable
-    ║                              └─ zygote   one per submission, forked, on /submission
+    ║                              └─ zygote   one per submission, forked, as the check uid C, on
+    ║                                   │      /submission
     ║                                   └─ check   one per check (or per unit), forked
     ╚══ each check's socket, handed over by its zygote ══╝
 
 * The container holds the worker's modules and the Python runtime (the image
   built from docker/Dockerfile); the grader, the reference and the checks stay
-  outside. No network, a read-only root, a size-limited /tmp, no capability,
-  no_new_privs, limits on memory (swap included), processes and CPUs, and the
-  check uid of its slot (slots.py; the grader's own uid when it is not root).
-  Template, zygotes and checks all run as that uid, in the container's one pid
-  namespace: no capability means no namespaces of their own.
-* /submission is the slot's staging folder, bound read-only, which only that
-  uid and root can read. The grader stages a submission into it
+  outside. No network, a read-only root, a size-limited /tmp, no_new_privs,
+  limits on memory (swap included), processes and CPUs, its cgroup files
+  hidden. Zygotes and checks run as the check uid C of its slot (slots.py; the
+  grader's own uid when it is not root) with no capability, in the container's
+  one pid namespace (no capability means no namespaces of their own).
+* The template is the container's root, with the capabilities to make its
+  zygotes C and to kill C's processes and no other (not root, the grader also
+  gives it DAC_READ_SEARCH, to enter its folders, which are the grader's own).
+  A check therefore cannot change it: another uid's limits (prlimit), nice
+  value, scheduling, affinity and I/O priority are not a check's to set, nor
+  its memory or its tracing (it is non-dumpable, worker.connect_to_grader);
+  and as pid 1 it gets only the signals it handles, and it ignores SIGINT.
+* /submission is the slot's staging folder, bound read-only, which only C and
+  root can read. The grader stages a submission into it
   (slots.stage(fill=...)) only while no zygote runs, and empties it once that
   submission's zygote is closed.
 * Nothing of one submission reaches the next. Each zygote is a fresh fork of a
   template that never ran student code. When the grader closes a zygote, the
-  template (pid 1) kills every other process in the container and reaps them,
-  then scrubs what their uid could write: /tmp, /dev/shm, /dev/mqueue and the
-  System V IPC objects (container.scrub). Only then does it answer, and only
-  then is the next submission staged. A template that cannot scrub ends, and
-  the grader starts a fresh container. Docker's seccomp profile refuses
-  keyrings. Left shared between the submissions of a slot: the container's
-  cgroup counters (a check can read how much CPU and memory the container has
-  used so far) and its pid numbers.
-* A check cannot take over the template or its zygote: they are non-dumpable
-  (worker.connect_to_grader), so a check of their uid may neither ptrace them
-  (which Docker's seccomp profile allows) nor read their memory; as pid 1 the
-  template gets only the signals it handles, and it ignores SIGINT.
+  template kills every other process in the container and reaps them; then a
+  child of it, as C, removes what C could have left: the contents of /tmp,
+  /dev/shm and /dev/mqueue and the System V IPC objects, and it finds no
+  socket left on the loopback (a closed TCP connection waits a minute in
+  TIME_WAIT; container.scrub). Only then does the
+  template answer, and only then is the next submission staged. A template
+  that cannot scrub ends, and the grader starts a fresh container. Docker's
+  seccomp profile refuses keyrings. Left shared between the submissions of a
+  slot: its pid numbers (a check can count how many processes the container
+  has started).
 * The link: the grader listens on a Unix socket in a folder of its own (as
   root 0750, root's and the slot's group's; otherwise 0700, the grader's,
   whose uid the container runs as), bound read-only into the container at
@@ -83,7 +90,6 @@ PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 # What docker/Dockerfile copies into the image (their .py files): the worker imports nothing else of the package.
 WORKER_MODULES = ("autograder/__init__.py", "autograder/protocol")
 LABEL = "autograder.worker-modules"
-WORKER_UID = 65534  # without a slot: nobody. The image's files are world-readable, no worker owns any
 LINK_FOLDER = "/run/autograder"  # in the container: the grader's listening socket, read-only
 LINK_SOCKET = "grader.sock"
 GiB = 1 << 30
@@ -112,10 +118,16 @@ class DockerSandbox(Sandbox):
     def unavailable(self) -> str | None:
         return probe(self.image)
 
-    def command(self, staging: Path, name: str, *, link: Path, uid: int = WORKER_UID, cuda: bool = False) -> list[str]:
+    @staticmethod
+    def template_capabilities() -> list[str]:
+        """What the template needs: to make its zygotes the check uid, and to kill that uid's processes.
+        Where the grader is not root, its folders are its own (0700): also to enter them."""
+        return ["SETUID", "SETGID", "KILL", *([] if os.geteuid() == 0 else ["DAC_READ_SEARCH"])]
+
+    def command(self, staging: Path, name: str, *, link: Path, cuda: bool = False) -> list[str]:
         """The `docker run` command line for one slot's container: its name, the host folders bound at
-        /submission (the staging folder) and LINK_FOLDER (holding the grader's socket, LINK_SOCKET), the
-        uid it runs as, whether its checks ask for CUDA."""
+        /submission (the staging folder) and LINK_FOLDER (holding the grader's socket, LINK_SOCKET),
+        whether its checks ask for CUDA."""
         command = [
             "docker", "run", "--rm",
             "--name", name,
@@ -123,7 +135,10 @@ class DockerSandbox(Sandbox):
             "--network", "none",
             "--read-only",
             "--tmpfs", f"/tmp:rw,nosuid,nodev,size={self.tmp_bytes},mode=1777",
+            # The template is the container's root with these alone; its zygotes become the check uid.
+            "--user", "0:0",
             "--cap-drop", "ALL",
+            *[option for capability in self.template_capabilities() for option in ("--cap-add", capability)],
             "--security-opt", "no-new-privileges",
             "--pids-limit", str(self.pids),
             "--memory", str(self.memory_bytes),
@@ -131,9 +146,10 @@ class DockerSandbox(Sandbox):
             "--cpus", f"{self.cpus:g}",
             "--ulimit", "core=0",
             "--ulimit", "nofile=256:256",
-            "--user", f"{uid}:{uid}",
             "--mount", f"type=bind,{csv_field(f'source={staging}')},target=/submission,readonly",
             "--mount", f"type=bind,{csv_field(f'source={link}')},target={LINK_FOLDER},readonly",
+            # The container's cgroup counters would outlive a submission (a check can set the memory peak).
+            "--tmpfs", "/sys/fs/cgroup:ro,size=4k",
             "--workdir", "/",
             "--env", "HOME=/tmp",
         ]
@@ -159,9 +175,10 @@ class DockerSandbox(Sandbox):
 
     @staticmethod
     def _prepare(warm: template.TemplateProcess, submission: Path, log):
-        """The submission staged into warm's staging folder itself, which its container sees as /submission."""
+        """The submission staged into warm's staging folder itself, which its container sees as
+        /submission, for a zygote running as the check uid."""
         stage(submission, log, warm.slot, fill=warm.staging)
-        return warm.staging, "/submission", None, lambda: empty(warm.staging)
+        return warm.staging, "/submission", warm.check_uid, lambda: empty(warm.staging)
 
     def _launch(self, gpus: bool) -> template.TemplateProcess:
         """A container for one slot, its template connected (see the process model)."""
@@ -188,10 +205,8 @@ class DockerSandbox(Sandbox):
             staging = staging_folder(slot)
             link = staging_folder(slot)
             listener = listen(link / LINK_SOCKET, slot)
-            # Not root, the staging folder is ours alone (0700, slots.staging_folder): the container runs as our uid then.
-            uid = slot.uids[1] if os.geteuid() == 0 else os.getuid()
             proc = subprocess.Popen(
-                self.command(staging, name, uid=uid, cuda=gpus, link=link),
+                self.command(staging, name, cuda=gpus, link=link),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             )
             channel = accept(listener, proc, START_TIMEOUT)
@@ -211,7 +226,9 @@ class DockerSandbox(Sandbox):
                 listener.close()
             if link is not None:
                 (link / LINK_SOCKET).unlink(missing_ok=True)
-        return template.TemplateProcess(proc, channel, log, cleanup, cpu, slot=slot, staging=staging)
+        # Not root, the staging folder is ours alone (0700, slots.staging_folder): the checks run as our uid then.
+        check_uid = slot.uids[1] if os.geteuid() == 0 else os.getuid()
+        return template.TemplateProcess(proc, channel, log, cleanup, cpu, slot=slot, staging=staging, check_uid=check_uid)
 
 
 def listen(path: Path, slot: Slot) -> socket.socket:
@@ -220,7 +237,9 @@ def listen(path: Path, slot: Slot) -> socket.socket:
     listener.bind(str(path))
     if os.geteuid() == 0:
         os.chown(path, 0, slot.uids[1])
-    path.chmod(0o660)
+    # The template, the container's root, connects. Not root, we cannot make it the socket's owner: its
+    # folder, ours alone (0700), keeps everyone else out instead.
+    path.chmod(0o660 if os.geteuid() == 0 else 0o666)
     listener.listen(1)
     return listener
 

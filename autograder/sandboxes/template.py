@@ -171,16 +171,20 @@ class Pool:
     def _after(self, template: TemplateProcess, undo) -> None:
         try:
             undo()
-        finally:
-            self.give_back(template)
+        except BaseException:
+            self.discard(template)  # what it would serve next may still hold this submission
+            raise
+        self.give_back(template)
 
     def take(self) -> TemplateProcess:
-        with self.lock:
-            while self.idle:
-                template = self.idle.pop()
-                if template.proc.poll() is None and not template.broken:
-                    return template
-                template.stop()
+        while True:
+            with self.lock:
+                template = self.idle.pop() if self.idle else None
+            if template is None:
+                break
+            if template.proc.poll() is None and not template.broken:
+                return template
+            self.discard(template)
         template = self.launch()
         _started.append(template)
         try:
