@@ -6,6 +6,7 @@ no network and no root, and the example class graded in containers as in the nam
 tests that need an engine then fail instead of skipping."""
 
 import ast
+import contextlib
 import csv
 import importlib.metadata
 import json
@@ -17,6 +18,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import pytest
 
 from autograder.engine.assignment import load_reference
 from autograder.engine.runner import grade
-from autograder.protocol.client import Worker
+from autograder.protocol.client import Worker, WorkerFailure
 from autograder.sandboxes import docker, image as image_build
 from autograder.sandboxes.docker import DockerSandbox
 from sandboxing import sandbox as sandbox_for_tests
@@ -76,6 +78,7 @@ def facts():
         "grader_files": sorted(os.listdir("/grader/autograder")),
         "ptrace_zygote": ptrace,
         "link": (os.listdir("/run/autograder") if os.path.isdir("/run/autograder") else None, relink, link_write),
+        "tcp_metrics_saved": open("/proc/sys/net/ipv4/tcp_no_metrics_save").read().strip() == "0",
     }
 '''
 
@@ -426,6 +429,7 @@ def test_container_has_no_network_no_root_and_no_grader(image, tmp_path):
     assert int(facts["capabilities"], 16) == 0 and facts["no_new_privs"] == "1"
     assert facts["grader_files"] == ["__init__.py", "protocol"]
     assert facts["ptrace_zygote"] != "attached"  # a check cannot take over its zygote
+    assert not facts["tcp_metrics_saved"]  # the network namespace outlives a submission: no TCP metrics cache
     listed, relink, link_write = facts["link"]  # the grader's socket: gone once accepted; the folder read-only
     assert list(listed) == [] and relink == "FileNotFoundError" and link_write == "OSError"
     assert not (tmp_path / "written.txt").exists()
@@ -514,6 +518,11 @@ def loopback():
     server.close()
     return socket.gethostname(), len(open("/proc/net/tcp").read().splitlines()) - 1
 
+def orphan_and_kill_the_zygote():
+    """A process of its own, in a session of its own, then the zygote killed: the check dies with it."""
+    subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(600)  # {MARKER}"], start_new_session=True)
+    os.kill(os.getppid(), signal.SIGKILL)
+
 def tcp_rows():
     return socket.gethostname(), open("/proc/net/tcp").read().splitlines()[1:]
 '''
@@ -545,6 +554,28 @@ def test_the_next_submission_in_a_container_finds_nothing_of_the_last(image, tmp
     assert found_in == left_in  # the same container
     assert found == {"tmp": [], "shm": [], "mqueue": [], "ipc": {}, "processes": [], "cgroup": []}
     assert inherited == before
+
+
+@pytest.mark.slow  # builds the image where it is not current (a minute)
+def test_a_submission_whose_zygote_was_killed_leaves_nothing_running(image, tmp_path):
+    """A check that kills its own zygote (the template may reap it before the grader closes it) leaves
+    its orphan to the template, which kills it before the next submission."""
+    sandbox = DockerSandbox(image=image)
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "inside.py").write_text(LEAVE_BEHIND)
+    with Worker(sandbox, tmp_path / "first") as worker:
+        session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
+        used_in, _ = session.student.inside.tcp_rows()
+        with contextlib.suppress(WorkerFailure):  # its answer may come before it dies with its zygote
+            session.student.inside.orphan_and_kill_the_zygote()
+        time.sleep(1.5)  # the template reaps its dead zygote (once a second) before the grader closes it
+    with Worker(sandbox, tmp_path / "second") as worker:
+        session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
+        found_in, found, _ = session.student.inside.find()
+        session.end()
+    assert found["processes"] == []
+    assert found_in == used_in  # closed all the same: the container was kept
 
 
 @pytest.mark.slow  # builds the image where it is not current (a minute)

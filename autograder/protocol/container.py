@@ -39,6 +39,7 @@ def scrub(uid: int | None) -> None:
     if pid == 0:
         code = 1
         try:
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the template's line to the grader among them
             if uid is not None:
                 os.setgroups([])
                 os.setresgid(uid, uid, uid)

@@ -279,7 +279,8 @@ class Template:
         self.uid = None  # the identity the last zygote was given
         self.frames = wire.FrameReader()
         self.passed: list[int] = []  # descriptors received, in order, not yet given to a zygote
-        self.zygotes: set[int] = set()
+        self.zygotes: set[int] = set()  # alive
+        self.opened: set[int] = set()  # not closed yet, alive or not
 
     def run(self) -> None:
         if os.getpid() == 1:
@@ -303,7 +304,7 @@ class Template:
 
     def on_frame(self, header: dict) -> None:
         command = header.get("template")
-        if command == "open" and len(self.passed) >= 2 and self.zygotes:  # one submission at a time
+        if command == "open" and len(self.passed) >= 2 and self.opened:  # one submission at a time
             for fd in self.passed[:2]:
                 os.close(fd)
             del self.passed[:2]
@@ -313,9 +314,11 @@ class Template:
             del self.passed[:2]
             self.uid = header.get("uid")
             pid = self.fork_zygote(str(header.get("submission")), self.uid, sock, log)
+            self.opened.add(pid)
             self.say("opened", pid=pid)
-        elif command == "close" and header.get("pid") in self.zygotes:
+        elif command == "close" and header.get("pid") in self.opened:  # its zygote may be reaped already
             pid = header["pid"]
+            self.opened.discard(pid)
             deadline = time.monotonic() + min(float(header.get("grace") or 0), 10.0)
             while True:
                 self.reap()

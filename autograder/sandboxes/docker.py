@@ -37,9 +37,10 @@ Process model (the one place it is written down for docker; protocol/worker.py h
   TIME_WAIT; container.scrub). Only then does the
   template answer, and only then is the next submission staged. A template
   that cannot scrub ends, and the grader starts a fresh container. Docker's
-  seccomp profile refuses keyrings. Left shared between the submissions of a
-  slot: its pid numbers (a check can count how many processes the container
-  has started).
+  seccomp profile refuses keyrings; the network namespace saves no TCP
+  metrics. Left shared between the submissions of a slot: counters, which a
+  check can read and its predecessors could move, as a fresh container would
+  not have them: pid numbers, inode numbers in /tmp, System V IPC ids.
 * The link: the grader listens on a Unix socket in a folder of its own (as
   root 0750, root's and the slot's group's; otherwise 0700, the grader's,
   whose uid the container runs as), bound read-only into the container at
@@ -133,6 +134,9 @@ class DockerSandbox(Sandbox):
             "--name", name,
             "--label", "autograder.worker=1",
             "--network", "none",
+            # A finished loopback TCP connection would leave its peer's metrics in the kernel's cache (ip tcp_metrics),
+            # which outlives the submission, as the network namespace does.
+            "--sysctl", "net.ipv4.tcp_no_metrics_save=1",
             "--read-only",
             "--tmpfs", f"/tmp:rw,nosuid,nodev,size={self.tmp_bytes},mode=1777",
             # The template is the container's root with these alone; its zygotes become the check uid.
