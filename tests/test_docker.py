@@ -528,17 +528,23 @@ def tcp_rows():
 '''
 
 
+def one_after_the_other(tmp_path: Path) -> list[Path]:
+    """Two submissions holding LEAVE_BEHIND, for one sandbox to grade in turn (in one container)."""
+    folders = [tmp_path / "first", tmp_path / "second"]
+    for folder in folders:
+        folder.mkdir()
+        (folder / "inside.py").write_text(LEAVE_BEHIND)
+    return folders
+
+
 @pytest.mark.slow  # builds the image where it is not current (a minute)
 def test_the_next_submission_in_a_container_finds_nothing_of_the_last(image, tmp_path):
     """One container serves a slot's submissions in turn: what a check leaves in /tmp, /dev/shm,
     /dev/mqueue, System V IPC or a process of its own is gone when the next submission starts; it
     can change neither pid 1 (limits, priority, scheduling, affinity; a SIGINT does not end it) nor
     the next one's stdin, and it sees no cgroup counter."""
-    sandbox = DockerSandbox(image=image)
-    for name in ("first", "second"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "inside.py").write_text(LEAVE_BEHIND)
-    with Worker(sandbox, tmp_path / "first") as worker:
+    sandbox, first, second = DockerSandbox(image=image), *one_after_the_other(tmp_path)
+    with Worker(sandbox, first) as worker:
         session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
         before = session.student.inside.state()
         left_in, made, changed, after = session.student.inside.leave()
@@ -547,7 +553,7 @@ def test_the_next_submission_in_a_container_finds_nothing_of_the_last(image, tmp
         assert session.student.inside.find()[1]["processes"]  # the check's own leftovers, seen while it runs
         session.end()
     assert changed == [], f"a check changed pid 1's {changed}"
-    with Worker(sandbox, tmp_path / "second") as worker:
+    with Worker(sandbox, second) as worker:
         session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
         found_in, found, inherited = session.student.inside.find()
         session.end()
@@ -560,17 +566,14 @@ def test_the_next_submission_in_a_container_finds_nothing_of_the_last(image, tmp
 def test_a_submission_whose_zygote_was_killed_leaves_nothing_running(image, tmp_path):
     """A check that kills its own zygote (the template may reap it before the grader closes it) leaves
     its orphan to the template, which kills it before the next submission."""
-    sandbox = DockerSandbox(image=image)
-    for name in ("first", "second"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "inside.py").write_text(LEAVE_BEHIND)
-    with Worker(sandbox, tmp_path / "first") as worker:
+    sandbox, first, second = DockerSandbox(image=image), *one_after_the_other(tmp_path)
+    with Worker(sandbox, first) as worker:
         session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
         used_in, _ = session.student.inside.tcp_rows()
         with contextlib.suppress(WorkerFailure):  # its answer may come before it dies with its zygote
             session.student.inside.orphan_and_kill_the_zygote()
         time.sleep(1.5)  # the template reaps its dead zygote (once a second) before the grader closes it
-    with Worker(sandbox, tmp_path / "second") as worker:
+    with Worker(sandbox, second) as worker:
         session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
         found_in, found, _ = session.student.inside.find()
         session.end()
@@ -582,16 +585,13 @@ def test_a_submission_whose_zygote_was_killed_leaves_nothing_running(image, tmp_
 def test_a_container_whose_loopback_was_used_is_not_used_again(image, tmp_path):
     """A closed TCP connection stays in the container's table for a minute (TIME_WAIT): its ports are
     the last submission's, so the next one gets a fresh container."""
-    sandbox = DockerSandbox(image=image)
-    for name in ("first", "second"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "inside.py").write_text(LEAVE_BEHIND)
-    with Worker(sandbox, tmp_path / "first") as worker:
+    sandbox, first, second = DockerSandbox(image=image), *one_after_the_other(tmp_path)
+    with Worker(sandbox, first) as worker:
         session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
         used_in, rows = session.student.inside.loopback()
         session.end()
     assert rows >= 1
-    with Worker(sandbox, tmp_path / "second") as worker:
+    with Worker(sandbox, second) as worker:
         session = worker.session(seed=0, forbid=[], call_timeout=30, check_timeout=60)
         found_in, found = session.student.inside.tcp_rows()
         session.end()
