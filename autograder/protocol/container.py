@@ -41,9 +41,7 @@ def scrub(uid: int | None) -> None:
         try:
             os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the template's line to the grader among them
             if uid is not None:
-                os.setgroups([])
-                os.setresgid(uid, uid, uid)
-                os.setresuid(uid, uid, uid)
+                worker.become(uid)
             left = remove_what_is_left()
             if left:
                 print(f"the container still holds what a submission left: {', '.join(left)}", file=sys.stderr)

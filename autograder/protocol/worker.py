@@ -127,9 +127,7 @@ def main(argv: list[str], confine=None, enter=None, scrub=None) -> None:
     to_grader = os.dup(1)
     from_grader = os.dup(0)
     os.dup2(2, 1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
+    stdin_from_devnull()
     if argv[1:2] == [CONNECT_FLAG]:
         os.close(to_grader)
         os.close(from_grader)
@@ -345,9 +343,7 @@ class Template:
             try:
                 die_with_parent(template)
                 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in any Python process
-                devnull = os.open(os.devnull, os.O_RDONLY)  # a stdin of its own: its flags are not the template's
-                os.dup2(devnull, 0)
-                os.close(devnull)
+                stdin_from_devnull()  # a stdin of its own: its flags are not the template's
                 os.setsid()  # a process group of its own: what close kills
                 self.control.close()  # the grader's line to the template is never a zygote's (nor its checks')
                 os.close(entered_r)
@@ -400,15 +396,27 @@ class Template:
 
 
 def enter_folder(submission: str, uid) -> str:
-    """A zygote of the process sandbox, on the submission folder itself; as the slot's uid when one is
-    given (the template runs as root then): no supplementary group, a umask keeping its files its own."""
+    """A zygote on the submission folder itself (the process and docker sandboxes); as the slot's uid
+    when one is given (the template runs as root then), with a umask keeping its files its own."""
     if uid is not None:
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
+        become(uid)
         os.umask(0o077)
     os.chdir(submission)
     return os.path.realpath(submission)
+
+
+def become(uid: int) -> None:
+    """uid, and the group of the same number, alone: no supplementary group, no capability left."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+def stdin_from_devnull() -> None:
+    """A fresh /dev/null as stdin: an open file of our own, whose flags nobody else shares."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
 
 
 def kill_group(pid: int) -> None:
@@ -762,7 +770,7 @@ def private_bytes(number: str) -> int | None:
     """The memory our child (`number` in /proc) holds beyond ours, its zygote's; None where unknown.
 
     Its anonymous resident memory less ours: counters the kernel keeps, where smaps_rollup's exact
-    count of private pages walks every page table (5 ms for a process holding torch). It leaves out
+    count of private pages walks every page table (5-8 ms for a process holding torch). It leaves out
     the pages of ours the child has written to (its copies replace pages it shared): a child holds
     at most our own size of those, and the worker's memory limit bounds every process anyway."""
     try:

@@ -157,7 +157,7 @@ class DockerSandbox(Sandbox):
             "--workdir", "/",
             "--env", "HOME=/tmp",
         ]
-        if self.gpus or (cuda and self.gpus is None):
+        if self.gives_gpus(cuda):
             command += ["--gpus", "all"]
         # No --init: the template is pid 1 (it reaps orphans, and kills every process between submissions).
         # -P: the working directory is not on sys.path while the template starts.
@@ -169,8 +169,11 @@ class DockerSandbox(Sandbox):
         if not submission.is_dir():
             raise SandboxUnavailable(f"{submission} is not a directory")
         log = tempfile.TemporaryFile()
-        gpus = bool(self.gpus or (cuda and self.gpus is None))
-        return self._templates(gpus).open(lambda warm: self._prepare(warm, submission, log), log)
+        return self._templates(self.gives_gpus(cuda)).open(lambda warm: self._prepare(warm, submission, log), log)
+
+    def gives_gpus(self, cuda: bool) -> bool:
+        """Whether a container gets the GPUs: gpus=True always, False never, None when its checks ask for CUDA."""
+        return bool(self.gpus or (cuda and self.gpus is None))
 
     def _templates(self, gpus: bool) -> template.Pool:
         """The pool of this configuration's containers, with or without the GPUs."""
