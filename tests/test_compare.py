@@ -160,6 +160,27 @@ def test_nan_matches_nan_and_infinities_must_match():
         expect_close(torch.tensor([math.nan, math.inf, 1e300, 1.0], dtype=torch.float64), expected, what="f")
 
 
+def test_values_at_the_edge_of_the_tolerance_get_torchs_verdict():
+    """The fast numpy path decides only what torch's rule decides the same way, to the last bit."""
+    generator = torch.Generator().manual_seed(5)
+    expected = torch.randn(200, dtype=torch.float64, generator=generator) * 10.0 ** torch.randint(-8, 8, (200,), generator=generator)
+    allowed = 1e-7 + 1e-7 * expected.abs()
+    for offset in (allowed, torch.nextafter(allowed, torch.zeros(())), torch.nextafter(allowed, torch.full((), math.inf))):
+        for sign in (1.0, -1.0):
+            actual = expected + sign * offset
+            within = ((actual - expected).abs() <= allowed).all().item()  # the rule, in torch
+            if within:
+                expect_close(actual, expected, what="f")
+            else:
+                failure_of(actual, expected)
+    expect_close(torch._neg_view(expected), -expected, what="f")  # a view with its negative bit set
+    expect_close(expected[::2], expected[::2].clone(), what="f")  # strided
+    halves = torch.tensor([1.0, 2.5, -3.0], dtype=torch.bfloat16)  # no numpy dtype: torch decides
+    expect_close(halves.clone(), halves, what="f")
+    with pytest.raises(CheckFailed, match="wrong values in 1 of 3"):
+        expect_close(halves + torch.tensor([0.0, 0.0, 1.0], dtype=torch.bfloat16), halves, what="f")
+
+
 def test_integer_outputs_must_match_exactly():
     expected = torch.tensor([1, 2, 3])
     expect_close(torch.tensor([1, 2, 3]), expected, what="argmax(x)")

@@ -57,9 +57,7 @@ def tolerances(dtype: torch.dtype, expected: torch.Tensor) -> tuple[float, float
     if dtype.is_floating_point:
         # Low-precision outputs carry absolute rounding errors that grow with
         # the magnitude of the values, so atol scales with the largest one.
-        finite = expected.detach()[torch.isfinite(expected.detach())]
-        largest = finite.abs().max().item() if finite.numel() else 0.0
-        return 1e-5, 1e-5 * max(1.0, largest)
+        return 1e-5, 1e-5 * max(1.0, _largest_finite(expected.detach()))
     return 0.0, 0.0
 
 
@@ -99,6 +97,8 @@ def expect_close(
 
     got = actual.detach().to("cpu", torch.float64)
     want = expected.detach().to("cpu", torch.float64)
+    if _all_within(got, want, rtol, atol):
+        return
     allowed = atol + rtol * want.abs()
     within = (got - want).abs() <= allowed
     both_nan = want.isnan() & got.isnan()
@@ -274,3 +274,26 @@ def _short_repr(value) -> str:
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def _largest_finite(tensor: torch.Tensor) -> float:
+    """The largest magnitude among tensor's finite values (0 if none), in numpy where it can (see _all_within)."""
+    try:
+        values = np.abs(tensor.resolve_neg().numpy())
+    except (RuntimeError, TypeError):  # bfloat16, CUDA: torch's operators
+        finite = tensor[torch.isfinite(tensor)]
+        return finite.abs().max().item() if finite.numel() else 0.0
+    finite = values[np.isfinite(values)]
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _all_within(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float) -> bool:
+    """Whether every expected value is finite and matched within tolerance: the common case, decided in
+    numpy, ~10x faster than torch's operators on the small tensors checks compare. The same IEEE
+    operations in the same order as expect_close's, so it never accepts what that would refuse."""
+    try:
+        g, w = got.resolve_neg().numpy(), want.resolve_neg().numpy()
+    except (RuntimeError, TypeError):
+        return False
+    with np.errstate(all="ignore"):
+        return bool(np.isfinite(w).all() and (np.abs(g - w) <= atol + rtol * np.abs(w)).all())
