@@ -117,15 +117,68 @@ def cover(names: list[str]) -> None:
 
 
 def warm() -> None:
-    """Build once, in a process that forks checks, what each check's guard would build anew: the aten
-    operator packets OPERATORS names, and torch's per-operator caches behind a dispatch mode for the
-    operators most units run (3-4 ms of every check's process)."""
+    """Build once, in a process that forks checks, what each check's process would build anew: the aten
+    operator packets OPERATORS names, and torch's per-operator objects and caches behind a dispatch mode.
+    A check's process pays ~1 ms for each operator it is the first to dispatch under the guard, most of it
+    here (bench/cpu_per_submission.py): so the template dispatches the common ones, in both float dtypes."""
     operators_for([f"torch.{name}" for name in OPERATORS])
-    x = torch.linspace(-1.0, 1.0, 12).reshape(3, 4)
     with _OperatorGuard(Guard([], os.sep)):
-        y = (x * 2.0 + 1.0 - x / 3.0).clamp(min=0.0) ** 2
-        z = torch.where(x > 0, x.exp(), x.abs().sqrt()).log1p() @ y.t()
-        (z.sum() + z.mean(dim=0).max() + x.new_zeros(3).clone().copy_(x[0, :3]).sum()).item()
+        for dtype in (torch.float64, torch.float32):
+            _exercise(dtype)
+
+
+def _exercise(dtype: torch.dtype) -> None:
+    """The tensor algebra units are written in, once each: arithmetic, comparisons, reductions,
+    products, shapes, indexing, creation, conversions, in-place updates (optimizers) and a few more."""
+    x = torch.linspace(-1.0, 1.0, 12, dtype=dtype).reshape(3, 4)
+    y, v, mask = x.flip(0) + 0.5, x[0].clone(), x > 0
+    positive = x.abs() + 0.5
+    for value in (x + 1, x - 1, 1 - x, x * 2, x / 3, 2 / positive, -x, x ** 2, x.pow(3), x.square(), x.sign(),
+                  positive.sqrt(), positive.rsqrt(), x.exp(), x.expm1(), positive.log(), x.log1p(), positive.log2(),
+                  x.sin(), x.cos(), x.tanh(), x.sigmoid(), x.erf(), positive.reciprocal(), x.clamp(min=0),
+                  x.clamp(-0.5, 0.5), x.clamp_min(0), torch.maximum(x, y), torch.minimum(x, y), x.floor(), x.ceil(),
+                  x.round(), x.trunc(), x.fmod(0.3), x.remainder(0.3), torch.relu(x), torch.softmax(x, 1),
+                  torch.log_softmax(x, 1)):
+        value.sum()
+    for value in (x > 0, x >= 0, x < 0, x <= 0, x == 0, x != 0, x.isfinite(), x.isnan(), x.isinf(),
+                  mask & (x < 0.5), mask | (x < 0.5), ~mask, mask.logical_and(mask), mask.logical_or(mask),
+                  mask.logical_not(), mask.any(), mask.all(), mask.count_nonzero()):
+        value.sum()
+    for value in (x.sum(), x.sum(dim=1), x.mean(), x.mean(dim=0, keepdim=True), x.max(), x.max(dim=1).values,
+                  x.min(), x.min(dim=0).values, x.amax(dim=1), x.amin(dim=1), x.argmax(), x.argmin(dim=1),
+                  x.prod(), x.var(), x.std(dim=0), x.norm(), x.cumsum(1), x.cumprod(1), x.logsumexp(1)):
+        value.sum().item()
+    for value in (x @ y.t(), x.t() @ y, x @ v, v @ v, torch.mv(x, v), torch.dot(v, v), torch.outer(v, v),
+                  torch.bmm(x[None], y.t()[None]), torch.einsum("ij,kj->ik", x, y), torch.addmm(v[:3], x, y.t()),
+                  x.transpose(0, 1), x.permute(1, 0), x.view(4, 3), x.reshape(-1), x.flatten(), x.unsqueeze(0),
+                  x[None].squeeze(0), v.expand(3, 4), v.expand_as(x), x.repeat(2, 1), torch.cat([x, y]),
+                  torch.cat([x, y], dim=1), torch.stack([x, y]), x.roll(1, 1), x.tril(), x.triu(), v.diag(),
+                  x.t().contiguous(), x.narrow(1, 0, 2), v.unfold(0, 2, 1), x.as_strided((2, 2), (4, 1)),
+                  x.movedim(0, 1), *x.split(2, dim=1), *x.chunk(2), x[0], x[:, 1:3], x[mask], x[[0, 2]],
+                  x.index_select(1, torch.tensor([0, 2])), x.gather(1, torch.zeros(3, 1, dtype=torch.long)),
+                  x.masked_fill(mask, 0.0), torch.where(mask, x, 0.0), torch.where(mask, x, y), mask.nonzero(),
+                  x.topk(2).values, x.sort(dim=1).values, x.argsort(dim=1), torch.nn.functional.pad(x, (1, 1))):
+        value.sum()
+    for value in (torch.zeros(3, dtype=dtype), torch.ones(3, dtype=dtype), torch.full((3,), 2.0, dtype=dtype),
+                  torch.empty(3, dtype=dtype), torch.zeros_like(x), torch.ones_like(x), torch.full_like(x, 2.0),
+                  torch.empty_like(x), torch.rand(3, dtype=dtype), torch.randn(3, dtype=dtype),
+                  torch.randint(0, 4, (3,)), torch.rand_like(x), torch.randn_like(x), torch.arange(4, dtype=dtype),
+                  torch.linspace(0, 1, 4, dtype=dtype), torch.eye(3, dtype=dtype), torch.tensor([1.0, 2.0], dtype=dtype),
+                  torch.bernoulli(torch.full((3,), 0.5, dtype=dtype)), torch.multinomial(positive[0], 2),
+                  torch.randperm(4), torch.normal(0.0, 1.0, (3,), dtype=dtype), x.new_zeros(3), x.new_ones(3),
+                  x.new_full((3,), 2.0), x.new_tensor([1.0]), x.float(), x.double(), x.long(), mask.to(dtype),
+                  x.to(torch.float32), x.clone(), x.detach(), torch.linalg.lstsq(x, y).solution,
+                  torch.linalg.solve(x @ x.t() + torch.eye(3, dtype=dtype), v[:3]), torch.linalg.inv(positive[:, :3])):
+        value.sum()
+    x.tolist()
+    z = x.clone()
+    z.add_(y).sub_(y).mul_(2).div_(2).clamp_(-1, 1).addcmul_(x, y, value=0.5).addcdiv_(x, positive, value=0.1)
+    z.lerp_(y, 0.5).sqrt_().zero_().fill_(1.0).copy_(x).masked_fill_(mask, 0.0).exp_().pow_(2)
+    z[mask] = 0.0
+    z[0] = 1.0
+    z[:, 1] += v[:3]
+    z.index_add_(0, torch.tensor([0, 1]), x[:2]).scatter_(1, torch.zeros(3, 1, dtype=torch.long), 1.0)
+    z.scatter_add_(1, torch.zeros(3, 1, dtype=torch.long), x[:, :1]).sum().item()
 
 
 class Guard:
