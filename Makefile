@@ -46,6 +46,7 @@ test-docker: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/hw1_grading.py
+	$(BIN)/python bench/cpu_per_submission.py --rounds 1
 	$(BIN)/python bench/hw2_timing.py --reruns 3
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/same_score.py --runs 3
