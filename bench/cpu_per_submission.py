@@ -54,10 +54,6 @@ def own_cpu() -> float:
 
 def grading(sandbox_name: str, dispatcher: bool, submissions: int) -> dict:
     """Grade the reference hw1 in this process; CPU, wall, requests and forks per submission."""
-    sys.path.insert(0, str(ROOT))
-    import torch
-
-    torch.set_num_threads(1)
     if not dispatcher:
         script = Path(tempfile.mkdtemp(prefix="bench-cpu-")) / "worker_without_dispatcher.py"
         script.write_text(WITHOUT_DISPATCHER)
@@ -105,13 +101,15 @@ def grading(sandbox_name: str, dispatcher: bool, submissions: int) -> dict:
 
 
 def floor(children: int) -> dict:
-    """CPU ms of a check process's bare minimum, and of one no-op round trip (process sandbox)."""
-    sys.path.insert(0, str(ROOT))
+    """CPU ms of a check process's bare minimum: children of a process prepared as a template, then a
+    zygote covering the names its next check forbids, are."""
     import torch
 
-    torch.set_num_threads(1)
     from autograder.protocol import guard, worker
 
+    worker.preload()
+    worker.back_with_huge_pages()
+    guard.cover(["torch.autograd"])
     results = {}
     with tempfile.TemporaryDirectory() as submission:
         for label, body in [
@@ -120,10 +118,6 @@ def floor(children: int) -> dict:
                 worker.seed_everything(1), guard.Guard(["torch.autograd"], submission).install(),
                 float((torch.randn(10, 10) @ torch.randn(10, 10)).sum()))),
         ]:
-            if not results:  # as a template, then a zygote covering the names its next check forbids, are
-                worker.preload()
-                worker.back_with_huge_pages()
-                guard.cover(["torch.autograd"])
             before = machine_cpu()
             for _ in range(children):
                 pid = os.fork()
@@ -138,10 +132,7 @@ def floor(children: int) -> dict:
 
 
 def round_trip(count: int) -> dict:
-    sys.path.insert(0, str(ROOT))
-    import torch
-
-    torch.set_num_threads(1)
+    """Wall ms of one no-op request, and CPU ms of the grader and of the worker for it (process sandbox)."""
     from autograder.protocol.client import Worker
     from autograder.sandboxes import get_sandbox
 
@@ -178,7 +169,11 @@ def main() -> None:
     parser.add_argument("--sandbox", default="namespace")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
+    if args.measure:  # in a process of its own (measure): the package, torch and one thread, as the grader has them
+        sys.path.insert(0, str(ROOT))
+        import torch
+
+        torch.set_num_threads(1)
         kind, *rest = args.measure
         figures = {"grading": lambda: grading(rest[0], rest[1] == "on", int(rest[2])),
                    "floor": lambda: floor(200), "round-trip": lambda: round_trip(2000)}[kind]()

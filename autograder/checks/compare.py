@@ -276,14 +276,21 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+def _as_numpy(tensor: torch.Tensor) -> np.ndarray | None:
+    """tensor's values as a numpy array sharing its memory; None where numpy cannot hold them (bfloat16, CUDA)."""
+    try:
+        return tensor.resolve_neg().numpy()
+    except (RuntimeError, TypeError):
+        return None
+
+
 def _largest_finite(tensor: torch.Tensor) -> float:
     """The largest magnitude among tensor's finite values (0 if none), in numpy where it can (see _all_within)."""
-    try:
-        values = np.abs(tensor.resolve_neg().numpy())
-    except (RuntimeError, TypeError):  # bfloat16, CUDA: torch's operators
+    values = _as_numpy(tensor)
+    if values is None:
         finite = tensor[torch.isfinite(tensor)]
         return finite.abs().max().item() if finite.numel() else 0.0
-    finite = values[np.isfinite(values)]
+    finite = np.abs(values[np.isfinite(values)])
     return float(finite.max()) if finite.size else 0.0
 
 
@@ -291,9 +298,8 @@ def _all_within(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float)
     """Whether every expected value is finite and matched within tolerance: the common case, decided in
     numpy, ~10x faster than torch's operators on the small tensors checks compare. The same IEEE
     operations in the same order as expect_close's, so it never accepts what that would refuse."""
-    try:
-        g, w = got.resolve_neg().numpy(), want.resolve_neg().numpy()
-    except (RuntimeError, TypeError):
+    g, w = _as_numpy(got), _as_numpy(want)
+    if g is None or w is None:
         return False
     with np.errstate(all="ignore"):
         return bool(np.isfinite(w).all() and (np.abs(g - w) <= atol + rtol * np.abs(w)).all())

@@ -119,8 +119,9 @@ def cover(names: list[str]) -> None:
 def warm() -> None:
     """Build once, in a process that forks checks, what each check's process would build anew: the aten
     operator packets OPERATORS names, and torch's per-operator objects and caches behind a dispatch mode.
-    A check's process pays ~1 ms for each operator it is the first to dispatch under the guard, most of it
-    here (bench/cpu_per_submission.py): so the template dispatches the common ones, in both float dtypes."""
+    A forked check's process paid ~1 ms more for an operator it was the first to dispatch under the guard
+    (two `randn`: 2.1 ms, 0.9 ms once its parent had dispatched them), so the template dispatches the
+    common ones, in both float dtypes (~80 ms, once a slot)."""
     operators_for([f"torch.{name}" for name in OPERATORS])
     with _OperatorGuard(Guard([], os.sep)):
         for dtype in (torch.float64, torch.float32):
