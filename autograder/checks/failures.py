@@ -13,3 +13,14 @@ class CheckFailed(Exception):
         super().__init__(message)
         self.message = message
         self.summary = summary if summary is not None else message.splitlines()[0]
+
+
+class PartialCredit(CheckFailed):
+    """Not all the way: the check earns `credit` (a fraction) of its points, e.g. a model-quality
+    check's half tier. It counts as failed: what is left of the points says why."""
+
+    def __init__(self, credit: float, message: str, summary: str | None = None):
+        super().__init__(message, summary)
+        if not 0.0 < credit < 1.0:
+            raise ValueError(f"partial credit must be between 0 and 1, got {credit}")
+        self.credit = credit

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.checks import compare, gradients, timing
+from autograder.checks import compare, gradients, quality, timing
 from autograder.checks.failures import CheckFailed
 from autograder.checks.tape import ReferenceProxy, Tape
 from autograder.protocol import plan
@@ -22,7 +22,9 @@ class Trial:
         self.student = session.student
         self.reference = reference
         self.tape = tape
+        self.seed = seed  # the input seed: a hidden check's depends on the student (checks/seeds.py)
         self.generator = torch.Generator().manual_seed(seed)
+        self.notes: list[str] = []  # what a passed check has to say (a model's score), value-free
         self.device = device  # inputs are drawn on the CPU and placed here
         self.pacer = pacer  # a session of the reference solution in its own worker (timed checks)
         self.races: list[timing.Race] = []  # what expect_fast measured, for benchmarks and reports
@@ -97,6 +99,15 @@ class Trial:
         """A property check; give a value-free summary when message shows values (hidden checks show it)."""
         if not condition:
             raise CheckFailed(message, summary)
+
+    def note(self, text: str):
+        """Say something about a check that passes (shown with it, hidden checks included: no values)."""
+        self.notes.append(text)
+
+    def train_and_score(self, train, task: quality.Task, *, budget_s: float, full: float, half: float, **options):
+        """The student's train(...) on task's data within budget_s CPU seconds; its model's predictions
+        on held-out data scored against the tiers full and half (checks/quality.py)."""
+        return quality.train_and_score(self, train, task, budget_s=budget_s, full=full, half=half, **options)
 
     def expect_sequence(self, value, kind: type, length: int, *, what: str):
         """value must be a kind (list or tuple) of length items; the message names types and shapes only,

@@ -39,6 +39,8 @@ class Assignment:
     recordings: dict[str, list] = field(default_factory=dict)  # check id -> tape entries (bundle)
     signatures: dict[str, dict] = field(default_factory=dict)  # file stem -> unit -> signature (bundle; see submission/signatures.py)
     secret: bytes | None = None  # keys hidden checks' inputs (checks/seeds.py); None when replaying a bundle
+    # Units that train a model (checks/quality.py): any torch API, autograd included (ASSIGNMENTS.md, hw3 rules).
+    model_quality: frozenset = frozenset()
     _reference: object = None
 
     @property
@@ -46,8 +48,10 @@ class Assignment:
         return sum(spec.points for spec in self.checks)
 
     def forbidden_for(self, unit: str) -> list[str]:
-        """What unit ("activations.Sigmoid") must not use: its own forbidden APIs, autograd and the guard's parts (every unit)."""
-        return self.forbidden.get(unit, []) + AUTOGRAD_APIS + GUARD_APIS
+        """What unit ("activations.Sigmoid") must not use: its own forbidden APIs, autograd (every unit but
+        those that train a model) and the guard's parts (every unit)."""
+        autograd = [] if unit in self.model_quality else AUTOGRAD_APIS
+        return self.forbidden.get(unit, []) + autograd + GUARD_APIS
 
     def forbidden_in_source(self, unit: str) -> list[str]:
         """forbidden_for(unit) and the `torch.ops.aten` spellings of what it computes, for the static scan
@@ -77,7 +81,7 @@ def load_reference(name: str, reference_dir: Path) -> Assignment:
     specs = _specs(public)
     if (reference_dir / HIDDEN_CHECKS).is_file():
         specs += _specs(_import(f"{package}.hidden_checks", reference_dir / HIDDEN_CHECKS))
-    assignment = _assemble(name, specs, getattr(public, "FORBIDDEN", {}), reference_dir=reference_dir)
+    assignment = _assemble(name, specs, public, reference_dir=reference_dir)
     assignment.secret = course_secret(reference_dir.parent)
     return assignment
 
@@ -96,7 +100,7 @@ def load_bundle(name: str, bundle_dir: Path) -> Assignment:
                               f"the homework known here is {manifest.get('assignment')!r}")
     module = _import(f"_autograder_bundle_{name}", code_path)
     specs = [spec for spec in _specs(module) if spec.id in manifest["recordings"]]
-    assignment = _assemble(name, specs, getattr(module, "FORBIDDEN", {}), reference_dir=None)
+    assignment = _assemble(name, specs, module, reference_dir=None)
     assignment.recordings = manifest["recordings"]
     assignment.signatures = manifest.get("signatures", {})  # absent from bundles released before submit checked them
     return assignment
@@ -151,13 +155,15 @@ def _bundle_name(bundle_dir: Path) -> str | None:
         return None
 
 
-def _assemble(name, specs, forbidden, reference_dir) -> Assignment:
+def _assemble(name, specs, checks_module, reference_dir) -> Assignment:
+    """The assignment of these checks; checks_module's FORBIDDEN and MODEL_QUALITY say what units may use."""
     order = {}
     for spec in specs:  # group by file, then by unit, in order of first appearance
         order.setdefault(spec.module, {}).setdefault(spec.unit, len(order.get(spec.module, {})))
     modules = list(order)
     ranked = sorted(specs, key=lambda s: (modules.index(s.module), order[s.module][s.unit]))
-    return Assignment(name, ranked, dict(forbidden), modules, reference_dir)
+    forbidden, model_quality = getattr(checks_module, "FORBIDDEN", {}), getattr(checks_module, "MODEL_QUALITY", ())
+    return Assignment(name, ranked, dict(forbidden), modules, reference_dir, model_quality=frozenset(model_quality))
 
 
 def _specs(module) -> list[CheckSpec]:

@@ -56,6 +56,10 @@ class Verdict:
     message: str  # may show values: public checks and instructors
     summary: str  # value-free: what students see of a hidden check
     races: list = field(default_factory=list)  # what the check's timed races measured (checks/timing.py)
+    credit: float = 0.0  # the fraction of its points a check that did not pass still earns (PartialCredit)
+
+    def score(self, points: float) -> float:
+        return points if self.status == "passed" else points * self.credit
 
 
 def grade(
@@ -102,7 +106,7 @@ def grade(
                 shown = verdict.message if spec.visibility == "public" or reveal_hidden else verdict.summary
                 check = CheckResult(
                     id=spec.id,
-                    score=spec.points if verdict.status == "passed" else 0.0,
+                    score=verdict.score(spec.points),
                     max_score=spec.points,
                     status=verdict.status,
                     message=shown,
@@ -252,14 +256,15 @@ def run_check(
         trial = Trial(session, assignment.reference_root(tape), tape, seed, spec.device, reference_session)
         spec.run(trial)
     except CheckFailed as exc:
-        verdict = Verdict("failed", exc.message, exc.summary)
+        verdict = Verdict("failed", exc.message, exc.summary, credit=getattr(exc, "credit", 0.0))
     except (WorkerFailure, ProtocolError) as exc:
         verdict = failure_verdict(exc)
     except Exception as exc:  # a bug in the check itself: say so, never blame the student silently
         log.error("check %s crashed:\n%s", spec.id, traceback.format_exc())
         verdict = Verdict("error", f"internal error in check {spec.id}: {type(exc).__name__}: {exc}", "internal error")
     forbidden_use = forbidden_at_runtime(session, spec)
-    verdict = forbidden_use or verdict or Verdict("passed", "", "")
+    notes = "\n".join(trial.notes) if trial else ""
+    verdict = forbidden_use or verdict or Verdict("passed", notes, notes)
     verdict.races = trial.races if trial else []
     # Only a process whose check ended as checks should (passed, or failed an assertion) serves the next.
     clean = forbidden_use is None and verdict.status in ("passed", "failed") and session.exit is None

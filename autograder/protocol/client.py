@@ -347,7 +347,7 @@ class Session:
                 header["fetch"] = along.refs
             else:
                 along = None
-        budget = self.limits.call(as_calls)
+        budget = self.limits.call(as_calls, fields.get("cpu_seconds"))
         try:
             self.data.send(header, buffers, budget)
             frame = self.data.receive(budget)
@@ -397,6 +397,19 @@ class Session:
             return self.recording.call(target._ref, method, args, kwargs, self.last_call)
         fields = {"op": "callmethod", "name": method} if method else {"op": "call"}
         return self.request(ref=target._ref.id, args=args, kwargs=kwargs, describe=self.last_call, **fields)
+
+    def train(self, function: Remote, kwargs: dict, *, seed: int, cpu_seconds: float) -> Remote:
+        """function(**kwargs) with up to cpu_seconds of CPU time (not the check's per-call limit), the
+        process's RNGs seeded with seed just before; a handle to what it returns, whatever that is
+        (a model-quality unit's trained model, checks/quality.py)."""
+        self.last_call = describe_call(function._path, (), kwargs, scalars=self.show_scalars)
+        value = self.request(
+            "call", ref=function._ref.id, kwargs=kwargs, describe=self.last_call, keep=True, seed=seed,
+            cpu_seconds=cpu_seconds,
+        )
+        if not isinstance(value, Remote):
+            raise WorkerDied(f"{self.last_call}: {self._died('protocol error: a kept result came back as data')}")
+        return value
 
     def put(self, value) -> Remote:
         return self.put_all([value])[0]

@@ -360,8 +360,12 @@ def _cover_attribute(forbidden: str, api: str, owner, attribute: str) -> None:
     if _forbidding(owner, attribute, forbidden, api) is not None:
         return
     forbidding = {forbidden: api}
-    # The raw attribute, so that static and class methods stay what they are.
-    raw = inspect.getattr_static(owner, attribute)
+    # The raw attribute, so that static and class methods stay what they are; one only a __getattr__
+    # gives (torch._VF's functions) is set on the owner itself.
+    try:
+        raw = inspect.getattr_static(owner, attribute)
+    except AttributeError:
+        raw = getattr(owner, attribute)
     descriptor = type(raw) if isinstance(raw, (staticmethod, classmethod)) else None
     original = raw.__func__ if descriptor else getattr(owner, attribute)
 

@@ -62,10 +62,10 @@ class CheckLimits:
         self.cpu_at_start = start or 0.0
         self.waited = 0.0  # wall seconds spent waiting for the worker, all calls together
 
-    def call(self, calls: int = 1) -> "CallBudget":
-        """The budget of a request sent now making `calls` calls (their per-call limits together);
-        give it back to `charge` when it is over."""
-        call_seconds = calls * self.call_seconds
+    def call(self, calls: int = 1, seconds: float | None = None) -> "CallBudget":
+        """The budget of a request sent now making `calls` calls (their per-call limits together), or
+        one call allowed `seconds` (a model's training); give it back to `charge` when it is over."""
+        call_seconds = seconds if seconds is not None else calls * self.call_seconds
         backstop = WALL_BACKSTOP if self.cpu_clock else 1.0
         wall = _tighter(backstop * call_seconds, backstop * self.check_seconds, self.waited)
         if self.cpu_clock is None:

@@ -44,7 +44,7 @@ def render(result: SubmissionResult, console: Console, stubs: Sequence[Stub] = (
         console.print(table)
     same_message: dict[tuple[str, str], list[CheckResult]] = {}
     for check in shown:
-        if check.status != "passed":
+        if check.status != "passed" or check.message:  # a passed check with a message: a model's score
             same_message.setdefault((check.status, check.message), []).append(check)
     for (status, message), checks in same_message.items():
         others = f" and {len(checks) - 1} more check(s) with the same message" if len(checks) > 1 else ""
