@@ -42,3 +42,14 @@ class Square:
 
     def gradients(self):
         return []
+
+
+def ready_to_train() -> None:
+    """Import what torch imports the first time a model trains (its first optimizer pulls in
+    torch._dynamo, sympy and ~800 more modules: 2-7 s of CPU), before a model-quality unit's
+    training starts its clock (checks/quality.py). The worker's template does not: every other
+    check's process would carry them."""
+    parameter = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.Adam([parameter])
+    parameter.sum().backward()
+    optimizer.step()
