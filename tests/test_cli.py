@@ -92,7 +92,7 @@ def test_check_shows_a_real_failure_among_stubs_in_full(tmp_path, monkeypatch):
 
 def test_unknown_homework_names_list_the_known_ones(tmp_path, monkeypatch):
     invoke = lambda *args: CliRunner().invoke(main, list(args))  # noqa: E731
-    for command in (("check", "hw7"), ("grade", "hw7", "."), ("batch", "hw3", ".")):
+    for command in (("check", "hw7"), ("grade", "hw7", "."), ("batch", "hw9", ".")):
         run = invoke(*command)
         assert run.exit_code == 1 and "the homeworks there are hw1, hw2" in run.output, (command, run.output)
     released = shutil.copytree(ROOT / "assignments" / "hw1", tmp_path / "hw1")

@@ -51,6 +51,12 @@ _BATCH_NORM = (
 _MAX_POOL = ("max_pool2d", "max_pool2d_with_indices", "max_pool2d_with_indices_backward", "adaptive_max_pool2d",
              "adaptive_max_pool2d_backward", "fractional_max_pool2d", "max_unpool2d")
 _AVG_POOL = ("avg_pool1d", "avg_pool2d", "avg_pool2d_backward", "_adaptive_avg_pool2d", "_adaptive_avg_pool2d_backward")
+# softmax's masked twin only scaled_dot_product_attention's math path dispatches; the fused kernels by name
+_ATTENTION = (
+    "_safe_softmax", "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention", "_native_multi_head_attention",
+)
 OPERATORS = {
     "sigmoid": ("sigmoid", "sigmoid_backward"),
     "expit": ("sigmoid", "sigmoid_backward"),
@@ -80,6 +86,11 @@ OPERATORS = {
     **{name: _MAX_POOL for name in ("maxpool2d", "maxpool2dwithindices", "adaptivemaxpool2d", "fractionalmaxpool2d")},
     **{name: _AVG_POOL for name in ("avgpool1d", "avgpool2d", "adaptiveavgpool2d")},
     "optim": ("_fused_adam", "_fused_adamw", "_fused_sgd", "_fused_adagrad"),
+    **{name: ("embedding", "embedding_dense_backward", "_embedding_bag", "_embedding_bag_forward_only")
+       for name in ("embedding", "embeddingbag")},
+    **{name: _ATTENTION for name in ("scaleddotproductattention", "multiheadattention", "multiheadattentionforward",
+                                     "nativemultiheadattention", "transformer", "transformerencoderlayer",
+                                     "transformerdecoderlayer")},
 }
 _API_OWNERS = {"torch", "torch.nn", "torch.nn.functional", "torch.Tensor", "torch.special"}
 AUTOGRAD = "torch.autograd"  # forbidding it forbids autograd in every spelling

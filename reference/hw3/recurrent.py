@@ -261,9 +261,9 @@ def train_text_classifier(tokens, lengths, labels, vocab_size, num_classes, seed
     torch.manual_seed(seed)
     model = Classifier(vocab_size, num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    generator = torch.Generator().manual_seed(seed)
     steps, batch = 400, 100  # ~15 s on one CPU thread, whatever the budget
-    order = torch.cat([torch.randperm(len(labels), generator=generator) for _ in range(steps * batch // len(labels) + 1)])
+    # the examples in a random order, epoch after epoch (torch's generator was seeded above)
+    order = torch.cat([torch.randperm(len(labels)) for _ in range(steps * batch // len(labels) + 1)])
     for step in range(steps):
         rows = order[step * batch:(step + 1) * batch]
         loss = torch.nn.functional.cross_entropy(model(tokens[rows], lengths[rows]), labels[rows])
