@@ -133,3 +133,159 @@ def test_each_label_is_the_sign_of_its_sentiment_words_negations_flipping_them()
         words, negated = words + len(places), negated + sum(row[i - 1] in negations for i in places)
     assert 0.45 < data.train_labels.double().mean() < 0.55
     assert 0.31 < negated / words < 0.39  # 0.35 of the sentiment words, less the ties drawn again
+
+
+# --- seq2seq.py ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s2s():
+    return load_module(ROOT / "reference" / "hw3" / "seq2seq.py", "_hw3_reference_seq2seq")
+
+
+@pytest.fixture(scope="module")
+def tag():
+    return load_module(ROOT / "reference" / "hw3" / "tagging.py", "_hw3_reference_tagging")
+
+
+@pytest.mark.parametrize("ignore_index, smoothing, scale", [(-100, 0.0, 1.0), (0, 0.1, 1.0), (2, 0.3, 500.0)])
+def test_sequence_cross_entropy_matches_torch(s2s, gen, ignore_index, smoothing, scale):
+    logits, target = leaf(randn(gen, 3, 4, 5, scale=scale)), torch.randint(0, 5, (3, 4), generator=gen)
+    target[0, 0] = 1
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, 5), target.reshape(-1), ignore_index=ignore_index,
+                                                 label_smoothing=smoothing)
+    expected.backward()
+    mine = s2s.SequenceCrossEntropy(ignore_index, smoothing)
+    assert_matches(mine.forward(logits.detach(), target), expected)
+    assert_matches(mine.backward(), logits.grad)
+
+
+def test_attention_matches_torch(s2s, gen):
+    q, k, v = leaf(randn(gen, 2, 3, 4, 5)), leaf(randn(gen, 2, 3, 6, 5)), leaf(randn(gen, 2, 3, 6, 7))
+    mask = torch.rand(4, 6, generator=gen) < 0.5
+    mask[:, 0] = False
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=~mask)
+    upstream = randn(gen, *expected.shape)
+    expected.backward(upstream)
+    mine = s2s.ScaledDotProductAttention()
+    assert_matches(mine.forward(q.detach(), k.detach(), v.detach(), mask), expected)
+    for got, x in zip(mine.backward(upstream), (q, k, v)):
+        assert_matches(got, x.grad)
+
+
+def test_multi_head_attention_matches_torch(s2s, gen):
+    E, H = 8, 4
+    module = torch.nn.MultiheadAttention(E, H, batch_first=True).to(F64)
+    torch.nn.init.normal_(module.in_proj_bias)
+    mine = s2s.MultiHeadAttention(E, H)
+    W, b = module.in_proj_weight.detach(), module.in_proj_bias.detach()
+    mine.W_q, mine.W_k, mine.W_v, mine.W_o = W[:E], W[E:2 * E], W[2 * E:], module.out_proj.weight.detach()
+    mine.b_q, mine.b_k, mine.b_v, mine.b_o = b[:E], b[E:2 * E], b[2 * E:], module.out_proj.bias.detach()
+    x, y = leaf(randn(gen, 2, 3, E)), leaf(randn(gen, 2, 5, E))
+    padding = torch.tensor([[False] * 5, [False, False, False, True, True]])
+    causal = torch.ones(3, 5, dtype=torch.bool).triu(1)
+    expected, _ = module(x, y, y, key_padding_mask=padding, attn_mask=causal)
+    upstream = randn(gen, 2, 3, E)
+    expected.backward(upstream)
+    assert_matches(mine.forward(x.detach(), y.detach(), y.detach(), padding, causal), expected)
+    dx, dk, dv = mine.backward(upstream)
+    assert_matches(dx, x.grad)
+    assert_matches(dk + dv, y.grad)  # key and value are the same tensor: its gradient is their sum
+    grads = mine.gradients()
+    assert_matches(torch.cat([grads[0], grads[2], grads[4]]), module.in_proj_weight.grad)
+    assert_matches(torch.cat([grads[1], grads[3], grads[5]]), module.in_proj_bias.grad)
+    assert_matches(grads[6], module.out_proj.weight.grad)
+
+
+def test_beam_search_is_exhaustive_when_wide_and_greedy_at_one(s2s):
+    sys_path = str(ROOT)
+    import sys
+
+    if sys_path not in sys.path:
+        sys.path.insert(0, sys_path)
+    checks = load_module(ROOT / "reference" / "hw3" / "public_checks.py", "_hw3_public_checks")
+    for seed in range(30):
+        table = torch.log_softmax(torch.randn(4, 4, 4, generator=torch.Generator().manual_seed(seed), dtype=F64) * 2, -1)
+        tokens, score = s2s.beam_search(table, 0, 1, 4 ** 4)
+        best = checks.exhaustive_search(table, 0, 1)
+        assert tokens == best[0] and score == pytest.approx(best[1], abs=1e-12)
+        tokens, score = s2s.beam_search(table, 0, 1, 1)
+        greedy = checks.greedy_search(table, 0, 1)
+        assert tokens == greedy[0] and score == pytest.approx(greedy[1], abs=1e-12)
+    assert s2s.beam_search(checks.SHORT_WINS, 0, 1, 27) == ([], -1.0)
+
+
+def test_corpus_bleu_agrees_with_nltk(s2s):
+    """Where every candidate has 4-grams (nltk counts a sentence without n-grams as 1 in a precision's
+    denominator; the contract counts its n-grams, 0): the same score, 0.0 where a precision is 0."""
+    bleu_score = pytest.importorskip("nltk.translate.bleu_score", reason="nltk (a test dependency) is not installed")
+    generator = torch.Generator().manual_seed(3)
+    compared = 0
+    for _ in range(200):
+        draw = lambda: torch.randint(0, 4, (int(torch.randint(3, 12, (1,), generator=generator)),), generator=generator).tolist()  # noqa: E731
+        candidates = [draw() + [0] for _ in range(3)]  # 4 tokens at least
+        references = [[draw() for _ in range(int(torch.randint(1, 4, (1,), generator=generator)))] for _ in range(3)]
+        ours = s2s.corpus_bleu(candidates, references)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nltk warns where a precision is 0
+            theirs = bleu_score.corpus_bleu(references, candidates)
+        assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-15)
+        compared += ours > 0
+    assert compared > 50
+
+
+def test_crf_matches_enumeration(tag, gen):
+    import itertools
+
+    N, T, K = 3, 4, 3
+    emissions, lengths = leaf(randn(gen, N, T, K)), torch.tensor([4, 2, 1])
+    tags = torch.randint(0, K, (N, T), generator=gen)
+    crf = tag.CRF(K)
+    weights = [leaf(randn(gen, K)), leaf(randn(gen, K)), leaf(randn(gen, K, K))]
+    crf.start, crf.end, crf.trans = [w.detach() for w in weights]
+    losses, best, marginals = [], [], torch.zeros(N, T, K, dtype=F64)
+    for n, length in enumerate(lengths.tolist()):
+        paths = list(itertools.product(range(K), repeat=length))
+        scores = torch.stack([weights[0][p[0]] + weights[1][p[-1]] + sum(emissions[n, t, p[t]] for t in range(length))
+                              + sum(weights[2][p[t - 1], p[t]] for t in range(1, length)) for p in paths])
+        losses.append(torch.logsumexp(scores, 0) - scores[paths.index(tuple(tags[n, :length].tolist()))])
+        best.append(list(paths[int(scores.argmax())]) + [-1] * (T - length))
+        for p, weight in zip(paths, torch.softmax(scores.detach(), 0)):
+            for t in range(length):
+                marginals[n, t, p[t]] += weight
+    loss = torch.stack(losses).mean()
+    loss.backward()
+    assert_matches(crf.forward(emissions.detach(), tags, lengths), loss)
+    assert_matches(crf.backward(), emissions.grad)
+    for got, w in zip(crf.gradients(), weights):
+        assert_matches(got, w.grad)
+    assert_matches(crf.marginals(emissions.detach(), lengths), marginals)
+    assert crf.decode(emissions.detach(), lengths).tolist() == best
+
+
+def test_crf_is_finite_for_large_scores_and_long_sequences(tag, gen):
+    crf = tag.CRF(4)
+    crf.start, crf.end, crf.trans = randn(gen, 4), randn(gen, 4), randn(gen, 4, 4)
+    emissions, lengths = randn(gen, 2, 256, 4, scale=1000.0), torch.tensor([256, 17])
+    assert torch.isfinite(crf.log_partition(emissions, lengths)).all()
+    marginals = crf.marginals(emissions, lengths)
+    assert torch.isfinite(marginals).all() and torch.allclose(marginals[1, :17].sum(-1), torch.ones(17, dtype=F64))
+
+
+@pytest.mark.parametrize("tags, spans", [
+    (["B-PER", "I-PER", "O", "B-LOC"], [["PER", 0, 2], ["LOC", 3, 4]]),
+    (["I-PER", "I-PER", "B-ORG", "I-LOC"], [["ORG", 2, 3]]),  # I- that continues nothing starts nothing
+    (["B-PER", "B-PER", "I-PER"], [["PER", 0, 1], ["PER", 1, 3]]),
+    ([], []),
+])
+def test_entity_spans_are_strict_iob2(tag, tags, spans):
+    assert tag.entity_spans(tags) == spans
+
+
+def test_entity_prf_is_micro_over_exact_spans(tag):
+    y_true = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG"]]
+    assert tag.entity_prf(y_true, y_true) == [1.0, 1.0, 1.0]
+    assert tag.entity_prf(y_true, [["B-PER", "O", "O", "B-LOC"], ["O"]]) == [0.5, 1 / 3, 0.4]
+    assert tag.entity_prf(y_true, [["O"] * 4, ["O"]]) == [0.0, 0.0, 0.0]
