@@ -238,3 +238,24 @@ def test_the_released_hw2_notebook_runs_on_the_stubs_and_says_what_is_left(tmp_p
     # the check cell ran to its end and lists the stubs once, as `autograder check` does, not a traceback per check
     assert "not written yet, so" in outputs and "checks passed" in outputs and "Traceback" not in outputs
     assert re.search(r"convolution\.py: .*\bconv2d, Conv2d \(forward, backward\)", outputs)
+
+
+def test_the_released_hw3_notebook_runs_on_the_stubs_and_says_what_is_left(tmp_path):
+    folder = shutil.copytree(ROOT / "assignments" / "hw3", tmp_path / "hw3")
+    outputs = "\n".join(run_notebook(folder / "hw3.ipynb"))
+    for unit in ("train_text_classifier", "ScaledDotProductAttention", "beam_search", "CRF.decode"):
+        assert f"{unit}: not written yet" in outputs, unit
+    assert "positive" in outputs or "negative" in outputs  # the data cell needs nothing of the student's
+    assert "not written yet, so" in outputs and "checks passed" in outputs and "Traceback" not in outputs
+
+
+@pytest.mark.slow  # the learning curve trains four classifiers
+def test_the_released_hw3_notebook_runs_on_a_solution(tmp_path):
+    folder = shutil.copytree(ROOT / "assignments" / "hw3", tmp_path / "hw3")
+    for name in ("recurrent.py", "seq2seq.py", "tagging.py"):
+        shutil.copy(ROOT / "reference" / "hw3" / name, folder / name)
+    outputs = "\n".join(run_notebook(folder / "hw3.ipynb"))
+    assert "not written yet" not in outputs and outputs.count("<Figure") >= 2  # learning curve, attention map
+    assert "Viterbi:         ['B-PER', 'I-PER', 'O', 'B-PER', 'I-PER', 'O', 'B-LOC']" in outputs
+    assert "[['PER', 0, 2], ['PER', 3, 5], ['LOC', 6, 7]]" in outputs
+    assert re.search(r"(\S+) / \1 points; (\d+) of \2 checks passed", outputs)

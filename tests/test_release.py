@@ -17,7 +17,7 @@ from sandboxing import sandbox as sandbox_for_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASED = ROOT / "assignments"
-ASSIGNMENTS = ("hw1", "hw2")
+ASSIGNMENTS = ("hw1", "hw2", "hw3")
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +113,17 @@ def test_bundle_replays_without_the_reference(fresh):
     result = grade(bundle, ROOT / "tests" / "submissions" / "hw1_alternative", sandbox_for_tests(), "local",
                    visibilities=("public",))
     assert result.score == result.max_score == 8.0
+
+
+@pytest.mark.quality
+def test_hw3_bundle_replays_without_the_reference_its_classifier_trained_again(released):
+    """The public classifier check's data come back from the generator (the bundle holds a seed and a
+    digest): the reference, graded from the bundle alone, scores every public point."""
+    bundle = load_bundle("hw3", released("hw3") / "public_checks")
+    result = grade(bundle, ROOT / "reference" / "hw3", sandbox_for_tests(), "local", visibilities=("public",))
+    assert result.score == result.max_score, {c.id: c.message for c in result.checks if c.status != "passed"}
+    [classifier] = [c for c in result.checks if c.id == "recurrent.train_text_classifier.accuracy"]
+    assert "held-out accuracy 0.9" in classifier.message
 
 
 def test_hw2_bundle_replays_without_the_reference(released):
