@@ -59,3 +59,18 @@ def apply(variant: Variant, directory: Path) -> Path:
     assert source.count(variant.old) == 1, f"{variant.name}: the text to replace must occur exactly once"
     path.write_text(source.replace(variant.old, variant.new))
     return directory
+
+
+def assert_loses_only_its_unit(result, variant: Variant) -> None:
+    """The grading of variant's submission noticed the bug, charged only the units it breaks, lost the
+    checks it must lose, never blamed itself, and said what its diagnosis must say."""
+    lost_points = lost(result)
+    assert lost_points, f"{variant.name} was not detected: {variant.why}"
+    outside = {check: points for check, points in lost_points.items() if unit_of(check) not in variant.broken}
+    assert not outside, f"{variant.name} also cost {outside}"
+    assert not any("internal error" in c.message for c in result.checks)
+    kept = variant.loses - set(lost_points)
+    assert not kept, f"{variant.name} kept the points of {sorted(kept)}: {variant.why}"
+    messages = {c.id: c.message for c in result.checks}
+    for check_id, text in variant.says:
+        assert text in messages[check_id], f"{check_id} must say {text!r}, said: {messages[check_id]}"

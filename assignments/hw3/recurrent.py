@@ -12,11 +12,6 @@ import math
 import torch
 
 
-def _uniform(*shape, bound):
-    """Uniform in +-bound: the initialisation torch.nn's recurrent layers use (bound 1/sqrt(hidden))."""
-    return (2 * torch.rand(*shape) - 1) * bound
-
-
 class Embedding:
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
         self.weight = torch.randn(num_embeddings, embedding_dim)
@@ -40,21 +35,18 @@ class Embedding:
         return [self.dweight]
 
 
-class RNNCell:
+class _Recurrent:
+    """What the recurrent layers share: weights with `gates` row blocks, uniform in +-1/sqrt(hidden) as
+    torch.nn's, and the parameter lists."""
+
+    gates = 1
+
     def __init__(self, input_size, hidden_size):
-        bound = 1 / math.sqrt(hidden_size)
-        self.weight_ih = _uniform(hidden_size, input_size, bound=bound)
-        self.weight_hh = _uniform(hidden_size, hidden_size, bound=bound)
-        self.bias_ih = _uniform(hidden_size, bound=bound)
-        self.bias_hh = _uniform(hidden_size, bound=bound)
-
-    def forward(self, x, h):
-        """(N, I), (N, H) -> (N, H); tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
-        raise NotImplementedError("RNNCell.forward: write your solution here")
-
-    def backward(self, grad_h):
-        """(N, H) -> (dx (N, I), dh (N, H)); sets dweight_ih, dweight_hh, dbias_ih, dbias_hh."""
-        raise NotImplementedError("RNNCell.backward: write your solution here")
+        rows, bound = self.gates * hidden_size, 1 / math.sqrt(hidden_size)
+        self.weight_ih = (2 * torch.rand(rows, input_size) - 1) * bound
+        self.weight_hh = (2 * torch.rand(rows, hidden_size) - 1) * bound
+        self.bias_ih = (2 * torch.rand(rows) - 1) * bound
+        self.bias_hh = (2 * torch.rand(rows) - 1) * bound
 
     def parameters(self):
         return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
@@ -63,15 +55,20 @@ class RNNCell:
         return [self.dweight_ih, self.dweight_hh, self.dbias_ih, self.dbias_hh]
 
 
+class RNNCell(_Recurrent):
+    def forward(self, x, h):
+        """(N, I), (N, H) -> (N, H); tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
+        raise NotImplementedError("RNNCell.forward: write your solution here")
+
+    def backward(self, grad_h):
+        """(N, H) -> (dx (N, I), dh (N, H)); sets dweight_ih, dweight_hh, dbias_ih, dbias_hh."""
+        raise NotImplementedError("RNNCell.backward: write your solution here")
 
 
-class GRUCell:
-    def __init__(self, input_size, hidden_size):
-        bound = 1 / math.sqrt(hidden_size)
-        self.weight_ih = _uniform(3 * hidden_size, input_size, bound=bound)
-        self.weight_hh = _uniform(3 * hidden_size, hidden_size, bound=bound)
-        self.bias_ih = _uniform(3 * hidden_size, bound=bound)
-        self.bias_hh = _uniform(3 * hidden_size, bound=bound)
+
+
+class GRUCell(_Recurrent):
+    gates = 3  # row blocks [r; z; n]
 
     def forward(self, x, h):
         """(N, I), (N, H) -> (N, H); r, z, n as torch.nn.GRUCell, h' = (1 - z) n + z h."""
@@ -81,20 +78,9 @@ class GRUCell:
         """(N, H) -> (dx (N, I), dh (N, H)); sets dweight_ih, dweight_hh, dbias_ih, dbias_hh."""
         raise NotImplementedError("GRUCell.backward: write your solution here")
 
-    def parameters(self):
-        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
 
-    def gradients(self):
-        return [self.dweight_ih, self.dweight_hh, self.dbias_ih, self.dbias_hh]
-
-
-class LSTMCell:
-    def __init__(self, input_size, hidden_size):
-        bound = 1 / math.sqrt(hidden_size)
-        self.weight_ih = _uniform(4 * hidden_size, input_size, bound=bound)
-        self.weight_hh = _uniform(4 * hidden_size, hidden_size, bound=bound)
-        self.bias_ih = _uniform(4 * hidden_size, bound=bound)
-        self.bias_hh = _uniform(4 * hidden_size, bound=bound)
+class LSTMCell(_Recurrent):
+    gates = 4  # row blocks [i; f; g; o]
 
     def forward(self, x, h, c):
         """(N, I), (N, H), (N, H) -> (h', c'); gates i, f, g, o as torch.nn.LSTMCell."""
@@ -104,20 +90,9 @@ class LSTMCell:
         """(N, H), (N, H) -> (dx, dh, dc); sets dweight_ih, dweight_hh, dbias_ih, dbias_hh."""
         raise NotImplementedError("LSTMCell.backward: write your solution here")
 
-    def parameters(self):
-        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
 
-    def gradients(self):
-        return [self.dweight_ih, self.dweight_hh, self.dbias_ih, self.dbias_hh]
-
-
-class GRU:
-    def __init__(self, input_size, hidden_size):
-        bound = 1 / math.sqrt(hidden_size)
-        self.weight_ih = _uniform(3 * hidden_size, input_size, bound=bound)
-        self.weight_hh = _uniform(3 * hidden_size, hidden_size, bound=bound)
-        self.bias_ih = _uniform(3 * hidden_size, bound=bound)
-        self.bias_hh = _uniform(3 * hidden_size, bound=bound)
+class GRU(_Recurrent):
+    gates = 3  # GRUCell's weights, applied at every step
 
     def forward(self, x, h0, lengths):
         """(N, T, I), (N, H), (N,) -> (out (N, T, H), h_n (N, H)); a sequence stops at its length:
@@ -128,12 +103,6 @@ class GRU:
         """(N, T, H), (N, H) -> (dx (N, T, I), dh0 (N, H)); backprop through time, parameter
         gradients summed over the valid steps, dx 0 at padded positions."""
         raise NotImplementedError("GRU.backward: write your solution here")
-
-    def parameters(self):
-        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
-
-    def gradients(self):
-        return [self.dweight_ih, self.dweight_hh, self.dbias_ih, self.dbias_hh]
 
 
 def train_text_classifier(tokens, lengths, labels, vocab_size, num_classes, seed, budget_s):

@@ -12,11 +12,6 @@ import math
 import torch
 
 
-def _uniform(*shape, bound):
-    """Uniform in +-bound: the initialisation torch.nn's recurrent layers use (bound 1/sqrt(hidden))."""
-    return (2 * torch.rand(*shape) - 1) * bound
-
-
 class Embedding:
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
         self.weight = torch.randn(num_embeddings, embedding_dim)
@@ -50,14 +45,27 @@ class Embedding:
         return [self.dweight]
 
 
-class RNNCell:
-    def __init__(self, input_size, hidden_size):
-        bound = 1 / math.sqrt(hidden_size)
-        self.weight_ih = _uniform(hidden_size, input_size, bound=bound)
-        self.weight_hh = _uniform(hidden_size, hidden_size, bound=bound)
-        self.bias_ih = _uniform(hidden_size, bound=bound)
-        self.bias_hh = _uniform(hidden_size, bound=bound)
+class _Recurrent:
+    """What the recurrent layers share: weights with `gates` row blocks, uniform in +-1/sqrt(hidden) as
+    torch.nn's, and the parameter lists."""
 
+    gates = 1
+
+    def __init__(self, input_size, hidden_size):
+        rows, bound = self.gates * hidden_size, 1 / math.sqrt(hidden_size)
+        self.weight_ih = (2 * torch.rand(rows, input_size) - 1) * bound
+        self.weight_hh = (2 * torch.rand(rows, hidden_size) - 1) * bound
+        self.bias_ih = (2 * torch.rand(rows) - 1) * bound
+        self.bias_hh = (2 * torch.rand(rows) - 1) * bound
+
+    def parameters(self):
+        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
+
+    def gradients(self):
+        return [self.dweight_ih, self.dweight_hh, self.dbias_ih, self.dbias_hh]
+
+
+class RNNCell(_Recurrent):
     def forward(self, x, h):
         """(N, I), (N, H) -> (N, H); tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
         # BEGIN SOLUTION
@@ -75,22 +83,11 @@ class RNNCell:
         return da @ self.weight_ih, da @ self.weight_hh
         # END SOLUTION
 
-    def parameters(self):
-        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
-
-    def gradients(self):
-        return [self.dweight_ih, self.dweight_hh, self.dbias_ih, self.dbias_hh]
 
 
 
-
-class GRUCell:
-    def __init__(self, input_size, hidden_size):
-        bound = 1 / math.sqrt(hidden_size)
-        self.weight_ih = _uniform(3 * hidden_size, input_size, bound=bound)
-        self.weight_hh = _uniform(3 * hidden_size, hidden_size, bound=bound)
-        self.bias_ih = _uniform(3 * hidden_size, bound=bound)
-        self.bias_hh = _uniform(3 * hidden_size, bound=bound)
+class GRUCell(_Recurrent):
+    gates = 3  # row blocks [r; z; n]
 
     def forward(self, x, h):
         """(N, I), (N, H) -> (N, H); r, z, n as torch.nn.GRUCell, h' = (1 - z) n + z h."""
@@ -120,20 +117,9 @@ class GRUCell:
         return dgi @ self.weight_ih, dgh @ self.weight_hh + grad_h * z  # dh: through the gates and through z h
         # END SOLUTION
 
-    def parameters(self):
-        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
 
-    def gradients(self):
-        return [self.dweight_ih, self.dweight_hh, self.dbias_ih, self.dbias_hh]
-
-
-class LSTMCell:
-    def __init__(self, input_size, hidden_size):
-        bound = 1 / math.sqrt(hidden_size)
-        self.weight_ih = _uniform(4 * hidden_size, input_size, bound=bound)
-        self.weight_hh = _uniform(4 * hidden_size, hidden_size, bound=bound)
-        self.bias_ih = _uniform(4 * hidden_size, bound=bound)
-        self.bias_hh = _uniform(4 * hidden_size, bound=bound)
+class LSTMCell(_Recurrent):
+    gates = 4  # row blocks [i; f; g; o]
 
     def forward(self, x, h, c):
         """(N, I), (N, H), (N, H) -> (h', c'); gates i, f, g, o as torch.nn.LSTMCell."""
@@ -160,20 +146,9 @@ class LSTMCell:
         return dgates @ self.weight_ih, dgates @ self.weight_hh, dc
         # END SOLUTION
 
-    def parameters(self):
-        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
 
-    def gradients(self):
-        return [self.dweight_ih, self.dweight_hh, self.dbias_ih, self.dbias_hh]
-
-
-class GRU:
-    def __init__(self, input_size, hidden_size):
-        bound = 1 / math.sqrt(hidden_size)
-        self.weight_ih = _uniform(3 * hidden_size, input_size, bound=bound)
-        self.weight_hh = _uniform(3 * hidden_size, hidden_size, bound=bound)
-        self.bias_ih = _uniform(3 * hidden_size, bound=bound)
-        self.bias_hh = _uniform(3 * hidden_size, bound=bound)
+class GRU(_Recurrent):
+    gates = 3  # GRUCell's weights, applied at every step
 
     def forward(self, x, h0, lengths):
         """(N, T, I), (N, H), (N,) -> (out (N, T, H), h_n (N, H)); a sequence stops at its length:
@@ -224,12 +199,6 @@ class GRU:
         self.dbias_ih, self.dbias_hh = dgi.sum(dim=(0, 1)), dgh.sum(dim=(0, 1))
         return dgi @ self.weight_ih, dh
         # END SOLUTION
-
-    def parameters(self):
-        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
-
-    def gradients(self):
-        return [self.dweight_ih, self.dweight_hh, self.dbias_ih, self.dbias_hh]
 
 
 def train_text_classifier(tokens, lengths, labels, vocab_size, num_classes, seed, budget_s):
