@@ -26,7 +26,7 @@ demo: $(STAMP)
 # on its workers, so two keep both cores busy.
 # The longest files are named first (pytest collects each file once): a worker handed one of them last would
 # run it alone while the other idles (so ordered, the two workers' test times differed by 5 s in 250).
-LONGEST_TESTS := tests/test_batch.py tests/test_hw1_grading.py tests/test_timing.py tests/test_hw2_grading.py tests/test_protocol.py
+LONGEST_TESTS := tests/test_hw3_grading.py tests/test_batch.py tests/test_hw1_grading.py tests/test_timing.py tests/test_hw2_grading.py tests/test_protocol.py
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not quality" -n 2 --dist loadfile $(LONGEST_TESTS) tests
 
