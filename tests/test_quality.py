@@ -282,3 +282,23 @@ def test_a_public_check_replays_from_a_recording_of_its_seed_and_digest(assignme
     assert recorded.status == replayed.status == "passed"
     assert cpu.sub("", replayed.message) == cpu.sub("", recorded.message)
     assert refused.status == "failed" and "install the course's version" in refused.message
+
+
+@pytest.mark.quality
+def test_training_cannot_go_on_past_its_budget_in_predict(assignment, tmp_path):
+    # train returns at once and trains in its first predict: the predict calls share PREDICT_S seconds
+    body = ("    model = learn(x, labels, classes, seed, budget_s)\n"
+            "    class Late:\n"
+            "        def predict(self, x):\n"
+            "            while True:\n"
+            "                torch.randn(100, 100) @ torch.randn(100, 100)\n"
+            "    return Late()\n")
+    check = graded(assignment, submission(tmp_path, body), visibilities=("public",))["model.fit.accuracy"]
+    assert check.status == "timeout" and f"used {quality.PREDICT_S:g} s of CPU time" in check.message, check.message
+
+
+@pytest.mark.quality
+def test_a_model_without_a_predict_method_is_told_so(assignment, tmp_path):
+    body = "    class Model:\n        predict = [1, 2, 3]\n    return Model()\n"
+    check = graded(assignment, submission(tmp_path, body), visibilities=("public",))["model.fit.accuracy"]
+    assert check.status == "failed" and "has no predict method: model.predict is list of 3" in check.message, check.message

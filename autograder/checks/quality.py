@@ -22,10 +22,14 @@ from typing import Callable
 
 import torch
 
+from autograder.checks import compare
 from autograder.checks.failures import CheckFailed, PartialCredit
 from autograder.checks.seeds import process_seed
+from autograder.protocol import wire
+from autograder.protocol.proxy import Remote, RemoteMethod
 
 PREDICT_BATCH = 1000  # held-out examples per predict call
+PREDICT_S = 10.0  # CPU seconds for every predict call together: training must happen in the training call
 PREPARE_S = 60.0  # CPU seconds to import what a first training imports (protocol/fixtures.py: ready_to_train)
 
 
@@ -60,7 +64,7 @@ def train_and_score(t, train, task: Task, *, budget_s: float, full: float, half:
     ended = session.cpu_time()
     used = f"{ended - started:.1f} s" if started is not None and ended is not None else "an unknown amount"
     call = t.last_call
-    predictions = predict(model, held_out, len(targets), call)
+    predictions = predict(model, held_out, len(targets), call, session)
     score = metric(predictions, targets)
     text = (f"{call}: {what} {score:.4f} on {task.describe}; full points at >= {full:g}, half at >= {half:g}; "
             f"training used {used} of CPU time (budget {budget_s:g} s)")
@@ -85,7 +89,7 @@ def draw(t, task: Task) -> tuple[dict, dict, torch.Tensor]:
     if recorded != found:
         raise CheckFailed(
             f"the {task.name} data (generator version {task.version}) drawn here differ from those the public checks "
-            "were released with: this autograder is another version than the course's; install the course's version"
+            "were released with: this autograder (or torch) is another version than the course's; install the course's versions"
         )
     return inputs, held_out, targets
 
@@ -111,18 +115,28 @@ def digest(value) -> str:
     return hasher.hexdigest()
 
 
-def predict(model, held_out: dict, count: int, call: str) -> torch.Tensor:
-    """model.predict(*held-out inputs), PREDICT_BATCH examples a call, each answer held to its contract:
-    an integer tensor with one entry per example."""
+def predict(model, held_out: dict, count: int, call: str, session) -> torch.Tensor:
+    """model.predict(*held-out inputs), PREDICT_BATCH examples a call within PREDICT_S CPU seconds in all,
+    each answer held to its contract: an integer CPU tensor with one entry per example."""
     names = list(held_out)
-    answers = []
+    predictor = model.predict
+    if not isinstance(predictor, (Remote, RemoteMethod)):  # plain data where a method should be
+        raise CheckFailed(f"the model of {call} has no predict method: model.predict is {compare.describe(predictor)}")
+    answers, spent = [], 0.0
     for start in range(0, count, PREDICT_BATCH):
         batch = [held_out[name][start:start + PREDICT_BATCH] for name in names]
         size = len(batch[0])
-        answer = model.predict(*batch)
+        before = session.cpu_time()
+        answer = session.call(predictor.owner, "predict", batch, {}, cpu_seconds=max(PREDICT_S - spent, 0.5)) \
+            if isinstance(predictor, RemoteMethod) else predictor(*batch)
+        after = session.cpu_time()
+        spent += after - before if before is not None and after is not None else 0.0
         where = f"the model of {call}: predict({', '.join(names)}) on {size} examples"
         if not isinstance(answer, torch.Tensor):
-            raise CheckFailed(f"{where} returned a {type(answer).__name__}, not a tensor of {size} class indices")
+            kind = answer.type if isinstance(answer, wire.Opaque) else type(answer).__name__
+            raise CheckFailed(f"{where} returned a {kind}, not a tensor of {size} class indices")
+        if answer.device.type != "cpu":
+            raise CheckFailed(f"{where} returned a tensor on {answer.device.type}; return class indices on the CPU")
         if answer.shape != (size,) or answer.dtype.is_floating_point or answer.dtype.is_complex or answer.dtype == torch.bool:
             raise CheckFailed(f"{where} returned a {str(answer.dtype).removeprefix('torch.')} tensor of shape "
                               f"{tuple(answer.shape)}; expected int64 class indices of shape ({size},)")

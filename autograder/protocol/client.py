@@ -389,13 +389,16 @@ class Session:
             self.exit = dict(self._end(wait=True), problem=problem)
         return _death(self.exit)
 
-    def call(self, target: Remote, method: str | None, args, kwargs):
-        """target(*args, **kwargs), or target.method(...) in the same round trip."""
+    def call(self, target: Remote, method: str | None, args, kwargs, cpu_seconds: float | None = None):
+        """target(*args, **kwargs), or target.method(...) in the same round trip; cpu_seconds: this call's
+        limit instead of the check's per-call one."""
         path = f"{target._path}.{method}" if method else target._path
         self.last_call = describe_call(path, args, kwargs, scalars=self.show_scalars)
         if self.recording is not None:
             return self.recording.call(target._ref, method, args, kwargs, self.last_call)
         fields = {"op": "callmethod", "name": method} if method else {"op": "call"}
+        if cpu_seconds is not None:
+            fields["cpu_seconds"] = cpu_seconds
         return self.request(ref=target._ref.id, args=args, kwargs=kwargs, describe=self.last_call, **fields)
 
     def train(self, function: Remote, kwargs: dict, *, seed: int, cpu_seconds: float) -> Remote:
