@@ -57,7 +57,7 @@ def train_and_score(t, train, task: Task, *, budget_s: float, full: float, half:
     seed = process_seed(t.seed) % (1 << 31)  # numpy and random take it as it is; it tells nothing of the data's seed
     session = t.session
     prepare = t.fixture("ready_to_train")  # torch's training imports, off the student's clock
-    session.request("call", ref=prepare._ref.id, describe="importing torch's training libraries", cpu_seconds=PREPARE_S)
+    session.call(prepare, None, (), {}, cpu_seconds=PREPARE_S)
     started = session.cpu_time()
     model = session.train(train, {**inputs, **task.constants, "seed": seed, "budget_s": budget_s},
                           seed=seed, cpu_seconds=budget_s)
@@ -122,13 +122,13 @@ def predict(model, held_out: dict, count: int, call: str, session) -> torch.Tens
     predictor = model.predict
     if not isinstance(predictor, (Remote, RemoteMethod)):  # plain data where a method should be
         raise CheckFailed(f"the model of {call} has no predict method: model.predict is {compare.describe(predictor)}")
+    target = (predictor.owner, predictor.name) if isinstance(predictor, RemoteMethod) else (predictor, None)
     answers, spent = [], 0.0
     for start in range(0, count, PREDICT_BATCH):
         batch = [held_out[name][start:start + PREDICT_BATCH] for name in names]
         size = len(batch[0])
         before = session.cpu_time()
-        answer = session.call(predictor.owner, "predict", batch, {}, cpu_seconds=max(PREDICT_S - spent, 0.5)) \
-            if isinstance(predictor, RemoteMethod) else predictor(*batch)
+        answer = session.call(*target, batch, {}, cpu_seconds=max(PREDICT_S - spent, 0.5))
         after = session.cpu_time()
         spent += after - before if before is not None and after is not None else 0.0
         where = f"the model of {call}: predict({', '.join(names)}) on {size} examples"
