@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # minutes; TORCH_INDEX replaces a configured index-url.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: demo test test-slow test-quality test-namespace test-docker bench clean
+.PHONY: demo test test-slow test-quality test-cluster test-namespace test-docker bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ demo: $(STAMP)
 # run it alone while the other idles (so ordered, the two workers' test times differed by 5 s in 250).
 LONGEST_TESTS := tests/test_hw3_grading.py tests/test_batch.py tests/test_hw1_grading.py tests/test_timing.py tests/test_hw2_grading.py tests/test_protocol.py
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not quality" -n 2 --dist loadfile $(LONGEST_TESTS) tests
+	$(BIN)/python -m pytest -q -m "not slow and not quality and not cluster" -n 2 --dist loadfile $(LONGEST_TESTS) tests
 
 # Tests over 30 s each: a worker started 15 s late, a busy neighbour in a batch, every bundle under perturbation,
 # the attack corpus in every sandbox. One at a time: some of them load the machine on purpose.
@@ -39,6 +39,11 @@ test-slow: $(STAMP)
 # (tens of seconds of training each); make test runs one calibration case.
 test-quality: $(STAMP)
 	$(BIN)/python -m pytest -q -m quality -n 2 --dist loadfile
+
+# batch --cluster on a real Dask scheduler and workers on 127.0.0.1: a class as a local batch grades it, a worker
+# killed mid-run, a submission that kills its worker, a scheduler gone. One at a time: each starts its own cluster.
+test-cluster: $(STAMP)
+	$(BIN)/python -m pytest -q -m cluster
 
 # Every grading test with student code in the namespace sandbox (make test jails hw1's only).
 test-namespace: $(STAMP)

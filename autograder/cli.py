@@ -349,28 +349,37 @@ db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path)
 @click.option("--force", is_flag=True, help="Regrade submissions the gradebook already holds unchanged.")
 @click.option("--all", "show_all", is_flag=True,
               help=f"List every student's score (a class over {ALL_SCORES_UP_TO}: the lowest and highest {SCORES_SHOWN} unless given).")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Grade on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786), its workers started with "
+                   "`autograder worker ADDRESS`; `local`: on this host. [default: $AUTOGRADER_CLUSTER, else course.toml's "
+                   "[grading] cluster, else this host]")
 @root_option
 @sandbox_option("auto")
-def batch(assignment, source, db, workers, force, show_all, root, sandbox) -> None:
+def batch(assignment, source, db, workers, force, show_all, cluster, root, sandbox) -> None:
     """Grade every submission in SOURCE into the gradebook.
 
     SOURCE is a folder with one folder (or zip) per student, named by student id;
     a zip of such folders (an LMS bulk download); or nbgrader's submitted/ layout.
     A rerun grades only what changed; it resumes an interrupted batch. A submission
     whose grader dies twice is recorded as not graded (a rerun skips it, --force
-    tries again); the command then ends non-zero, naming who was not graded."""
+    tries again); the command then ends non-zero, naming who was not graded.
+    With --cluster, each worker grades in its own host's SANDBOX (auto: its strongest)."""
+    from autograder.batch.cluster import CLUSTER_ENVIRONMENT
     from autograder.batch.run import NOT_GRADED
 
     root = _reference_root(assignment, root)
     material, course = _material(assignment, root)
-    outcomes = _batch(material, course, source, db, workers, force, sandbox, Console(stderr=True), show_all)
+    address = cluster or os.environ.get(CLUSTER_ENVIRONMENT, "").strip() or course.cluster
+    outcomes = _batch(material, course, source, db, workers, force, sandbox, Console(stderr=True), show_all,
+                      "" if address == "local" else address)
     not_graded = [o.student for o in outcomes if o.action in NOT_GRADED]
     if not_graded:  # student ids come from upload names: cleaned
         raise click.ClickException(clean(f"not graded (see above): {', '.join(not_graded)}", multiline=False))
 
 
 def _batch(material, course, source: Path, db: Path, workers: int, force: bool, sandbox: str, console: Console,
-           show_all: bool = False):
+           show_all: bool = False, cluster: str = ""):
+    from autograder.batch.cluster import ClusterUnavailable, run_cluster_batch
     from autograder.batch.intake import IntakeError, discover
     from autograder.batch.run import run_batch
 
@@ -385,20 +394,56 @@ def _batch(material, course, source: Path, db: Path, workers: int, force: bool, 
         raise click.ClickException(f"no submissions in {source}: expected one folder or zip per student, named by student id")
     if course.components and course.component_of(material.name) is None:
         console.print(f"note: no component of course.toml has source {material.name!r}: its scores count in no final grade", markup=False)
-    chosen = _sandbox(sandbox)
+    chosen = None if cluster else _sandbox(sandbox)  # on a cluster, each worker chooses on its own host
     with _gradebook(db) as gradebook:
         with BatchProgress(console, material.name) as progress:
+            callbacks = dict(force=force, on_start=progress.on_start, on_outcome=progress.on_outcome, on_busy=progress.on_busy)
             try:
-                outcomes = run_batch(material, submissions, gradebook, sandbox=chosen, course=course, workers=workers,
-                                     force=force, on_start=progress.on_start, on_outcome=progress.on_outcome,
-                                     on_busy=progress.on_busy)
+                if cluster:
+                    console.print(f"grading on the Dask cluster at {cluster}", markup=False)
+                    outcomes = run_cluster_batch(material, submissions, gradebook, address=cluster, sandbox=sandbox,
+                                                 course=course, **callbacks)
+                else:
+                    outcomes = run_batch(material, submissions, gradebook, sandbox=chosen, course=course, workers=workers,
+                                         **callbacks)
             except KeyboardInterrupt:
                 raise click.ClickException("interrupted: every result shown so far is saved; run the same command again to go on") from None
+            except ClusterUnavailable as exc:
+                raise click.ClickException(str(exc)) from None
         scores = {stored.result.student: stored.result.score for stored in gradebook.submissions(material.name)}
         batch_terminal.summary(console, material.name, outcomes, scores, material.max_score,
                                gradebook.failures_by_check(material.name), show_all)
     console.print(f"gradebook: {db}", markup=False)
     return outcomes
+
+
+@main.command()
+@click.argument("scheduler", metavar="ADDRESS")
+@click.option("--slots", type=click.IntRange(1, 1024), default=os.cpu_count() or 1, show_default="the number of cores",
+              help="Submissions graded at once on this host, each by a Dask worker of one thread (one per core keeps timed checks fair).")
+@click.option("--gpus", type=click.IntRange(0, 64), default=None, show_default="the CUDA devices torch sees",
+              help="Slots that each get one CUDA device and the GPU resource that tasks with CUDA checks ask for.")
+@click.option("--memory", "memory_gib", type=click.FloatRange(0.5, 4096), default=4.0, show_default=True,
+              help="GiB a slot's grader may use before its nanny restarts it (student code has the sandbox's own limits).")
+@click.option("--name", default=None, help="What the batch's summary calls this host's slots  [default: the host name]")
+def worker(scheduler, slots, gpus, memory_gib, name) -> None:
+    """Grade for the Dask scheduler at ADDRESS (`autograder batch --cluster ADDRESS`) until stopped.
+
+    Each slot grades as a local batch's grader does, in this host's sandbox (the batch's --sandbox; auto: the
+    strongest here), torch imported once per slot. The checks and reference come from the batch with each
+    class. Stop with Ctrl-C or SIGTERM; the scheduler gives the submissions it held to other workers."""
+    import socket
+
+    from autograder.batch.cluster_worker import serve
+
+    if gpus is None:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    if gpus > slots:
+        raise click.BadParameter(f"{gpus} GPU slots but {slots} slots in all: give --slots at least {gpus}", param_hint="--gpus")
+    click.echo(f"grading for {scheduler}: {slots} slots, {gpus} with a GPU", err=True)
+    serve(scheduler, slots, gpus, int(memory_gib * (1 << 30)), name or socket.gethostname())
 
 
 @main.command(name="import")

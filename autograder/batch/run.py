@@ -100,11 +100,14 @@ class Outcome:
     seconds: float = 0.0
     detail: str = ""
     earlier: bool = False  # an "ungraded" recorded by an earlier run for this same submission: skipped in this one
+    worker: str = ""  # the cluster worker that graded it (batch --cluster); "" here
 
 
-def checks_version(assignment: Assignment, course: Course) -> str:
-    """A hash of everything besides the submission that a score depends on."""
-    digest = hashlib.sha256(f"{autograder.__version__}\0{course.cuda_absent}\0cuda={torch.cuda.is_available()}\0".encode())
+def checks_version(assignment: Assignment, course: Course, cuda: bool | None = None) -> str:
+    """A hash of everything besides the submission that a score depends on; cuda: whether the grading host has a
+    CUDA device (default: this host), which the scores of an assignment with CUDA checks depend on."""
+    cuda = (torch.cuda.is_available() if cuda is None else cuda) and has_cuda_checks(assignment)
+    digest = hashlib.sha256(f"{autograder.__version__}\0{course.cuda_absent}\0cuda={cuda}\0".encode())
     digest.update(hashlib.sha256(assignment.secret or b"").digest())  # it decides the hidden inputs
     folders = [assignment.reference_dir] + [PACKAGE / name for name in GRADING_CODE]
     for folder in folders:
@@ -114,6 +117,10 @@ def checks_version(assignment: Assignment, course: Course) -> str:
             digest.update(f"{path.relative_to(folder)}\0".encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def has_cuda_checks(assignment: Assignment) -> bool:
+    return any(spec.device == "cuda" for spec in assignment.checks)
 
 
 def broken_result(assignment: Assignment, submission: Submission, sandbox: str) -> SubmissionResult:
@@ -148,21 +155,7 @@ def run_batch(
     ends, on_busy(students) with the students being graded whenever graders take new submissions."""
     sweep_leftovers()
     version = checks_version(assignment, course)
-    outcomes, pending = [], []
-    for submission in submissions:
-        digest = submission.content_hash
-        earlier = None if force else gradebook.ungraded_reason(assignment.name, submission.student, digest, version)
-        if not force and gradebook.is_current(assignment.name, submission.student, digest, version):
-            outcomes.append(Outcome(submission.student, "unchanged"))
-        elif earlier is not None:
-            outcomes.append(Outcome(submission.student, "ungraded", earlier=True,
-                                    detail=f"{earlier} (in an earlier run, on this same submission: --force grades it again)"))
-        elif submission.broken:
-            result = broken_result(assignment, submission, sandbox.name)
-            gradebook.record(result, digest, version, 0.0)
-            outcomes.append(Outcome(submission.student, "broken", 0.0, result.max_score, 0.0, submission.broken))
-        else:
-            pending.append(submission)
+    outcomes, pending = triage(assignment, submissions, gradebook, version, sandbox.name, force)
     graders_count = max(1, min(workers, len(pending)))
     if on_start:
         on_start(len(pending), graders_count)
@@ -192,7 +185,10 @@ def run_batch(
                 on_busy(graders.students())
             for task, reply in ended:
                 shutil.rmtree(task.copy, ignore_errors=True)
-                outcome = _settle(assignment.name, task, reply, gradebook, version)
+                if reply is None:
+                    outcome = record_ungraded(assignment.name, task.submission, _death_reason(task.deaths), gradebook, version)
+                else:
+                    outcome = settle(assignment.name, task.submission, reply, gradebook, version)
                 outcomes.append(outcome)
                 if on_outcome:
                     on_outcome(outcome)
@@ -206,6 +202,27 @@ def run_batch(
     return outcomes
 
 
+def triage(assignment: Assignment, submissions: list[Submission], gradebook: Gradebook, version: str, sandbox: str,
+           force: bool) -> tuple[list[Outcome], list[Submission]]:
+    """What needs no grading (unchanged, recorded as not graded before, broken: recorded here), and what does."""
+    outcomes, pending = [], []
+    for submission in submissions:
+        digest = submission.content_hash
+        earlier = None if force else gradebook.ungraded_reason(assignment.name, submission.student, digest, version)
+        if not force and gradebook.is_current(assignment.name, submission.student, digest, version):
+            outcomes.append(Outcome(submission.student, "unchanged"))
+        elif earlier is not None:
+            outcomes.append(Outcome(submission.student, "ungraded", earlier=True,
+                                    detail=f"{earlier} (in an earlier run, on this same submission: --force grades it again)"))
+        elif submission.broken:
+            result = broken_result(assignment, submission, sandbox)
+            gradebook.record(result, digest, version, 0.0)
+            outcomes.append(Outcome(submission.student, "broken", 0.0, result.max_score, 0.0, submission.broken))
+        else:
+            pending.append(submission)
+    return outcomes, pending
+
+
 @dataclass
 class _Task:
     submission: Submission
@@ -213,14 +230,19 @@ class _Task:
     deaths: list[str] = field(default_factory=list)  # how each grader that took it died
 
 
-def _settle(assignment: str, task: _Task, reply: tuple[dict, float] | None, gradebook: Gradebook, version: str) -> Outcome:
-    submission = task.submission
-    if reply is None:
-        times = {1: "once", 2: "twice"}.get(len(task.deaths), f"{len(task.deaths)} times")
-        reason = f"its grader was {task.deaths[0]}, {times}" if len(set(task.deaths)) == 1 else \
-            f"its graders died: {'; '.join(task.deaths)}"
-        gradebook.record_ungraded(assignment, submission.student, submission.content_hash, version, reason)
-        return Outcome(submission.student, "ungraded", detail=f"{reason} (recorded as not graded: a rerun skips it, --force grades it again)")
+def _death_reason(deaths: list[str]) -> str:
+    times = {1: "once", 2: "twice"}.get(len(deaths), f"{len(deaths)} times")
+    return f"its grader was {deaths[0]}, {times}" if len(set(deaths)) == 1 else f"its graders died: {'; '.join(deaths)}"
+
+
+def record_ungraded(assignment: str, submission: Submission, reason: str, gradebook: Gradebook, version: str) -> Outcome:
+    """Record submission as not graded, for reason (its graders died)."""
+    gradebook.record_ungraded(assignment, submission.student, submission.content_hash, version, reason)
+    return Outcome(submission.student, "ungraded", detail=f"{reason} (recorded as not graded: a rerun skips it, --force grades it again)")
+
+
+def settle(assignment: str, submission: Submission, reply: tuple[dict, float], gradebook: Gradebook, version: str) -> Outcome:
+    """Record a grader's reply (grade_copy's): the result, or nothing where the host failed (a rerun retries)."""
     result_dict, seconds = reply
     if "failure" in result_dict:
         return Outcome(submission.student, "failed", seconds=seconds, detail=result_dict["failure"])
@@ -410,15 +432,16 @@ def _serve(connection, data_limit: int | None) -> None:
                 return
             if task is None:
                 return
-            connection.send(_grade_one(*task))
+            connection.send(grade_copy(_job["assignment"], _job["sandbox"], _job["course"], *task))
     finally:  # its warm workers (a forked process ends without running atexit)
         template.stop_all()
 
 
-def _grade_one(student: str, copy: str, notes: list[str]) -> tuple[dict, float]:
+def grade_copy(assignment: Assignment, sandbox, course: Course, student: str, copy: str, notes: list[str]) -> tuple[dict, float]:
+    """Grade the submission copied at copy: (its result as a dict, or {"failure": why}, and the seconds it took)."""
     started = time.monotonic()
     try:
-        result = grade(_job["assignment"], Path(copy), _job["sandbox"], student, course=_job["course"])
+        result = grade(assignment, Path(copy), sandbox, student, course=course)
     except WorkerUnavailable as exc:  # the host's trouble, not the student's
         return {"failure": str(exc)}, time.monotonic() - started
     except Exception:  # a bug of the grader's own: its traceback is what a maintainer needs

@@ -18,6 +18,8 @@ rule, and the settings grading follows.
 
     [grading]
     cuda_absent = "cpu"          # what a CUDA check scores on a host without a CUDA device
+    cluster = "tcp://grading.example.edu:8786"   # optional: where `autograder batch` grades by default
+                                 # (a Dask scheduler; $AUTOGRADER_CLUSTER and --cluster come first)
 
     [late]                       # optional: without it (or without a deadline) nothing is late
     penalty_per_day = 10         # percent of the component's points lost per started day late
@@ -107,6 +109,7 @@ class Course:
     decimals: int = 2
     late: LatePolicy | None = None  # None: nothing is ever late
     package: str = ""  # what a released homework's README and CI workflow install with pip; "": not set (release refuses it)
+    cluster: str = ""  # the Dask scheduler `autograder batch` grades on by default; "": this host
 
     @property
     def max_points(self) -> Decimal:
@@ -166,7 +169,7 @@ def parse_course(data: dict, where: str = COURSE_FILE) -> Course:
     grade = _table(data, "grade", where)
     _known(grade, {"divisor", "decimals"}, where, "[grade]")
     grading = _table(data, "grading", where)
-    _known(grading, {"cuda_absent"}, where, "[grading]")
+    _known(grading, {"cuda_absent", "cluster"}, where, "[grading]")
     release = _table(data, "release", where)
     _known(release, {"package"}, where, "[release]")
 
@@ -194,7 +197,10 @@ def parse_course(data: dict, where: str = COURSE_FILE) -> Course:
     package = release.get("package", Course.package)
     if not isinstance(package, str) or any(ch in package for ch in "\"\n\r"):
         raise CourseError(f"{where}: [release] package must be one pip requirement on one line, without quotes, not {package!r}")
-    result = Course(cuda_absent, name.strip(), components, divisor, decimals, late, package.strip())
+    cluster = grading.get("cluster", Course.cluster)
+    if not isinstance(cluster, str) or any(ch.isspace() for ch in cluster):
+        raise CourseError(f"{where}: [grading] cluster must be a Dask scheduler's address, like \"tcp://host:8786\", not {cluster!r}")
+    result = Course(cuda_absent, name.strip(), components, divisor, decimals, late, package.strip(), cluster)
     if "total" in course:
         total = _number(course["total"], f"{where}: [course] total")
         if total != result.max_points:

@@ -92,7 +92,8 @@ class BatchProgress:
         if not self.live:
             score = f"{outcome.score:g}/{outcome.max_score:g}" if outcome.action == "graded" else \
                 f"FAILED: {outcome.detail}" if outcome.action == "failed" else f"NOT GRADED: {outcome.detail}"
-            line = f"[{self.done}/{self.total}] {outcome.student}: {score} ({outcome.seconds:.1f} s)"
+            where = f" on {outcome.worker}" if outcome.worker else ""
+            line = f"[{self.done}/{self.total}] {outcome.student}: {score} ({outcome.seconds:.1f} s{where})"
             if self.done < self.total:
                 line += f"; {self.eta_text()}" + (f"; grading {', '.join(self.busy)}" if self.busy else "")
             self._print(line)
@@ -201,11 +202,28 @@ def summary(console: Console, assignment: str, outcomes: list, scores: dict[str,
         for check_id, failed, graded in failing:
             checks.add_row(check_id, f"{failed} of {graded}")
         console.print(checks)
+    _print_workers(console, outcomes)
     for outcome in outcomes:
         if outcome.action == "broken":
             console.print(clean(f"broken: {outcome.student}: {outcome.detail}"), markup=False, emoji=False)
         elif outcome.action in ("failed", "ungraded"):
             console.print(clean(f"NOT GRADED: {outcome.student}: {outcome.detail}"), style="red", markup=False, emoji=False)
+
+
+def _print_workers(console: Console, outcomes: list) -> None:
+    """On a cluster (batch --cluster): what each worker graded in this run, and how fast."""
+    by_worker: dict[str, list[float]] = {}
+    for outcome in outcomes:
+        if outcome.worker:
+            by_worker.setdefault(outcome.worker, []).append(outcome.seconds)
+    if not by_worker:
+        return
+    table = Table(title="graded per worker", title_justify="left")
+    for column, justify in (("worker", "left"), ("submissions", "right"), ("seconds grading", "right"), ("per submission", "right")):
+        table.add_column(column, justify=justify)
+    for worker, seconds in sorted(by_worker.items()):
+        table.add_row(Text(clean(worker, multiline=False)), str(len(seconds)), f"{sum(seconds):.1f}", f"{statistics.fmean(seconds):.1f} s")
+    console.print(table)
 
 
 def _print_scores(console: Console, assignment: str, outcomes: list, scores: dict[str, float], max_score: float,

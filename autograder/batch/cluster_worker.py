@@ -1,0 +1,203 @@
+"""A Dask worker that grades: the worker's side of `autograder batch --cluster`.
+
+Process model (one host; `autograder worker` starts it, batch/cluster.py feeds it):
+    autograder worker (this host's launcher: no torch, no student code)
+      ├─ nanny 1 ── grader 1   a Dask worker process, one task at a time (one thread),
+      ├─ ...                    torch imported once (dask_setup); it grades as a local
+      └─ nanny N ── grader N   batch's grader does (batch/run.py grade_copy), its
+                                sandbox's warm template kept across tasks
+A grader is trusted: it holds the assignment's checks, reference and course secret,
+which reach it from the batch inside the task graph (Material), are unpacked into a
+folder only its user can read, and never enter a sandbox's view. Student code runs
+only in the sandbox's workers, as in a local batch. A nanny restarts its grader when
+it dies; Dask reschedules the tasks the dead grader held.
+
+A task is a pure function of (material, submission, student id): the same result
+wherever and however often it runs, so a task Dask runs twice costs time only; the
+batch records each submission once. The grader refuses material whose checks version
+(batch/run.py checks_version, computed here from this host's autograder and CUDA) is
+not the one the batch expects: another autograder release on a worker, or a CUDA
+device the scheduler was not told of, would grade otherwise than the batch believes.
+
+Dask's own traffic (tasks and results, pickled) is trusted: run the scheduler and
+workers on a network only the course's hosts reach, or with Dask's TLS. In the
+namespace and docker sandboxes student code has no network; in the process
+sandbox it has the host's, so grade with it only what you would run yourself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import os
+import shutil
+import socket
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+GPU = "GPU"  # the Dask worker resource a CUDA device is declared as; tasks of assignments with CUDA checks ask for one
+MATERIAL_FOLDER = "material"  # under a folder named by run.WORKDIR_PREFIX and this process's pid: swept when it is gone
+
+
+class MaterialMismatch(Exception):
+    """This worker would grade otherwise than the batch expects."""
+
+
+@dataclass(frozen=True)
+class Material:
+    """What a grader grades with, sent by the batch: the assignment's reference folder (checks and solutions, as
+    a tar without bytecode), the course secret that keys hidden inputs, the course, and the checks version the
+    batch expects of them."""
+
+    name: str
+    archive: bytes
+    secret: bytes
+    course: object  # engine.course.Course
+    version: str
+    cuda: bool  # whether the batch expects a CUDA device: tasks then run where the GPU resource is
+
+    @classmethod
+    def pack(cls, assignment, course, version: str, cuda: bool) -> Material:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            for path in sorted(Path(assignment.reference_dir).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts and not path.is_symlink():
+                    archive.add(path, arcname=str(path.relative_to(assignment.reference_dir)), recursive=False)
+        return cls(assignment.name, buffer.getvalue(), assignment.secret or b"", course, version, cuda)
+
+
+def hold(material: Material) -> Material:
+    """The task whose result is the material: workers fetch it from each other once, and the scheduler can run it
+    again from the graph should every copy be lost."""
+    return material
+
+
+def grade_task(material: Material, student: str, files: dict[str, bytes], notes: list[str], sandbox_name: str):
+    """Grade one submission (files: path -> content): (result dict or {"failure": why}, seconds, this worker's name)."""
+    from autograder.batch import run
+
+    started = time.monotonic()
+    where = _worker_name()
+    try:
+        assignment, course, sandbox = _prepared(material, sandbox_name)
+    except Exception as exc:  # the host's trouble, not the student's: not recorded, a rerun retries
+        return {"failure": f"worker {where} cannot grade: {exc}"}, time.monotonic() - started, where
+    copy = Path(tempfile.mkdtemp(prefix=f"{run.WORKDIR_PREFIX}{os.getpid()}-"))
+    try:
+        for name, content in files.items():
+            target = copy.joinpath(*name.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        result, seconds = run.grade_copy(assignment, sandbox, course, student, str(copy), notes)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    return result, seconds, where
+
+
+_lock = threading.Lock()  # a worker started with several threads grades several tasks at once
+_prepared_material: dict[tuple[str, str], tuple] = {}  # (checks version, sandbox name) -> (assignment, course, sandbox)
+
+
+def _prepared(material: Material, sandbox_name: str):
+    """The assignment loaded from material (once per version in this process), and the sandbox (once per name)."""
+    key = (material.version, sandbox_name)
+    with _lock:
+        if key not in _prepared_material:
+            _prepared_material[key] = _prepare(material, sandbox_name)
+        return _prepared_material[key]
+
+
+def _prepare(material: Material, sandbox_name: str):
+    import torch
+
+    from autograder.batch import run
+    from autograder.engine.assignment import load_reference
+    from autograder.sandboxes import choose
+
+    folder = Path(tempfile.mkdtemp(prefix=f"{run.WORKDIR_PREFIX}{os.getpid()}-{MATERIAL_FOLDER}-"))  # mode 0700
+    atexit.register(shutil.rmtree, folder, True)
+    reference = folder / "reference" / material.name
+    reference.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(material.archive)) as archive:
+        archive.extractall(reference, filter="data")
+    assignment = load_reference(material.name, reference)
+    assignment.secret = material.secret or None  # the batch's: this host's $AUTOGRADER_SECRET does not count
+    version = run.checks_version(assignment, material.course)
+    if version != material.version:
+        if run.checks_version(assignment, material.course, cuda=material.cuda) == material.version:
+            raise MaterialMismatch(
+                f"the batch expected {'a' if material.cuda else 'no'} CUDA device on the worker, and torch sees "
+                f"{torch.cuda.device_count()} here: start workers with `autograder worker`, which declares a {GPU} "
+                f"resource for each CUDA device and hides the devices from the other workers")
+        raise MaterialMismatch(
+            f"its checks version is {version}, the batch's {material.version}: install on every worker the autograder "
+            f"the batch runs (it has {_autograder_version()} here)")
+    sandbox, _notes = choose(sandbox_name)
+    return assignment, material.course, sandbox
+
+
+def _autograder_version() -> str:
+    import autograder
+
+    return autograder.__version__
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return socket.gethostname()
+    return str(worker.name) if worker.name is not None else worker.address
+
+
+def dask_setup(worker=None) -> None:
+    """Dask's preload hook (`dask worker --preload autograder.batch.cluster_worker`): torch imported once, before
+    the first task, single-threaded as in a local grader; what dead graders of this host left is removed."""
+    import torch
+
+    from autograder.batch import run
+
+    torch.set_num_threads(1)  # the templates this grader starts, and the reference's values, as in a local batch
+    run.sweep_leftovers()
+
+
+def serve(address: str, slots: int, gpus: int, memory_limit: int, name: str) -> None:
+    """Grade for the scheduler at address until SIGINT or SIGTERM: `slots` graders (Dask workers of one thread,
+    each restarted by its nanny when it dies), the first `gpus` of them each with one CUDA device and the GPU
+    resource, the others with none visible."""
+    import asyncio
+
+    from distributed import Nanny
+    from distributed._signals import wait_for_signals
+
+    async def graders() -> None:
+        nannies = [
+            Nanny(address, nthreads=1, name=f"{name}-{index}", memory_limit=memory_limit,
+                  resources={GPU: 1} if index < gpus else None,
+                  env={"CUDA_VISIBLE_DEVICES": str(index) if index < gpus else ""},
+                  preload=[__name__])
+            for index in range(slots)
+        ]
+
+        async def run_until_closed() -> None:
+            await asyncio.gather(*nannies)
+            await asyncio.gather(*(nanny.finished() for nanny in nannies))
+
+        async def close_on_signal() -> None:
+            await wait_for_signals()
+            await asyncio.gather(*(nanny.close(timeout=10, reason="autograder worker stopped") for nanny in nannies))
+
+        done, pending = await asyncio.wait([asyncio.create_task(run_until_closed()), asyncio.create_task(close_on_signal())],
+                                           return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            task.result()
+
+    asyncio.run(graders())
