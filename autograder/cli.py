@@ -436,10 +436,13 @@ def worker(scheduler, slots, gpus, memory_gib, name) -> None:
 
     from autograder.batch.cluster_worker import serve
 
-    if gpus is None:
-        import torch
+    import torch
 
-        gpus = torch.cuda.device_count()
+    devices = torch.cuda.device_count()
+    gpus = devices if gpus is None else gpus
+    if gpus > devices:
+        click.echo(f"warning: torch sees {devices} CUDA device(s) here: the GPU slots beyond them refuse each task that "
+                   f"needs a GPU, saying so (nothing is recorded for it)", err=True)
     if gpus > slots:
         raise click.BadParameter(f"{gpus} GPU slots but {slots} slots in all: give --slots at least {gpus}", param_hint="--gpus")
     click.echo(f"grading for {scheduler}: {slots} slots, {gpus} with a GPU", err=True)

@@ -68,12 +68,12 @@ class Cluster:
         path = self.folder / f"{name}.log"
         return path.read_text(errors="replace")[-4000:] if path.is_file() else ""
 
-    def add_workers(self, slots: int, name: str) -> subprocess.Popen:
+    def add_workers(self, slots: int, name: str, *options: str) -> subprocess.Popen:
         """`autograder worker` with `slots` graders, once they have all joined."""
         with distributed.Client(self.address, set_as_default=False, timeout=30) as client:
             before = len(client.scheduler_info(n_workers=-1)["workers"])
             process = self._start([sys.executable, "-m", "autograder", "worker", self.address, "--slots", str(slots),
-                                   "--name", name], name)
+                                   "--name", name, *options], name)
             try:
                 client.wait_for_workers(before + slots, timeout=START_SECONDS)
             except TimeoutError:
@@ -122,7 +122,7 @@ def batch_command(assignment: str, source: Path, db: Path, *extra, root: Path = 
 
 
 def run(command, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "300"})
 
 
 def results(db: Path, assignment: str = "tiny") -> dict[str, dict]:
@@ -216,14 +216,42 @@ def test_a_submission_that_kills_its_worker_every_time_is_recorded_as_not_graded
 
 
 def test_an_unreachable_scheduler_is_named_and_nothing_is_recorded(tmp_path):
+    """Named by --cluster, or by $AUTOGRADER_CLUSTER (course.toml's [grading] cluster comes after it); `local` grades here."""
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     source = make_class(tmp_path / "class", {"ann": RIGHT})
-    graded = run(batch_command("tiny", source, tmp_path / "gradebook.sqlite", "--cluster", f"tcp://127.0.0.1:{port}"))
-    assert graded.returncode == 1
-    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in graded.stderr, graded.stderr
-    assert "Traceback" not in graded.stderr
+    db = tmp_path / "gradebook.sqlite"
+    for command, env in ((batch_command("tiny", source, db, "--cluster", f"tcp://127.0.0.1:{port}"), {}),
+                         (batch_command("tiny", source, db), {"AUTOGRADER_CLUSTER": f"tcp://127.0.0.1:{port}"})):
+        graded = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+        assert graded.returncode == 1
+        assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in graded.stderr, graded.stderr
+        assert "Traceback" not in graded.stderr
+        assert _count(db) == 0
+    here = subprocess.run(batch_command("tiny", source, db, "--cluster", "local", "--workers", "1"), cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "AUTOGRADER_CLUSTER": f"tcp://127.0.0.1:{port}"})
+    assert here.returncode == 0 and _count(db) == 1, here.stderr
+
+
+def test_tasks_of_an_assignment_with_cuda_checks_go_to_gpu_slots_only(tmp_path, cluster):
+    """hw2 has CUDA checks: on a cluster with a GPU slot each of its tasks asks for one. This host has no CUDA
+    device, so the slot that declares one refuses every task, saying why, and nothing is recorded (a rerun on a
+    right cluster grades them); the CPU slot never gets one."""
+    on_cluster = cluster()
+    on_cluster.add_workers(1, "cpu")
+    on_cluster.add_workers(1, "gpu", "--gpus", "1")
+    source = tmp_path / "class"
+    for student in sorted((ROOT / "examples" / "class").iterdir()):
+        if (student / "hw2").is_dir():
+            shutil.copytree(student / "hw2", source / student.name)
+    db = tmp_path / "gradebook.sqlite"
+    graded = run(batch_command("hw2", source, db, "--cluster", on_cluster.address, root=ROOT))
+    assert graded.returncode == 1, graded.stderr
+    lines = [line for line in graded.stderr.splitlines() if line.startswith("[")]
+    assert len(lines) >= 4 and all("on gpu-0)" in line for line in lines), graded.stderr
+    assert all("expected a CUDA device on the worker, and torch sees 0" in line for line in lines), graded.stderr
+    assert _count(db) == 0
 
 
 def test_a_scheduler_lost_mid_run_ends_the_batch_with_every_result_so_far_committed(tmp_path, cluster):

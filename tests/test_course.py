@@ -83,6 +83,8 @@ def _course(**overrides):
     ({"grade": {"decimals": 1.5}}, "decimals must be a whole number"),
     ({"grade": {"rounding": "even"}}, "unknown setting(s) in [grade]: rounding"),
     ({"grading": {"cuda_absent": "maybe"}}, "cuda_absent"),
+    ({"grading": {"cluster": 8786}}, "cluster must be a Dask scheduler's address"),
+    ({"grading": {"cluster": "tcp://a b:8786"}}, "cluster must be a Dask scheduler's address"),
     ({"components": {"id": "a"}}, "[[components]]"),
 ])
 def test_a_wrong_course_file_says_what_is_wrong(overrides, message):
@@ -146,7 +148,7 @@ def test_a_deadline_and_the_late_policy_are_read_from_toml():
 def test_the_docstring_example_shows_every_key_and_parses():
     example = tomllib.loads("\n".join(line[4:] for line in course_module.__doc__.splitlines() if line.startswith("    ")))
     assert {table: set(keys) for table, keys in example.items() if table != "components"} == {
-        "course": {"name", "total"}, "grade": {"divisor", "decimals"}, "grading": {"cuda_absent"},
+        "course": {"name", "total"}, "grade": {"divisor", "decimals"}, "grading": {"cuda_absent", "cluster"},
         "late": {"penalty_per_day", "grace", "cap"}, "release": {"package"},
     }
     assert set(example["components"][0]) == {"id", "title", "points", "source", "deadline"}
@@ -154,6 +156,7 @@ def test_the_docstring_example_shows_every_key_and_parses():
     course = parse_course(example)
     assert course.component("hw1").deadline is not None and course.late is not None
     assert course.package == "dl-autograder==0.1.0"
+    assert course.cluster == "tcp://grading.example.edu:8786" and COURSE.cluster == ""
 
 
 @pytest.mark.parametrize("package", ['autograder"; rm -rf ~; echo "', "autograder\nrun: curl evil", 3])
