@@ -159,3 +159,19 @@ def test_skipped_checks_are_not_among_the_checks_failed_most_often(tmp_path):
     assert failures == [("conv.timed", 2, 3), ("conv.timed.cuda", 0, 0)]
     text = summary_text({"ann": 2.0}, failures=failures)
     assert "conv.timed" in text and "2 of 3" in text and "conv.timed.cuda" not in text
+
+
+def test_on_a_cluster_the_log_and_summary_say_which_worker_graded_whom_how_fast_and_in_which_sandbox():
+    outcomes = [Outcome("ann", "graded", 3.0, 3.0, 2.0, worker="host-a-0", sandbox="namespace"),
+                Outcome("bob", "graded", 1.0, 3.0, 4.0, worker="host-a-0", sandbox="namespace"),
+                Outcome("cat", "graded", 3.0, 3.0, 1.0, worker="[red]host-b-0", sandbox="process")]
+    progress = BatchProgress(log_console(), "hw1", clock=Clock())
+    progress.on_start(3, 2)
+    progress.on_outcome(outcomes[0])
+    assert "[1/3] ann: 3/3 (2.0 s on host-a-0)" in progress.console.file.getvalue()
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:6]]
+            for line in summary_text({"ann": 3.0, "bob": 1.0, "cat": 3.0}, outcomes).splitlines()
+            if line.startswith("│") and "host-" in line}
+    assert rows == {"host-a-0": ["namespace", "2", "6.0", "3.0 s"], "[red]host-b-0": ["process", "1", "1.0", "1.0 s"]}
+    assert "warning: [red]host-b-0 graded in the process sandbox" in summary_text({}, outcomes)
+    assert "graded per worker" not in summary_text({"ann": 3.0}, [graded("ann", 1.0)])  # a local batch

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = [ROOT / "README.md", ROOT / "examples" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCUMENTS = [ROOT / "README.md", ROOT / "examples" / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
@@ -69,3 +69,29 @@ def test_a_link_or_path_outside_the_repository_is_found(tmp_path):
     document = ROOT / "README.md"
     assert unresolved(document, links(text), ROOT) == ["../shared/DESIGN.md (outside the repository)", "docs/gone.md (no such file)"]
     assert unresolved(document, path_references(text), ROOT) == ["autograder/nowhere.py (no such file)"]
+
+
+def test_the_cluster_recipes_start_the_worker_command_as_it_is():
+    """docs/cluster: the Kubernetes workers reach the scheduler's Service, give one slot per requested core and
+    use only options `autograder worker` has; the Slurm job script parses and does the same."""
+    import subprocess
+
+    import yaml
+
+    from autograder.cli import worker
+
+    options = {name for parameter in worker.params for name in parameter.opts}
+    documents = list(yaml.safe_load_all((ROOT / "docs" / "cluster" / "kubernetes.yaml").read_text()))
+    service = next(d for d in documents if d["kind"] == "Service")
+    deployments = [d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] != "autograder-scheduler"]
+    assert len(deployments) == 2
+    for deployment in deployments:
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        line = container["command"] + container.get("args", [])
+        assert line[:3] == ["autograder", "worker", f"tcp://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"]
+        assert {word for word in line[3:] if word.startswith("--")} <= options
+        assert line[line.index("--slots") + 1] == container["resources"]["requests"]["cpu"]
+    script = ROOT / "docs" / "cluster" / "slurm-worker.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    used = set(re.findall(r"autograder worker \S+ (.*)", script.read_text())[0].split())
+    assert {word for word in used if word.startswith("--")} <= options

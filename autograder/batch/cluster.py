@@ -142,7 +142,7 @@ class _Batch:
             return run.Outcome(submission.student, "failed", detail=f"the cluster could not grade it: {type(error).__name__}: {error}")
         result, seconds, worker = future.result()
         outcome = run.settle(self.assignment.name, submission, (result, seconds), self.gradebook, version)
-        outcome.worker = worker
+        outcome.worker, outcome.sandbox = worker, result.get("sandbox", "")
         return outcome
 
     def _workers(self) -> dict:

@@ -101,6 +101,7 @@ class Outcome:
     detail: str = ""
     earlier: bool = False  # an "ungraded" recorded by an earlier run for this same submission: skipped in this one
     worker: str = ""  # the cluster worker that graded it (batch --cluster); "" here
+    sandbox: str = ""  # and the sandbox it graded in there
 
 
 def checks_version(assignment: Assignment, course: Course, cuda: bool | None = None) -> str:

@@ -211,19 +211,28 @@ def summary(console: Console, assignment: str, outcomes: list, scores: dict[str,
 
 
 def _print_workers(console: Console, outcomes: list) -> None:
-    """On a cluster (batch --cluster): what each worker graded in this run, and how fast."""
-    by_worker: dict[str, list[float]] = {}
+    """On a cluster (batch --cluster): what each worker graded in this run, how fast, and in which sandbox."""
+    by_worker: dict[str, list] = {}
     for outcome in outcomes:
         if outcome.worker:
-            by_worker.setdefault(outcome.worker, []).append(outcome.seconds)
+            by_worker.setdefault(outcome.worker, []).append(outcome)
     if not by_worker:
         return
     table = Table(title="graded per worker", title_justify="left")
-    for column, justify in (("worker", "left"), ("submissions", "right"), ("seconds grading", "right"), ("per submission", "right")):
+    for column, justify in (("worker", "left"), ("sandbox", "left"), ("submissions", "right"), ("seconds grading", "right"),
+                            ("per submission", "right")):
         table.add_column(column, justify=justify)
-    for worker, seconds in sorted(by_worker.items()):
-        table.add_row(Text(clean(worker, multiline=False)), str(len(seconds)), f"{sum(seconds):.1f}", f"{statistics.fmean(seconds):.1f} s")
+    for worker, graded in sorted(by_worker.items()):
+        seconds = [outcome.seconds for outcome in graded]
+        sandboxes = ", ".join(sorted({outcome.sandbox for outcome in graded if outcome.sandbox}))
+        table.add_row(Text(clean(worker, multiline=False)), Text(clean(sandboxes, multiline=False)), str(len(graded)),
+                      f"{sum(seconds):.1f}", f"{statistics.fmean(seconds):.1f} s")
     console.print(table)
+    exposed = sorted(worker for worker, graded in by_worker.items() if any(o.sandbox == "process" for o in graded))
+    if exposed:
+        console.print(clean(f"warning: {', '.join(exposed)} graded in the process sandbox, where student code is not "
+                            f"isolated from the worker; pass --sandbox namespace to have such workers refuse instead"),
+                      style="yellow", markup=False, emoji=False)
 
 
 def _print_scores(console: Console, assignment: str, outcomes: list, scores: dict[str, float], max_score: float,
