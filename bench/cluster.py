@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -34,38 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from batch import make_class  # noqa: E402
-
-
-class Cluster:
-    def __init__(self, folder: Path):
-        self.folder, self.processes = folder, []
-        address_file = folder / "scheduler.json"
-        self._start([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                     "--no-dashboard", "--scheduler-file", str(address_file)], "scheduler")
-        while not (address_file.is_file() and address_file.read_text().strip()):
-            time.sleep(0.1)
-        self.address = json.loads(address_file.read_text())["address"]
-
-    def _start(self, command, name):
-        log = open(self.folder / f"{name}.log", "ab")
-        self.processes.append(subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-
-    def add_workers(self, slots: int) -> None:
-        from distributed import Client
-
-        self._start([sys.executable, "-m", "autograder", "worker", self.address, "--slots", str(slots), "--name", "bench"], "worker")
-        with Client(self.address, set_as_default=False) as client:
-            client.wait_for_workers(slots, timeout=300)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait()
+from clusters import Cluster  # noqa: E402
 
 
 def grade(assignment: str, source: Path, db: Path, *extra: str) -> float:
@@ -104,7 +75,7 @@ def overhead(tasks: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         cluster = Cluster(Path(tmp))
         try:
-            cluster._start([sys.executable, "-m", "distributed.cli.dask_worker", cluster.address, "--nthreads", "1",
+            cluster.spawn([sys.executable, "-m", "distributed.cli.dask_worker", cluster.address, "--nthreads", "1",
                             "--nworkers", "1", "--no-dashboard"], "plain-worker")
             with Client(cluster.address, set_as_default=False) as client:
                 client.wait_for_workers(1, timeout=120)
@@ -144,7 +115,7 @@ def main() -> None:
             folder.mkdir()
             cluster = Cluster(folder)
             try:
-                cluster.add_workers(slots)
+                cluster.add_workers(slots, "bench")
                 db = tmp / f"cluster-{slots}.sqlite"
                 seconds = grade("hw1", hw1, db, "--cluster", cluster.address)
                 same = checks(db) == expected
