@@ -402,7 +402,7 @@ def _batch(material, course, source: Path, db: Path, workers: int, force: bool, 
                 if cluster:
                     console.print(f"grading on the Dask cluster at {cluster}", markup=False)
                     outcomes = run_cluster_batch(material, submissions, gradebook, address=cluster, sandbox=sandbox,
-                                                 course=course, **callbacks)
+                                                 course=course, on_note=progress.note, **callbacks)
                 else:
                     outcomes = run_batch(material, submissions, gradebook, sandbox=chosen, course=course, workers=workers,
                                          **callbacks)

@@ -29,10 +29,10 @@ class Cluster:
             time.sleep(0.1)
         self.address = json.loads(address_file.read_text())["address"]
 
-    def spawn(self, command, name, env=None):
+    def spawn(self, command, name, env=None, cwd=ROOT):
         """command in a process group of its own, its output in folder/name.log."""
         log = open(self.folder / f"{name}.log", "ab")
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                    env={**os.environ, **(env or {})})
         self.processes.append(process)
         return process
@@ -41,12 +41,12 @@ class Cluster:
         path = self.folder / f"{name}.log"
         return path.read_text(errors="replace")[-4000:] if path.is_file() else ""
 
-    def add_workers(self, slots: int, name: str, *options: str) -> subprocess.Popen:
-        """`autograder worker` with `slots` graders, once they have all joined."""
+    def add_workers(self, slots: int, name: str, *options: str, cwd: Path = ROOT) -> subprocess.Popen:
+        """`autograder worker` with `slots` graders (the autograder package found from cwd), once they have all joined."""
         with distributed.Client(self.address, set_as_default=False, timeout=30) as client:
             before = len(client.scheduler_info(n_workers=-1)["workers"])
             process = self.spawn([sys.executable, "-m", "autograder", "worker", self.address, "--slots", str(slots),
-                                   "--name", name, *options], name)
+                                   "--name", name, *options], name, cwd=cwd)
             try:
                 client.wait_for_workers(before + slots, timeout=START_SECONDS)
             except TimeoutError:

@@ -1,7 +1,7 @@
 """A Dask worker that grades: the worker's side of `autograder batch --cluster`.
 
 Process model (one host; `autograder worker` starts it, batch/cluster.py feeds it):
-    autograder worker (this host's launcher: no torch, no student code)
+    autograder worker (this host's launcher: the nannies; no student code)
       ├─ nanny 1 ── grader 1   a Dask worker process, one task at a time (one thread),
       ├─ ...                    torch imported once (dask_setup); it grades as a local
       └─ nanny N ── grader N   batch's grader does (batch/run.py grade_copy), its
@@ -31,6 +31,7 @@ import atexit
 import io
 import os
 import shutil
+import signal
 import socket
 import tarfile
 import tempfile
@@ -76,16 +77,17 @@ def hold(material: Material) -> Material:
     return material
 
 
-def grade_task(material: Material, student: str, files: dict[str, bytes], notes: list[str], sandbox_name: str):
-    """Grade one submission (files: path -> content): (result dict or {"failure": why}, seconds, this worker's name)."""
+def grade_task(material: Material, student: str, files: dict[str, bytes], notes: list[str], sandbox_name: str) -> dict:
+    """Grade one submission (files: path -> content). {"result": result dict (or {"failure": why}: not recorded),
+    "seconds"} and this grader's name and address; {"refused": why} instead where this grader cannot grade."""
     from autograder.batch import run
 
     started = time.monotonic()
-    where = _worker_name()
+    where = _whereabouts()
     try:
         assignment, course, sandbox = _prepared(material, sandbox_name)
-    except Exception as exc:  # the host's trouble, not the student's: not recorded, a rerun retries
-        return {"failure": f"worker {where} cannot grade: {exc}"}, time.monotonic() - started, where
+    except Exception as exc:  # this host's trouble, not the student's: the batch sends the task elsewhere
+        return {"refused": str(exc), **where}
     copy = Path(tempfile.mkdtemp(prefix=f"{run.WORKDIR_PREFIX}{os.getpid()}-"))
     try:
         for name, content in files.items():
@@ -95,7 +97,7 @@ def grade_task(material: Material, student: str, files: dict[str, bytes], notes:
         result, seconds = run.grade_copy(assignment, sandbox, course, student, str(copy), notes)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
-    return result, seconds, where
+    return {"result": result, "seconds": seconds or time.monotonic() - started, **where}
 
 
 _lock = threading.Lock()  # a worker started with several threads grades several tasks at once
@@ -117,26 +119,36 @@ def _prepare(material: Material, sandbox_name: str):
     from autograder.batch import run
     from autograder.engine.assignment import load_reference
     from autograder.sandboxes import choose
+    from autograder.sandboxes.process import ProcessSandbox
 
-    folder = Path(tempfile.mkdtemp(prefix=f"{run.WORKDIR_PREFIX}{os.getpid()}-{MATERIAL_FOLDER}-"))  # mode 0700
-    atexit.register(shutil.rmtree, folder, True)
-    reference = folder / "reference" / material.name
-    reference.mkdir(parents=True)
-    with tarfile.open(fileobj=io.BytesIO(material.archive)) as archive:
-        archive.extractall(reference, filter="data")
-    assignment = load_reference(material.name, reference)
-    assignment.secret = material.secret or None  # the batch's: this host's $AUTOGRADER_SECRET does not count
-    version = run.checks_version(assignment, material.course)
-    if version != material.version:
-        if run.checks_version(assignment, material.course, cuda=material.cuda) == material.version:
-            raise MaterialMismatch(
-                f"the batch expected {'a' if material.cuda else 'no'} CUDA device on the worker, and torch sees "
-                f"{torch.cuda.device_count()} here: start workers with `autograder worker`, which declares a {GPU} "
-                f"resource for each CUDA device and hides the devices from the other workers")
-        raise MaterialMismatch(
-            f"its checks version is {version}, the batch's {material.version}: install on every worker the autograder "
-            f"the batch runs (it has {_autograder_version()} here)")
+    torch.set_num_threads(1)  # as dask_setup does, for a worker started without it
     sandbox, _notes = choose(sandbox_name)
+    if sandbox_name == "auto" and isinstance(sandbox, ProcessSandbox):
+        raise MaterialMismatch(f"no isolating sandbox here ({'; '.join(_notes)}). On a cluster `auto` never takes the "
+                               f"process sandbox: student code there could reach the scheduler, and through it every "
+                               f"worker and the batch; `--sandbox process` takes it knowingly")
+    folder = Path(tempfile.mkdtemp(prefix=f"{run.WORKDIR_PREFIX}{os.getpid()}-{MATERIAL_FOLDER}-"))  # mode 0700
+    try:
+        reference = folder / "reference" / material.name
+        reference.mkdir(parents=True)
+        with tarfile.open(fileobj=io.BytesIO(material.archive)) as archive:
+            archive.extractall(reference, filter="data")
+        assignment = load_reference(material.name, reference)
+        assignment.secret = material.secret or None  # the batch's: this host's $AUTOGRADER_SECRET does not count
+        version = run.checks_version(assignment, material.course)
+        if version != material.version:
+            if run.checks_version(assignment, material.course, cuda=material.cuda) == material.version:
+                raise MaterialMismatch(
+                    f"the batch expected {'a' if material.cuda else 'no'} CUDA device on the worker, and torch sees "
+                    f"{torch.cuda.device_count()} here: start workers with `autograder worker`, which declares a {GPU} "
+                    f"resource for each CUDA device and hides the devices from the other workers")
+            raise MaterialMismatch(
+                f"its grading code differs from the batch's (checks version {version} here, {material.version} there; "
+                f"autograder {_autograder_version()} here): install on every worker the autograder the batch runs")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    atexit.register(shutil.rmtree, folder, True)
     return assignment, material.course, sandbox
 
 
@@ -146,25 +158,31 @@ def _autograder_version() -> str:
     return autograder.__version__
 
 
-def _worker_name() -> str:
+def _whereabouts() -> dict:
+    """This grader's name (what the batch's summary shows) and address (how the batch tells graders apart)."""
     try:
         from distributed import get_worker
 
         worker = get_worker()
     except (ImportError, ValueError):
-        return socket.gethostname()
-    return str(worker.name) if worker.name is not None else worker.address
+        return {"worker": socket.gethostname(), "address": socket.gethostname()}
+    return {"worker": str(worker.name) if worker.name is not None else worker.address, "address": worker.address}
 
 
 def dask_setup(worker=None) -> None:
     """Dask's preload hook (`dask worker --preload autograder.batch.cluster_worker`): torch imported once, before
-    the first task, single-threaded as in a local grader; what dead graders of this host left is removed."""
+    the first task, single-threaded as in a local grader; what dead graders of this host left is removed. Ctrl-C or
+    SIGTERM sent to the whole process group is the nanny's to act on: it closes this grader, which then removes
+    its copies of the material, rather than the grader dying mid-task with them on disk."""
     import torch
 
     from autograder.batch import run
 
     torch.set_num_threads(1)  # the templates this grader starts, and the reference's values, as in a local batch
     run.sweep_leftovers()
+    if worker is not None and threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
 
 
 def serve(address: str, slots: int, gpus: int, memory_limit: int, name: str) -> None:
@@ -176,11 +194,16 @@ def serve(address: str, slots: int, gpus: int, memory_limit: int, name: str) -> 
     from distributed import Nanny
     from distributed._signals import wait_for_signals
 
+    # The devices this host gives us: those CUDA_VISIBLE_DEVICES lists (a Slurm job's, a MIG UUID), else all.
+    inherited = [device for device in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if device.strip()]
+    devices = inherited if "CUDA_VISIBLE_DEVICES" in os.environ else [str(index) for index in range(gpus)]
+    devices = (devices + ["none"] * gpus)[:gpus]  # past the devices there are: a slot that refuses GPU tasks
+
     async def graders() -> None:
         nannies = [
             Nanny(address, nthreads=1, name=f"{name}-{index}", memory_limit=memory_limit,
                   resources={GPU: 1} if index < gpus else None,
-                  env={"CUDA_VISIBLE_DEVICES": str(index) if index < gpus else ""},
+                  env={"CUDA_VISIBLE_DEVICES": devices[index] if index < gpus else ""},
                   preload=[__name__])
             for index in range(slots)
         ]
@@ -200,4 +223,9 @@ def serve(address: str, slots: int, gpus: int, memory_limit: int, name: str) -> 
         for task in done:
             task.result()
 
-    asyncio.run(graders())
+    try:
+        asyncio.run(graders())
+    finally:
+        from autograder.batch import run
+
+        run.sweep_leftovers()  # what graders killed on the way out left (their pids are gone by now)

@@ -98,6 +98,10 @@ class BatchProgress:
                 line += f"; {self.eta_text()}" + (f"; grading {', '.join(self.busy)}" if self.busy else "")
             self._print(line)
 
+    def note(self, text: str) -> None:
+        """Something the user should know while the batch runs (a cluster's worker that refuses)."""
+        self.console.print(clean(f"note: {text}", multiline=False), markup=False, emoji=False)
+
     def per_second(self) -> float | None:
         """Submissions graded per second at the rate observed in this run; None before the first result."""
         if not self.done:
