@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/same_score.py --runs 3
 	$(BIN)/python bench/nbgrader_side_by_side.py --students 6 --rounds 1
 	$(BIN)/python bench/hw3_classifier.py --seeds 2 --students 1
+	$(BIN)/python bench/cluster.py --students 12
 
 clean:
 	rm -rf $(VENV)
