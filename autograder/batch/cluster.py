@@ -122,16 +122,21 @@ class _Batch:
             return outcomes
         self.material = self.client.submit(hold, Material.pack(self.assignment, self.course, self.version, self.gpu),
                                            pure=False, key=f"autograder-material-{self.assignment.name}-{self.version}")
-        wait(self.material)
-        self.client.replicate(self.material)  # on every grader: none is preferred for holding it
+        try:
+            wait(self.material, timeout=WORKERS_SECONDS)
+            self.client.replicate(self.material)  # on every grader: none is preferred for holding it
+        except TimeoutError:
+            raise ClusterUnavailable(f"the workers of the Dask scheduler at {self.address} did not take the "
+                                     f"assignment's material in {WORKERS_SECONDS:g} s: are they busy, or gone?") from None
+        except CancelledError:
+            raise self._lost() from None
         self.queue.extend(pending)
         while self.queue or self.suspects or self.flying:
             self._send()
             for future in self._arrived():
                 submission, alone = self.flying.pop(future)
                 if future.status == "cancelled":
-                    raise ClusterUnavailable(f"lost the Dask scheduler at {self.address} while grading; every result "
-                                             f"shown so far is saved: run the same command again to go on")
+                    raise self._lost()
                 outcome = self._settle(future, submission, alone)
                 future.release()
                 if outcome is not None:
@@ -172,8 +177,7 @@ class _Batch:
         except TimeoutError:
             pass
         except CancelledError:  # Dask cancels every future when the scheduler goes away
-            raise ClusterUnavailable(f"lost the Dask scheduler at {self.address} while grading; every result shown "
-                                     f"so far is saved: run the same command again to go on") from None
+            raise self._lost() from None
         if self._usable():
             self.waiting_since = None
         elif self.waiting_since is None:
@@ -238,6 +242,10 @@ class _Batch:
         """The workers that may take this batch's tasks: not refusing, with a GPU where the tasks need one."""
         return {address: info for address, info in self._workers().items() if address not in self.refusing
                 and (not self.gpu or info.get("resources", {}).get(GPU))}
+
+    def _lost(self) -> ClusterUnavailable:
+        return ClusterUnavailable(f"lost the Dask scheduler at {self.address} while grading; every result shown so far "
+                                  f"is saved: run the same command again to go on")
 
     def _refusals(self) -> str:
         return f" (refusing: {'; '.join(self.refusing.values())})" if self.refusing else ""
