@@ -133,7 +133,7 @@ def test_a_worker_killed_mid_run_costs_nobody_a_result_nor_a_second_one(tmp_path
     assert batch.returncode == 0, stderr
     graded = results(db)
     assert sorted(graded) == sorted(students)
-    assert {s: r["score"] for s, r in graded.items()} == {s: 3.0 if source != WRONG else 0.0 for s, source in students.items()}
+    assert {s: r["score"] for s, r in graded.items()} == {s: 3.0 if code != WRONG else 0.0 for s, code in students.items()}
     assert not ungraded(db)
 
 

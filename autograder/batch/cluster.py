@@ -135,8 +135,6 @@ class _Batch:
             self._send()
             for future in self._arrived():
                 submission, alone = self.flying.pop(future)
-                if future.status == "cancelled":
-                    raise self._lost()
                 outcome = self._settle(future, submission, alone)
                 future.release()
                 if outcome is not None:
@@ -158,7 +156,7 @@ class _Batch:
             self.sent[submission.student] += 1
             inputs = tokenize(self.version, submission.student, submission.content_hash, submission.notes, self.sandbox)
             future = self.client.submit(
-                grade_task, self.material, submission.student, submission.files, submission.notes, self.sandbox,
+                grade_task, self.material, submission, self.sandbox,
                 key=f"autograder-grade-{self.assignment.name}-{submission.student}-{inputs}-{self.sent[submission.student]}",
                 resources={GPU: 1} if self.gpu else None, pure=False,
                 # Not to graders that refused: a preference, so that a task whose graders are all gone runs anywhere.

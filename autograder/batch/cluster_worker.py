@@ -36,16 +36,17 @@ import socket
 import tarfile
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import autograder
 
 GPU = "GPU"  # the Dask worker resource a CUDA device is declared as; tasks of assignments with CUDA checks ask for one
 MATERIAL_FOLDER = "material"  # under a folder named by run.WORKDIR_PREFIX and this process's pid: swept when it is gone
 
 
-class MaterialMismatch(Exception):
-    """This worker would grade otherwise than the batch expects."""
+class CannotGrade(Exception):
+    """This worker cannot grade as the batch expects (other grading code, CUDA, no isolating sandbox)."""
 
 
 @dataclass(frozen=True)
@@ -77,27 +78,22 @@ def hold(material: Material) -> Material:
     return material
 
 
-def grade_task(material: Material, student: str, files: dict[str, bytes], notes: list[str], sandbox_name: str) -> dict:
-    """Grade one submission (files: path -> content). {"result": result dict (or {"failure": why}: not recorded),
-    "seconds"} and this grader's name and address; {"refused": why} instead where this grader cannot grade."""
+def grade_task(material: Material, submission, sandbox_name: str) -> dict:
+    """Grade one submission (batch/intake.py's Submission): {"result": result dict (or {"failure": why}: not
+    recorded), "seconds"} and this grader's name and address; {"refused": why} where this grader cannot grade."""
     from autograder.batch import run
 
-    started = time.monotonic()
     where = _whereabouts()
     try:
         assignment, course, sandbox = _prepared(material, sandbox_name)
     except Exception as exc:  # this host's trouble, not the student's: the batch sends the task elsewhere
         return {"refused": str(exc), **where}
-    copy = Path(tempfile.mkdtemp(prefix=f"{run.WORKDIR_PREFIX}{os.getpid()}-"))
+    copy = submission.write(Path(tempfile.mkdtemp(prefix=f"{run.WORKDIR_PREFIX}{os.getpid()}-")))
     try:
-        for name, content in files.items():
-            target = copy.joinpath(*name.split("/"))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        result, seconds = run.grade_copy(assignment, sandbox, course, student, str(copy), notes)
+        result, seconds = run.grade_copy(assignment, sandbox, course, submission.student, str(copy), submission.notes)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
-    return {"result": result, "seconds": seconds or time.monotonic() - started, **where}
+    return {"result": result, "seconds": seconds, **where}
 
 
 _lock = threading.Lock()  # a worker started with several threads grades several tasks at once
@@ -124,7 +120,7 @@ def _prepare(material: Material, sandbox_name: str):
     torch.set_num_threads(1)  # as dask_setup does, for a worker started without it
     sandbox, _notes = choose(sandbox_name)
     if sandbox_name == "auto" and isinstance(sandbox, ProcessSandbox):
-        raise MaterialMismatch(f"no isolating sandbox here ({'; '.join(_notes)}). On a cluster `auto` never takes the "
+        raise CannotGrade(f"no isolating sandbox here ({'; '.join(_notes)}). On a cluster `auto` never takes the "
                                f"process sandbox: student code there could reach the scheduler, and through it every "
                                f"worker and the batch; `--sandbox process` takes it knowingly")
     folder = Path(tempfile.mkdtemp(prefix=f"{run.WORKDIR_PREFIX}{os.getpid()}-{MATERIAL_FOLDER}-"))  # mode 0700
@@ -138,24 +134,18 @@ def _prepare(material: Material, sandbox_name: str):
         version = run.checks_version(assignment, material.course)
         if version != material.version:
             if run.checks_version(assignment, material.course, cuda=material.cuda) == material.version:
-                raise MaterialMismatch(
+                raise CannotGrade(
                     f"the batch expected {'a' if material.cuda else 'no'} CUDA device on the worker, and torch sees "
                     f"{torch.cuda.device_count()} here: start workers with `autograder worker`, which declares a {GPU} "
                     f"resource for each CUDA device and hides the devices from the other workers")
-            raise MaterialMismatch(
+            raise CannotGrade(
                 f"its grading code differs from the batch's (checks version {version} here, {material.version} there; "
-                f"autograder {_autograder_version()} here): install on every worker the autograder the batch runs")
+                f"autograder {autograder.__version__} here): install on every worker the autograder the batch runs")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     atexit.register(shutil.rmtree, folder, True)
     return assignment, material.course, sandbox
-
-
-def _autograder_version() -> str:
-    import autograder
-
-    return autograder.__version__
 
 
 def _whereabouts() -> dict:

@@ -100,7 +100,7 @@ class BatchProgress:
 
     def note(self, text: str) -> None:
         """Something the user should know while the batch runs (a cluster's worker that refuses)."""
-        self.console.print(clean(f"note: {text}", multiline=False), markup=False, emoji=False)
+        self._print(f"note: {text}")
 
     def per_second(self) -> float | None:
         """Submissions graded per second at the rate observed in this run; None before the first result."""
